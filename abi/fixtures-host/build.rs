@@ -1,0 +1,33 @@
+//! Builds the test fixtures from source: the Rust SDK filters in `../fixtures` (a workspace of
+//! its own, for wasm32-wasip1) and the AssemblyScript filter in `../fixtures-as` (npm), and
+//! writes their paths into `fixtures.rs`.
+
+use std::path::PathBuf;
+
+fn main() {
+    let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
+    let rust = weir_wasm_build::build_workspace(&here.join("../fixtures"), &["probe"]);
+
+    let as_out = out.join("as_filter.wasm");
+    let bin = format!("--binaryFile={}", as_out.display());
+    let text = format!("--textFile={}", out.join("as_filter.wat").display());
+    weir_wasm_build::build_npm_project(
+        &here.join("../fixtures-as"),
+        "build",
+        &[&bin, &text],
+        &as_out,
+    );
+
+    let mut code = String::new();
+    for a in &rust {
+        code.push_str(&format!(
+            "/// `{}.wasm`, built from `abi/fixtures`.\npub const {}: &str = {:?};\n",
+            a.name,
+            a.name.to_uppercase(),
+            a.path
+        ));
+    }
+    code.push_str(&format!("/// The AssemblyScript filter built from `abi/fixtures-as`.\npub const AS_FILTER: &str = {as_out:?};\n"));
+    std::fs::write(out.join("fixtures.rs"), code).expect("write fixtures.rs");
+}

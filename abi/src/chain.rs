@@ -1,0 +1,723 @@
+//! Drives one request through an ordered list of filters, phase by phase, in Envoy's order:
+//! request phases in chain order, response phases in reverse; `on_log` for every filter, then
+//! `on_done` and `on_delete` (ABI.md §5.3). The caller lends a [`StreamState`] for each phase
+//! and acts on the [`Outcome`]; nothing here does I/O.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::Failure;
+use crate::host::{Effects, Phase};
+use crate::plugin::PluginSpec;
+use crate::pool;
+use crate::stream::{Callout, CalloutResult, LocalResponse, StreamState};
+use crate::types::{Action, FailurePolicy};
+use crate::vm::StreamCallback;
+
+/// What the host must do after a phase.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Go on: forward the (possibly changed) headers, or release the body now in the stream.
+    Continue,
+    /// Body phase: a filter is buffering; release nothing yet and call again with more data.
+    Buffer,
+    /// A filter stopped the stream. Run these callouts and feed each result back with
+    /// [`FilterChain::on_callout_result`]; the chain resumes when the filter continues. An
+    /// empty list means the filter waits for something else (or forever).
+    Pause {
+        /// Callout work started by the paused phase.
+        callouts: Vec<Callout>,
+    },
+    /// Send this response instead of proxying (after Envoy's local-reply rules, and after the
+    /// filters' response callbacks ran over it).
+    LocalResponse(LocalResponse),
+    /// Reset the stream (`proxy_close_stream`, or a failure after the response started).
+    Close,
+    /// A filter's VM failed and its policy says the request must fail.
+    Failed(FilterFailure),
+}
+
+/// A failure that ends the request under the fail-closed policy.
+#[derive(Debug, Clone)]
+pub struct FilterFailure {
+    /// The filter.
+    pub plugin: String,
+    /// What went wrong.
+    pub failure: Failure,
+    /// The reply to send if the response has not started: 503, empty body, details
+    /// `wasm_fail_stream` (gRPC: `grpc-status: 14`).
+    pub reply: LocalResponse,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SlotState {
+    /// Runs normally.
+    Active,
+    /// Its VM failed and the policy is fail-open: the filter is skipped.
+    Skipped,
+    /// It failed this request: no more callbacks, not even `on_log`.
+    Failed,
+}
+
+#[derive(Debug)]
+struct Slot {
+    plugin: Arc<PluginSpec>,
+    /// Stream context id and the VM instance it lives in.
+    context: Option<(u32, u64)>,
+    state: SlotState,
+    /// Body data this filter is buffering, per direction.
+    request_hold: Option<BytesMut>,
+    response_hold: Option<BytesMut>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dir {
+    Request,
+    Response,
+}
+
+/// Where the chain stopped.
+#[derive(Debug, Clone, Copy)]
+struct Paused {
+    phase: Phase,
+    /// Position in the phase's order (not the filter index).
+    pos: usize,
+}
+
+/// One request's run through its filters.
+#[derive(Debug)]
+pub struct FilterChain {
+    slots: Vec<Slot>,
+    paused: Option<Paused>,
+    phase: Phase,
+    /// Outstanding callouts: token → filter index.
+    tokens: Vec<(u32, usize)>,
+    /// Callouts of filters that did not wait for them.
+    detached: Vec<Callout>,
+    response_started: bool,
+    finished: bool,
+    acquired: Vec<u64>,
+    clear_route_cache: bool,
+}
+
+enum Step {
+    Continue,
+    Stop,
+    Reply(LocalResponse, Option<u32>),
+    Close,
+    Fail(FilterFailure),
+}
+
+impl FilterChain {
+    /// A chain over `plugins`, in request order.
+    pub fn new(plugins: Vec<Arc<PluginSpec>>) -> Self {
+        let mut acquired: Vec<u64> = Vec::new();
+        for p in &plugins {
+            if !acquired.contains(&p.vm.id()) {
+                pool::acquire(&p.vm);
+                acquired.push(p.vm.id());
+            }
+        }
+        let slots = plugins
+            .into_iter()
+            .map(|plugin| Slot {
+                plugin,
+                context: None,
+                state: SlotState::Active,
+                request_hold: None,
+                response_hold: None,
+            })
+            .collect();
+        Self {
+            slots,
+            paused: None,
+            phase: Phase::RequestHeaders,
+            tokens: Vec::new(),
+            detached: Vec::new(),
+            response_started: false,
+            finished: false,
+            acquired,
+            clear_route_cache: false,
+        }
+    }
+
+    /// Number of filters.
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// True without filters.
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+
+    /// Callouts started by filters that did not pause for them; the host runs them and feeds
+    /// the results back like any other.
+    pub fn take_detached_callouts(&mut self) -> Vec<Callout> {
+        std::mem::take(&mut self.detached)
+    }
+
+    /// True once a filter asked to route the request again (`clear_route_cache`).
+    pub fn take_clear_route_cache(&mut self) -> bool {
+        std::mem::take(&mut self.clear_route_cache)
+    }
+
+    /// True while callouts of this request are outstanding.
+    pub fn has_outstanding_callouts(&self) -> bool {
+        !self.tokens.is_empty()
+    }
+
+    /// Runs `proxy_on_request_headers` through the chain.
+    pub fn on_request_headers(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
+        self.run_headers(s, Phase::RequestHeaders, 0, end_of_stream)
+    }
+
+    /// Runs `proxy_on_request_body` for the chunk in `s.request_body`. On `Continue` the bytes
+    /// to send upstream are in `s.request_body`; on `Buffer` it is empty.
+    pub fn on_request_body(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
+        s.info.request_body_bytes += s.request_body.len() as u64;
+        self.run_body(s, Dir::Request, 0, end_of_stream, None)
+    }
+
+    /// Runs `proxy_on_request_trailers` over `s.request_trailers`. Body data still buffered
+    /// by filters is released into `s.request_body` first.
+    pub fn on_request_trailers(&mut self, s: &mut StreamState) -> Outcome {
+        self.flush_holds(s, Dir::Request);
+        self.run_headers(s, Phase::RequestTrailers, 0, false)
+    }
+
+    /// Runs `proxy_on_response_headers` (reverse order) over `s.response_headers`.
+    pub fn on_response_headers(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
+        if s.info.response_code.is_none() {
+            s.info.response_code = s
+                .response_headers
+                .get_str(":status")
+                .and_then(|v| v.parse().ok());
+        }
+        if s.info.response_code_details.is_empty() {
+            s.info.response_code_details = "via_upstream".into();
+        }
+        self.run_headers(s, Phase::ResponseHeaders, 0, end_of_stream)
+    }
+
+    /// Runs `proxy_on_response_body` (reverse order) for the chunk in `s.response_body`.
+    pub fn on_response_body(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
+        self.response_started = true;
+        s.info.response_body_bytes += s.response_body.len() as u64;
+        self.run_body(s, Dir::Response, 0, end_of_stream, None)
+    }
+
+    /// Runs `proxy_on_response_trailers` (reverse order) over `s.response_trailers`.
+    pub fn on_response_trailers(&mut self, s: &mut StreamState) -> Outcome {
+        self.response_started = true;
+        self.flush_holds(s, Dir::Response);
+        self.run_headers(s, Phase::ResponseTrailers, 0, false)
+    }
+
+    /// Tells the chain the response headers went to the client: a later local reply or
+    /// failure can only reset the stream.
+    pub fn mark_response_started(&mut self) {
+        self.response_started = true;
+    }
+
+    fn order(&self, phase: Phase) -> Vec<usize> {
+        let n = self.slots.len();
+        match phase {
+            Phase::RequestHeaders
+            | Phase::RequestBody { .. }
+            | Phase::RequestTrailers
+            | Phase::Log => (0..n).collect(),
+            _ => (0..n).rev().collect(),
+        }
+    }
+
+    fn run_headers(
+        &mut self,
+        s: &mut StreamState,
+        phase: Phase,
+        from: usize,
+        end_of_stream: bool,
+    ) -> Outcome {
+        self.phase = phase;
+        self.paused = None;
+        let order = self.order(phase);
+        let mut callouts = Vec::new();
+        for (pos, &i) in order.iter().enumerate().skip(from) {
+            let cb = match phase {
+                Phase::RequestHeaders => StreamCallback::RequestHeaders { end_of_stream },
+                Phase::RequestTrailers => StreamCallback::RequestTrailers,
+                Phase::ResponseHeaders => StreamCallback::ResponseHeaders { end_of_stream },
+                _ => StreamCallback::ResponseTrailers,
+            };
+            // Trailers callbacks only run when there are trailers.
+            match self.step(i, s, phase, cb, &mut callouts) {
+                Step::Continue => {}
+                Step::Stop => {
+                    self.paused = Some(Paused { phase, pos });
+                    return Outcome::Pause { callouts };
+                }
+                other => return self.finish_step(other, s, phase, callouts),
+            }
+        }
+        self.detached.extend(callouts);
+        Outcome::Continue
+    }
+
+    fn run_body(
+        &mut self,
+        s: &mut StreamState,
+        dir: Dir,
+        from: usize,
+        eos: bool,
+        resumed: Option<BytesMut>,
+    ) -> Outcome {
+        let phase = match dir {
+            Dir::Request => Phase::RequestBody { end_of_stream: eos },
+            Dir::Response => Phase::ResponseBody { end_of_stream: eos },
+        };
+        self.phase = phase;
+        self.paused = None;
+        let order = self.order(phase);
+        let mut data = match resumed {
+            Some(d) => d,
+            None => std::mem::take(body(s, dir)),
+        };
+        let mut callouts = Vec::new();
+        for (pos, &i) in order.iter().enumerate().skip(from) {
+            if self.slots[i].state != SlotState::Active || self.slots[i].context.is_none() {
+                continue;
+            }
+            if let Some(mut held) = hold(&mut self.slots[i], dir).take() {
+                held.extend_from_slice(&data);
+                data = held;
+            }
+            *body(s, dir) = data;
+            let size = body(s, dir).len();
+            let cb = match dir {
+                Dir::Request => StreamCallback::RequestBody {
+                    size,
+                    end_of_stream: eos,
+                },
+                Dir::Response => StreamCallback::ResponseBody {
+                    size,
+                    end_of_stream: eos,
+                },
+            };
+            let step = self.step(i, s, phase, cb, &mut callouts);
+            data = std::mem::take(body(s, dir));
+            match step {
+                Step::Continue => {}
+                Step::Stop => {
+                    *hold(&mut self.slots[i], dir) = Some(data);
+                    self.paused = Some(Paused { phase, pos });
+                    return if eos || !callouts.is_empty() {
+                        Outcome::Pause { callouts }
+                    } else {
+                        Outcome::Buffer
+                    };
+                }
+                other => return self.finish_step(other, s, phase, callouts),
+            }
+        }
+        *body(s, dir) = data;
+        self.detached.extend(callouts);
+        Outcome::Continue
+    }
+
+    /// Releases body data filters were buffering (before trailers).
+    fn flush_holds(&mut self, s: &mut StreamState, dir: Dir) {
+        let order = self.order(match dir {
+            Dir::Request => Phase::RequestHeaders,
+            Dir::Response => Phase::ResponseHeaders,
+        });
+        let mut out = BytesMut::new();
+        for i in order {
+            if let Some(h) = hold(&mut self.slots[i], dir).take() {
+                out.extend_from_slice(&h);
+            }
+        }
+        out.extend_from_slice(body(s, dir));
+        *body(s, dir) = out;
+    }
+
+    /// Runs one callback of filter `i`, creating its stream context on first contact and
+    /// applying its failure policy.
+    fn step(
+        &mut self,
+        i: usize,
+        s: &mut StreamState,
+        phase: Phase,
+        cb: StreamCallback,
+        callouts: &mut Vec<Callout>,
+    ) -> Step {
+        if self.slots[i].state != SlotState::Active {
+            return Step::Continue;
+        }
+        let skip_trailers = match cb {
+            StreamCallback::RequestTrailers => s.request_trailers.is_none(),
+            StreamCallback::ResponseTrailers => s.response_trailers.is_none(),
+            _ => false,
+        };
+        if skip_trailers {
+            return Step::Continue;
+        }
+        let plugin = self.slots[i].plugin.clone();
+        let backoff = (plugin.config.failure_policy == FailurePolicy::Reload)
+            .then_some(plugin.config.reload_backoff);
+        let context = self.slots[i].context;
+        let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
+            let (vm, instance) = vm?;
+            let ctx = match context {
+                Some((ctx, inst)) if inst == instance => ctx,
+                Some(_) => {
+                    return Err(Failure {
+                        kind: crate::error::FailureKind::Other,
+                        message: "the filter's VM was replaced while the request was in flight"
+                            .into(),
+                    });
+                }
+                None => {
+                    let root = vm.start_plugin(&plugin).map_err(|e| match e {
+                        crate::StartError::Failed(f) => f,
+                        other => Failure {
+                            kind: crate::error::FailureKind::Other,
+                            message: other.to_string(),
+                        },
+                    })?;
+                    let ctx = vm.new_context_id();
+                    vm.stream_callback(s, ctx, phase, StreamCallback::Create { root })?;
+                    ctx
+                }
+            };
+            let outcome = vm.stream_callback(s, ctx, phase, cb)?;
+            Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
+        });
+        let (ctx, instance, outcome, new_callouts) = match result {
+            Ok(r) => r,
+            Err(failure) => return self.fail(i, failure, s),
+        };
+        self.slots[i].context = Some((ctx, instance));
+        self.tokens.extend(
+            new_callouts
+                .iter()
+                .filter(|c| starts_call(c))
+                .map(|c| (c.token, i)),
+        );
+        callouts.extend(new_callouts);
+        self.effects_step(outcome.action, outcome.effects, phase)
+    }
+
+    fn effects_step(&mut self, action: Option<Action>, e: Effects, phase: Phase) -> Step {
+        if e.clear_route_cache {
+            self.clear_route_cache = true;
+        }
+        if let Some(reply) = e.local_response {
+            return Step::Reply(reply, e.local_grpc_status);
+        }
+        if e.close {
+            return Step::Close;
+        }
+        let resumed = match phase {
+            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers => {
+                e.continue_request
+            }
+            _ => e.continue_response,
+        };
+        match action {
+            Some(Action::Stop) if !resumed => Step::Stop,
+            _ => Step::Continue,
+        }
+    }
+
+    fn fail(&mut self, i: usize, failure: Failure, s: &StreamState) -> Step {
+        let plugin = self.slots[i].plugin.clone();
+        match plugin.config.failure_policy {
+            FailurePolicy::FailOpen => {
+                self.slots[i].state = SlotState::Skipped;
+                Step::Continue
+            }
+            FailurePolicy::FailClosed | FailurePolicy::Reload => {
+                self.slots[i].state = SlotState::Failed;
+                let reply = LocalResponse {
+                    status: 503,
+                    headers: Default::default(),
+                    body: Bytes::new(),
+                    details: "wasm_fail_stream".into(),
+                };
+                let (headers, body) = crate::local_reply::finalize(&reply, Some(14), s);
+                let reply = reply_from(headers, body, reply.details);
+                Step::Fail(FilterFailure {
+                    plugin: plugin.name().to_owned(),
+                    failure,
+                    reply,
+                })
+            }
+        }
+    }
+
+    fn finish_step(
+        &mut self,
+        step: Step,
+        s: &mut StreamState,
+        phase: Phase,
+        callouts: Vec<Callout>,
+    ) -> Outcome {
+        self.detached.extend(callouts);
+        let request_side = matches!(
+            phase,
+            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers
+        );
+        match step {
+            Step::Continue | Step::Stop => Outcome::Continue,
+            Step::Close => Outcome::Close,
+            Step::Fail(f) if self.response_started => {
+                let _ = f;
+                Outcome::Close
+            }
+            Step::Fail(f) => {
+                s.info.response_code = Some(f.reply.status);
+                s.info.response_code_details = f.reply.details.clone();
+                Outcome::Failed(f)
+            }
+            Step::Reply(_, _) if self.response_started => Outcome::Close,
+            Step::Reply(reply, grpc) => {
+                let (headers, body) = crate::local_reply::finalize(&reply, grpc, s);
+                s.info.response_code = Some(reply.status);
+                s.info.response_code_details = if reply.details.is_empty() {
+                    "wasm".into()
+                } else {
+                    reply.details.clone()
+                };
+                if request_side {
+                    self.encode_local_reply(s, headers, body, reply.details)
+                } else {
+                    Outcome::LocalResponse(reply_from(headers, body, reply.details))
+                }
+            }
+        }
+    }
+
+    /// A local reply from a request phase goes through the response callbacks of every filter
+    /// that has a context, as Envoy's encoder chain does; further replies or pauses there are
+    /// ignored.
+    fn encode_local_reply(
+        &mut self,
+        s: &mut StreamState,
+        headers: crate::HeaderMap,
+        body: Bytes,
+        details: String,
+    ) -> Outcome {
+        self.response_started = true;
+        s.response_headers = headers;
+        s.response_body = BytesMut::from(&body[..]);
+        let order = self.order(Phase::ResponseHeaders);
+        let mut ignored = Vec::new();
+        for &i in &order {
+            if self.slots[i].context.is_some() {
+                let eos = s.response_body.is_empty();
+                let _ = self.step(
+                    i,
+                    s,
+                    Phase::ResponseHeaders,
+                    StreamCallback::ResponseHeaders { end_of_stream: eos },
+                    &mut ignored,
+                );
+            }
+        }
+        if !s.response_body.is_empty() {
+            for &i in &order {
+                if self.slots[i].context.is_some() && self.slots[i].state == SlotState::Active {
+                    let size = s.response_body.len();
+                    let cb = StreamCallback::ResponseBody {
+                        size,
+                        end_of_stream: true,
+                    };
+                    let _ = self.step(
+                        i,
+                        s,
+                        Phase::ResponseBody {
+                            end_of_stream: true,
+                        },
+                        cb,
+                        &mut ignored,
+                    );
+                }
+            }
+        }
+        self.detached.extend(ignored);
+        let body = s.response_body.split().freeze();
+        Outcome::LocalResponse(reply_from(s.response_headers.clone(), body, details))
+    }
+
+    /// Feeds a callout's result back to the filter that made it. When that filter continues,
+    /// the paused phase resumes with the next filter and its outcome is returned.
+    pub fn on_callout_result(
+        &mut self,
+        s: &mut StreamState,
+        token: u32,
+        result: CalloutResult,
+    ) -> Outcome {
+        let Some(at) = self.tokens.iter().position(|(t, _)| *t == token) else {
+            return self.still();
+        };
+        let (_, i) = self.tokens[at];
+        let ends = match &result {
+            CalloutResult::Http(_) => true,
+            CalloutResult::Grpc(crate::stream::GrpcEvent::Close { .. }) => true,
+            CalloutResult::Grpc(crate::stream::GrpcEvent::Message(_)) => token % 4 == 1,
+            CalloutResult::Grpc(_) => false,
+        };
+        if ends {
+            self.tokens.remove(at);
+        }
+        if self.slots[i].state != SlotState::Active {
+            return self.still();
+        }
+        let plugin = self.slots[i].plugin.clone();
+        let phase = self.phase;
+        let context = self.slots[i].context;
+        let result = pool::with_vm(&plugin.vm, None, |vm| -> Result<_, Failure> {
+            let (vm, instance) = vm?;
+            if context.is_some_and(|(_, inst)| inst != instance) {
+                return Ok(None);
+            }
+            let effects = vm.on_callout_result(Some((s, phase)), token, result)?;
+            let more = context
+                .map(|(ctx, _)| vm.take_callouts_of(ctx))
+                .unwrap_or_default();
+            Ok(Some((effects, more)))
+        });
+        let (effects, more) = match result {
+            Ok(Some(r)) => r,
+            Ok(None) => return self.still(),
+            Err(failure) => {
+                let step = self.fail(i, failure, s);
+                return match step {
+                    Step::Continue => self.resume(s, i),
+                    other => self.finish_step(other, s, phase, Vec::new()),
+                };
+            }
+        };
+        self.tokens
+            .extend(more.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
+        let paused_here = self
+            .paused
+            .is_some_and(|p| self.order(p.phase).get(p.pos) == Some(&i));
+        match self.effects_step(Some(Action::Stop), effects, phase) {
+            Step::Continue if paused_here => {
+                self.detached.extend(more);
+                self.resume(s, i)
+            }
+            Step::Continue | Step::Stop => {
+                if self.paused.is_some() {
+                    Outcome::Pause { callouts: more }
+                } else {
+                    self.detached.extend(more);
+                    Outcome::Continue
+                }
+            }
+            other => self.finish_step(other, s, phase, more),
+        }
+    }
+
+    fn still(&self) -> Outcome {
+        if self.paused.is_some() {
+            Outcome::Pause {
+                callouts: Vec::new(),
+            }
+        } else {
+            Outcome::Continue
+        }
+    }
+
+    /// Continues the paused phase after filter `i`.
+    fn resume(&mut self, s: &mut StreamState, i: usize) -> Outcome {
+        let Some(p) = self.paused.take() else {
+            return Outcome::Continue;
+        };
+        let next = p.pos + 1;
+        match p.phase {
+            Phase::RequestBody { end_of_stream } | Phase::ResponseBody { end_of_stream } => {
+                let dir = if matches!(p.phase, Phase::RequestBody { .. }) {
+                    Dir::Request
+                } else {
+                    Dir::Response
+                };
+                let data = hold(&mut self.slots[i], dir).take().unwrap_or_default();
+                self.run_body(s, dir, next, end_of_stream, Some(data))
+            }
+            phase => {
+                let eos = false;
+                self.run_headers(s, phase, next, eos)
+            }
+        }
+    }
+
+    /// Ends the request for every filter: `proxy_on_log` for each, then `proxy_on_done` and
+    /// `proxy_on_delete` for each (Envoy runs access logging before destroying filters). A
+    /// filter never reached gets its context created here, as Envoy does. Runs once.
+    pub fn finish(&mut self, s: &mut StreamState) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
+        let mut ignored = Vec::new();
+        for i in 0..self.slots.len() {
+            let _ = self.step(i, s, Phase::Log, StreamCallback::Log, &mut ignored);
+        }
+        for cb in [StreamCallback::Done, StreamCallback::Delete] {
+            for i in 0..self.slots.len() {
+                if self.slots[i].context.is_some() {
+                    let _ = self.step(i, s, Phase::Log, cb, &mut ignored);
+                }
+            }
+        }
+        for slot in &mut self.slots {
+            slot.context = None;
+        }
+        self.detached.extend(ignored);
+    }
+}
+
+impl Drop for FilterChain {
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.acquired) {
+            pool::release(id);
+        }
+    }
+}
+
+fn starts_call(c: &Callout) -> bool {
+    matches!(
+        c.kind,
+        crate::stream::CalloutKind::Http(_) | crate::stream::CalloutKind::Grpc(_)
+    )
+}
+
+fn body(s: &mut StreamState, dir: Dir) -> &mut BytesMut {
+    match dir {
+        Dir::Request => &mut s.request_body,
+        Dir::Response => &mut s.response_body,
+    }
+}
+
+fn hold(slot: &mut Slot, dir: Dir) -> &mut Option<BytesMut> {
+    match dir {
+        Dir::Request => &mut slot.request_hold,
+        Dir::Response => &mut slot.response_hold,
+    }
+}
+
+fn reply_from(mut headers: crate::HeaderMap, body: Bytes, details: String) -> LocalResponse {
+    let status = headers
+        .get_str(":status")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(500);
+    headers.remove(b":status");
+    LocalResponse {
+        status,
+        headers,
+        body,
+        details,
+    }
+}

@@ -1,0 +1,50 @@
+//! Logging (ABI.md §3.1): `proxy_log`, `proxy_get_log_level`.
+
+use super::{Registrar, hostcall, tri};
+use crate::host::HostState;
+use crate::log::LogRecord;
+use crate::memory;
+use crate::types::{LogLevel, Status};
+
+pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
+    hostcall!(r, "proxy_log", |c, level: i32, ptr: i32, len: i32| {
+        let Some(level) = LogLevel::from_raw(level) else {
+            return Ok(Status::BadArgument.code());
+        };
+        tri!(memory::with_slice(&mut c, ptr, len, |msg, state| emit(
+            state, level, msg
+        )));
+        Ok(Status::Ok.code())
+    });
+    hostcall!(r, "proxy_get_log_level", |c, ret: i32| {
+        let level = c.data().spec.runtime.config().log_sink.level() as u32;
+        tri!(memory::write_u32(&mut c, ret, level));
+        Ok(Status::Ok.code())
+    });
+    Ok(())
+}
+
+/// Sends one line to the runtime's sink, with the plugin prefix of the effective context.
+pub(crate) fn emit(state: &HostState, level: LogLevel, message: &[u8]) {
+    let sink = &state.spec.runtime.config().log_sink;
+    if level < sink.level() {
+        return;
+    }
+    let root = state.effective_root();
+    let (plugin, root_id) = root
+        .map(|r| {
+            (
+                r.plugin.config.name.as_str(),
+                r.plugin.config.root_id.as_str(),
+            )
+        })
+        .unwrap_or(("", ""));
+    sink.log(&LogRecord {
+        level,
+        plugin,
+        root_id,
+        vm_id: &state.spec.config.vm_id,
+        context_id: state.frame.effective,
+        message,
+    });
+}

@@ -1,0 +1,71 @@
+//! # weir-abi: the Proxy-Wasm host of weir
+//!
+//! Runs Proxy-Wasm filters (modules built with the Rust, AssemblyScript, Go or C++ SDKs) on
+//! Wasmtime, implementing the ABI (0.1.0, 0.2.0, 0.2.1) with the behaviour Envoy shows. It
+//! knows nothing of sockets or of Pingora: a request is plain data.
+//!
+//! ## Concepts
+//!
+//! - [`Runtime`]: one per process. The wasmtime engine (pooling allocator, epoch interruption),
+//!   the linker with every hostcall, the compiled-module cache, shared data, queues, metrics.
+//! - [`CompiledModule`]: a validated module ([`Runtime::load_module`]). Loading refuses modules
+//!   without an ABI marker, memory or allocator, or with imports weir does not provide, with an
+//!   error naming the item.
+//! - [`VmSpec`] (module + VM configuration) and [`PluginSpec`] (one filter configuration =
+//!   one root context). A VM is instantiated once per thread and shared by the filters of that
+//!   spec, as Envoy keeps one instance per worker.
+//! - [`FilterChain`]: drives one request through its filters. Each phase takes a
+//!   [`StreamState`] and returns an [`Outcome`]: continue, buffer, pause (with callouts to run),
+//!   local response, close, or failed. The proxy and the tests drive it the same way.
+//!
+//! ## Safety
+//!
+//! Guest pointers are bounds-checked (INVALID_MEMORY_ACCESS, never a trap or a host panic).
+//! Each instance has a memory limit and each callback a CPU deadline ([`Limits`]). A trap is
+//! classified ([`FailureKind`]) and marks the instance failed; the plugin's [`FailurePolicy`]
+//! decides what requests see.
+
+#![deny(missing_docs)]
+
+mod chain;
+mod error;
+mod headers;
+mod host;
+mod hostcalls;
+mod limits;
+mod local_reply;
+mod log;
+mod memory;
+mod module;
+pub mod pairs;
+mod plugin;
+pub mod pool;
+mod properties;
+mod runtime;
+mod shared;
+mod stream;
+mod types;
+mod vm;
+
+pub use chain::{FilterChain, FilterFailure, Outcome};
+pub use error::{Failure, FailureKind, LoadError, StartError};
+pub use headers::HeaderMap;
+pub use host::{Effects, Phase};
+pub use limits::Limits;
+pub use local_reply::grpc_status_for_http;
+pub use log::{LogRecord, LogSink, TracingLogSink};
+pub use module::{CompiledModule, StartFunctions};
+pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec};
+pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
+pub use shared::{
+    HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues,
+};
+pub use stream::{
+    Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest,
+    HttpCallResponse, LocalResponse, StreamInfo, StreamState, TlsInfo,
+};
+pub use types::{
+    AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status,
+    StreamType,
+};
+pub use vm::Vm;

@@ -1,0 +1,67 @@
+//! Resource limits of one VM: a memory cap enforced by a wasmtime `ResourceLimiter`, and the
+//! per-callback CPU deadline (enforced with epoch interruption in [`crate::vm`]).
+
+use std::time::Duration;
+
+/// Limits applied to each instance of a VM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most linear memory one instance may have, in bytes. Default 64 MiB.
+    pub memory_bytes: usize,
+    /// Most wall time one request-path callback may run. Default 100 ms.
+    pub callback_deadline: Duration,
+    /// Most wall time start-up (`_initialize`, `on_vm_start`, `on_configure`) may run.
+    /// Default 5 s.
+    pub startup_deadline: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 64 << 20,
+            callback_deadline: Duration::from_millis(100),
+            startup_deadline: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Refuses memory growth past the cap and remembers that it did, so the resulting trap can be
+/// classified as "memory limit" rather than a generic abort.
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    max: usize,
+    pub hit: bool,
+}
+
+impl MemoryLimiter {
+    pub(crate) fn new(max: usize) -> Self {
+        Self { max, hit: false }
+    }
+}
+
+impl wasmtime::ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.max {
+            self.hit = true;
+            wasmtime::bail!(
+                "memory limit of {} bytes exceeded (wanted {desired})",
+                self.max
+            );
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}

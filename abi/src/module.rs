@@ -1,0 +1,338 @@
+//! Loading a module: ABI version detection, export and import checks, compilation, and the
+//! compiled-module cache (memory, and optionally disk, keyed by sha256 + engine hash).
+
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, ExternType, FuncType, InstancePre, Module, ValType};
+
+use crate::error::LoadError;
+use crate::host::HostState;
+use crate::runtime::Runtime;
+use crate::types::AbiVersion;
+
+/// Compiled modules kept in memory at most.
+const MEMORY_CACHE_ENTRIES: usize = 64;
+
+/// A validated, compiled Proxy-Wasm module, ready to instantiate.
+pub struct CompiledModule {
+    /// sha256 of the `.wasm` bytes.
+    pub sha256: [u8; 32],
+    /// The ABI version its marker export declares.
+    pub abi: AbiVersion,
+    /// The start function(s) to run after instantiation.
+    pub start: StartFunctions,
+    /// The allocator export (`malloc` preferred, as in Envoy).
+    pub allocator: &'static str,
+    pub(crate) module: Module,
+    pub(crate) pre: InstancePre<HostState>,
+}
+
+impl std::fmt::Debug for CompiledModule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompiledModule")
+            .field("sha256", &hex::encode(self.sha256))
+            .field("abi", &self.abi)
+            .field("start", &self.start)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CompiledModule {
+    /// The sha256 as lower-case hex.
+    pub fn sha256_hex(&self) -> String {
+        hex::encode(self.sha256)
+    }
+
+    /// True when the module exports the named function.
+    pub fn exports_function(&self, name: &str) -> bool {
+        matches!(self.module.get_export(name), Some(ExternType::Func(_)))
+    }
+
+    /// Every export, with its kind, for inspection.
+    pub fn exports(&self) -> Vec<(String, &'static str)> {
+        self.module
+            .exports()
+            .map(|e| (e.name().to_owned(), extern_kind(&e.ty())))
+            .collect()
+    }
+
+    /// Every import `(module, name)`.
+    pub fn imports(&self) -> Vec<(String, String)> {
+        self.module
+            .imports()
+            .map(|i| (i.module().to_owned(), i.name().to_owned()))
+            .collect()
+    }
+}
+
+/// Which start functions a module has (ABI.md §1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StartFunctions {
+    /// `_initialize` (WASI reactor).
+    pub initialize: bool,
+    /// `main(i32, i32) -> i32`, called with (0, 0) after `_initialize`.
+    pub main: bool,
+    /// `__main_void() -> i32`, when `main` is absent.
+    pub main_void: bool,
+    /// `_start`, only when `_initialize` is absent (WASI command).
+    pub start: bool,
+}
+
+fn extern_kind(t: &ExternType) -> &'static str {
+    match t {
+        ExternType::Func(_) => "function",
+        ExternType::Memory(_) => "memory",
+        ExternType::Table(_) => "table",
+        ExternType::Global(_) => "global",
+        _ => "other",
+    }
+}
+
+/// Expected `(params, returns a value)` of a callback export (all i32).
+fn callback_arity(name: &str, abi: AbiVersion) -> Option<(usize, bool)> {
+    let headers = if abi == AbiVersion::V0_1_0 { 2 } else { 3 };
+    Some(match name {
+        "proxy_on_context_create" => (2, false),
+        "proxy_on_vm_start" | "proxy_on_configure" | "proxy_validate_configuration" => (2, true),
+        "proxy_on_tick" | "proxy_on_log" | "proxy_on_delete" => (1, false),
+        "proxy_on_done" | "proxy_on_new_connection" => (1, true),
+        "proxy_on_queue_ready" => (2, false),
+        "proxy_on_foreign_function" => (3, false),
+        "proxy_on_downstream_data" | "proxy_on_upstream_data" => (3, true),
+        "proxy_on_downstream_connection_close" | "proxy_on_upstream_connection_close" => (2, false),
+        "proxy_on_request_headers" | "proxy_on_response_headers" => (headers, true),
+        "proxy_on_request_body" | "proxy_on_response_body" => (3, true),
+        "proxy_on_request_trailers" | "proxy_on_response_trailers" => (2, true),
+        "proxy_on_request_metadata" | "proxy_on_response_metadata" => (2, true),
+        "proxy_on_http_call_response" => (5, false),
+        "proxy_on_grpc_receive_initial_metadata"
+        | "proxy_on_grpc_receive"
+        | "proxy_on_grpc_receive_trailing_metadata"
+        | "proxy_on_grpc_close" => (3, false),
+        "malloc" | "proxy_on_memory_allocate" => (1, true),
+        _ => return None,
+    })
+}
+
+fn i32_func(params: usize, ret: bool) -> String {
+    let p = vec!["i32"; params].join(", ");
+    if ret {
+        format!("({p}) -> i32")
+    } else {
+        format!("({p}) -> ()")
+    }
+}
+
+fn describe(f: &FuncType) -> String {
+    let p: Vec<String> = f.params().map(|t| format!("{t}")).collect();
+    let r: Vec<String> = f.results().map(|t| format!("{t}")).collect();
+    format!("({}) -> ({})", p.join(", "), r.join(", "))
+}
+
+fn is_i32_func(f: &FuncType, params: usize, ret: bool) -> bool {
+    f.params().len() == params
+        && f.params().all(|t| matches!(t, ValType::I32))
+        && f.results().len() == usize::from(ret)
+        && f.results().all(|t| matches!(t, ValType::I32))
+}
+
+/// Imports that exist only for some ABI versions (proxy-wasm-cpp-host links them only there).
+fn version_of_import(name: &str) -> Option<&'static [AbiVersion]> {
+    use AbiVersion::*;
+    Some(match name {
+        "proxy_get_configuration"
+        | "proxy_continue_request"
+        | "proxy_continue_response"
+        | "proxy_clear_route_cache" => &[V0_1_0],
+        "proxy_continue_stream" | "proxy_close_stream" => &[V0_2_0, V0_2_1],
+        "proxy_get_log_level" => &[V0_2_1],
+        _ => return None,
+    })
+}
+
+/// Checks a module against the ABI and compiles it against `runtime`'s linker.
+pub(crate) fn validate(
+    runtime: &Runtime,
+    module: Module,
+    sha256: [u8; 32],
+) -> Result<CompiledModule, LoadError> {
+    let abi = module
+        .exports()
+        .find_map(|e| {
+            matches!(e.ty(), ExternType::Func(_))
+                .then(|| AbiVersion::from_marker(e.name()))
+                .flatten()
+        })
+        .ok_or(LoadError::NoAbiVersion)?;
+
+    match module.get_export("memory") {
+        Some(ExternType::Memory(_)) => {}
+        _ => return Err(LoadError::MissingExport("memory")),
+    }
+
+    let mut allocator = None;
+    for export in module.exports() {
+        let ExternType::Func(f) = export.ty() else {
+            continue;
+        };
+        let Some((params, ret)) = callback_arity(export.name(), abi) else {
+            continue;
+        };
+        if !is_i32_func(&f, params, ret) {
+            return Err(LoadError::BadExportSignature {
+                name: export.name().to_owned(),
+                abi,
+                expected: i32_func(params, ret),
+                found: describe(&f),
+            });
+        }
+    }
+    for name in ["malloc", "proxy_on_memory_allocate"] {
+        if matches!(module.get_export(name), Some(ExternType::Func(_))) {
+            allocator = Some(if name == "malloc" {
+                "malloc"
+            } else {
+                "proxy_on_memory_allocate"
+            });
+            break;
+        }
+    }
+    let allocator = allocator.ok_or(LoadError::MissingAllocator)?;
+
+    let func = |name: &str, params: usize, ret: bool| match module.get_export(name) {
+        Some(ExternType::Func(f)) => is_i32_func(&f, params, ret),
+        _ => false,
+    };
+    let start = StartFunctions {
+        initialize: func("_initialize", 0, false),
+        main: func("main", 2, true),
+        main_void: func("__main_void", 0, true),
+        start: func("_start", 0, false),
+    };
+
+    for import in module.imports() {
+        let (m, n) = (import.module(), import.name());
+        let unknown = |hint: String| LoadError::UnknownImport {
+            module: m.to_owned(),
+            name: n.to_owned(),
+            hint,
+        };
+        if !matches!(import.ty(), ExternType::Func(_)) {
+            return Err(unknown(format!(
+                " (only function imports are supported; this is a {})",
+                extern_kind(&import.ty())
+            )));
+        }
+        if !runtime.inner.provided.contains(&(m, n)) {
+            return Err(unknown(String::new()));
+        }
+        if m == "env"
+            && let Some(versions) = version_of_import(n)
+            && !versions.contains(&abi)
+        {
+            let list: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
+            return Err(unknown(format!(
+                " for ABI {abi} (it belongs to ABI {})",
+                list.join(", ")
+            )));
+        }
+    }
+
+    let pre = runtime.inner.linker.instantiate_pre(&module).map_err(|e| {
+        let text = format!("{e:#}");
+        let (m, n) = module
+            .imports()
+            .map(|i| (i.module().to_owned(), i.name().to_owned()))
+            .find(|(m, n)| text.contains(&format!("{m}::{n}")))
+            .unwrap_or_default();
+        LoadError::ImportTypeMismatch {
+            module: m,
+            name: n,
+            detail: text,
+        }
+    })?;
+    Ok(CompiledModule {
+        sha256,
+        abi,
+        start,
+        allocator,
+        module,
+        pre,
+    })
+}
+
+/// Compiled modules by content, in memory and optionally on disk.
+pub(crate) struct ModuleCache {
+    memory: Mutex<Vec<([u8; 32], Arc<CompiledModule>)>>,
+    dir: Option<PathBuf>,
+    engine_hash: String,
+}
+
+impl ModuleCache {
+    pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Self {
+            memory: Mutex::new(Vec::new()),
+            dir,
+            engine_hash: format!("{:016x}", h.finish()),
+        }
+    }
+
+    pub(crate) fn get_or_compile(
+        &self,
+        runtime: &Runtime,
+        wasm: &[u8],
+    ) -> Result<Arc<CompiledModule>, LoadError> {
+        if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
+            return Err(LoadError::NotWasm(
+                "the file does not start with the WebAssembly magic bytes `\\0asm`".into(),
+            ));
+        }
+        if wasm[4..8] != [1, 0, 0, 0] {
+            return Err(LoadError::NotWasm(
+                "this is a WebAssembly component (or an unknown binary version), not a core module; \
+                 Proxy-Wasm filters are core modules"
+                    .into(),
+            ));
+        }
+        let sha: [u8; 32] = Sha256::digest(wasm).into();
+        let mut mem = self.memory.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, m)) = mem.iter().find(|(k, _)| *k == sha) {
+            return Ok(m.clone());
+        }
+        let module = self.compile(runtime.engine(), wasm, &sha)?;
+        let compiled = Arc::new(validate(runtime, module, sha)?);
+        if mem.len() >= MEMORY_CACHE_ENTRIES {
+            mem.remove(0);
+        }
+        mem.push((sha, compiled.clone()));
+        Ok(compiled)
+    }
+
+    fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<Module, LoadError> {
+        let Some(dir) = &self.dir else {
+            return Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")));
+        };
+        let path = dir.join(format!("{}-{}.cwasm", hex::encode(sha), self.engine_hash));
+        if path.exists() {
+            // SAFETY: the file is in weir's own cache directory, named by the sha256 of the
+            // source and the engine's compatibility hash, and was written by `serialize` below.
+            if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
+                return Ok(m);
+            }
+        }
+        let module = Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if let Ok(bytes) = module.serialize() {
+            let _ = std::fs::create_dir_all(dir);
+            let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+            if std::fs::write(&tmp, bytes).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+        Ok(module)
+    }
+}

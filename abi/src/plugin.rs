@@ -1,0 +1,117 @@
+//! What the host runs: a compiled module with its VM configuration ([`VmSpec`], one instance
+//! per thread) and the filter configurations that share that VM ([`PluginSpec`], one root
+//! context each). Both are immutable and shared with `Arc`; a reload builds new ones.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::limits::Limits;
+use crate::module::CompiledModule;
+use crate::runtime::Runtime;
+use crate::types::FailurePolicy;
+
+static NEXT_SPEC_ID: AtomicU64 = AtomicU64::new(1);
+
+pub(crate) fn next_id() -> u64 {
+    NEXT_SPEC_ID.fetch_add(1, Ordering::Relaxed)
+}
+
+/// How a VM is set up (Envoy's `vm_config`).
+#[derive(Debug, Clone, Default)]
+pub struct VmConfig {
+    /// Names the VM: shared data and shared queues are namespaced by it (`plugin_vm_id`).
+    pub vm_id: String,
+    /// Passed to `proxy_on_vm_start` (buffer VM_CONFIGURATION).
+    pub configuration: Bytes,
+    /// The only environment variables WASI `environ_get` shows.
+    pub environment: Vec<(String, String)>,
+    /// Memory and CPU limits.
+    pub limits: Limits,
+}
+
+/// A module plus its VM configuration: the unit that is instantiated once per thread.
+#[derive(Debug)]
+pub struct VmSpec {
+    pub(crate) id: u64,
+    /// The compiled module.
+    pub module: Arc<CompiledModule>,
+    /// The VM configuration.
+    pub config: VmConfig,
+    pub(crate) runtime: Runtime,
+    pub(crate) retired: std::sync::atomic::AtomicBool,
+}
+
+impl VmSpec {
+    /// A process-unique id, used to key per-thread instances.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Marks the spec as replaced: each thread drops its instance once no request uses it.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// True after [`VmSpec::retire`].
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// The runtime this VM belongs to.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+}
+
+/// How one filter is configured (Envoy's `PluginConfig` minus the VM part).
+#[derive(Debug, Clone)]
+pub struct PluginConfig {
+    /// The filter's name (`plugin_name`), shown in logs and metrics.
+    pub name: String,
+    /// Selects the root implementation in multi-root SDKs (`plugin_root_id`); empty by default.
+    pub root_id: String,
+    /// Passed to `proxy_on_configure` (buffer PLUGIN_CONFIGURATION).
+    pub configuration: Bytes,
+    /// What happens to requests when the VM fails.
+    pub failure_policy: FailurePolicy,
+    /// With [`FailurePolicy::Reload`]: the wait before the first fresh VM; it doubles after
+    /// each failure in a row, up to 30 s. Default 1 s (Envoy's default base interval).
+    pub reload_backoff: Duration,
+}
+
+impl Default for PluginConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            root_id: String::new(),
+            configuration: Bytes::new(),
+            failure_policy: FailurePolicy::FailClosed,
+            reload_backoff: Duration::from_secs(1),
+        }
+    }
+}
+
+/// One filter: a root context with its configuration inside the VM of [`PluginSpec::vm`].
+#[derive(Debug)]
+pub struct PluginSpec {
+    pub(crate) id: u64,
+    /// The VM it runs in.
+    pub vm: Arc<VmSpec>,
+    /// Its configuration.
+    pub config: PluginConfig,
+}
+
+impl PluginSpec {
+    /// A process-unique id.
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// The filter's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+}

@@ -1,0 +1,275 @@
+//! The process-wide host: one wasmtime `Engine` (pooling allocator, epoch interruption), one
+//! `Linker` with every hostcall, the compiled-module cache, the shared state and the log sink.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
+
+use crate::error::LoadError;
+use crate::host::HostState;
+use crate::log::{LogSink, TracingLogSink};
+use crate::module::{CompiledModule, ModuleCache};
+use crate::plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec, next_id};
+use crate::shared::Shared;
+
+/// How the runtime is set up.
+#[derive(Clone)]
+pub struct RuntimeConfig {
+    /// How often the epoch advances: the granularity of callback deadlines. Default 1 ms.
+    pub epoch_tick: Duration,
+    /// Pre-allocated instance slots (pooling allocator); `None` allocates on demand.
+    /// Default: 1000 instances of at most 256 MiB each.
+    pub pooling: Option<PoolingLimits>,
+    /// Directory for compiled modules (`<sha256>-<engine hash>.cwasm`); `None` keeps the cache
+    /// in memory only. Default `None`.
+    pub cache_dir: Option<PathBuf>,
+    /// Where filter logs go. Default: `tracing` at INFO.
+    pub log_sink: Arc<dyn LogSink>,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            epoch_tick: Duration::from_millis(1),
+            pooling: Some(PoolingLimits::default()),
+            cache_dir: None,
+            log_sink: Arc::new(TracingLogSink::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for RuntimeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuntimeConfig")
+            .field("epoch_tick", &self.epoch_tick)
+            .field("pooling", &self.pooling)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sizes of the pooling allocator.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolingLimits {
+    /// Instances that can exist at once (over all threads and generations).
+    pub max_instances: u32,
+    /// The largest memory limit a VM may be given, in bytes.
+    pub max_memory_bytes: usize,
+}
+
+impl Default for PoolingLimits {
+    fn default() -> Self {
+        Self {
+            max_instances: 1000,
+            max_memory_bytes: 256 << 20,
+        }
+    }
+}
+
+/// The Proxy-Wasm host of one process. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    pub(crate) inner: Arc<RuntimeInner>,
+}
+
+pub(crate) struct RuntimeInner {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
+    /// Every `(module, name)` the linker provides.
+    pub provided: HashSet<(&'static str, &'static str)>,
+    pub config: RuntimeConfig,
+    pub cache: ModuleCache,
+    pub shared: Shared,
+    /// Cluster names `proxy_http_call` and `proxy_grpc_*` accept.
+    pub clusters: RwLock<Arc<HashSet<String>>>,
+    ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, links every hostcall and starts the epoch ticker thread.
+    ///
+    /// # Errors
+    ///
+    /// Fails when wasmtime refuses the configuration (e.g. the pooling allocator cannot
+    /// reserve its address space).
+    pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
+        let mut wasm = Config::new();
+        wasm.epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .parallel_compilation(true)
+            .memory_init_cow(true)
+            .max_wasm_stack(512 << 10);
+        if let Some(p) = config.pooling {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(p.max_instances)
+                .total_memories(p.max_instances)
+                .total_tables(p.max_instances)
+                .max_memory_size(p.max_memory_bytes)
+                .max_core_instance_size(4 << 20);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let mut linker = Linker::new(&engine);
+        let provided = crate::hostcalls::add_to_linker(&mut linker)
+            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        let cache = ModuleCache::new(&engine, config.cache_dir.clone());
+        let runtime = Self {
+            inner: Arc::new(RuntimeInner {
+                engine,
+                linker,
+                provided,
+                cache,
+                shared: Shared::default(),
+                clusters: RwLock::new(Arc::new(HashSet::new())),
+                ticker: Mutex::new(None),
+                config,
+            }),
+        };
+        runtime.start_ticker();
+        Ok(runtime)
+    }
+
+    fn start_ticker(&self) {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = self.inner.engine.clone();
+        let tick = self.inner.config.epoch_tick;
+        let flag = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("weir-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(tick);
+                    engine.increment_epoch();
+                }
+            })
+            .ok();
+        if let Some(h) = handle {
+            *self.inner.ticker.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, h));
+        }
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Shared data, queues and metrics.
+    pub fn shared(&self) -> &Shared {
+        &self.inner.shared
+    }
+
+    /// Sets the cluster names callouts may target.
+    pub fn set_clusters(&self, names: impl IntoIterator<Item = String>) {
+        let set: HashSet<String> = names.into_iter().collect();
+        *self
+            .inner
+            .clusters
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+    }
+
+    pub(crate) fn has_cluster(&self, name: &str) -> bool {
+        self.inner
+            .clusters
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(name)
+    }
+
+    /// Compiles (or takes from the cache) and validates a Proxy-Wasm module.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError`] naming what is wrong: not WebAssembly, no ABI marker, no memory or
+    /// allocator, an import weir does not provide, a callback with the wrong signature.
+    pub fn load_module(&self, wasm: &[u8]) -> Result<Arc<CompiledModule>, LoadError> {
+        self.inner.cache.get_or_compile(self, wasm)
+    }
+
+    /// Describes a VM: a module plus its configuration.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Limits`] when the memory limit exceeds what the pooling allocator allows.
+    pub fn vm(
+        &self,
+        module: Arc<CompiledModule>,
+        config: VmConfig,
+    ) -> Result<Arc<VmSpec>, LoadError> {
+        if let Some(p) = self.inner.config.pooling
+            && config.limits.memory_bytes > p.max_memory_bytes
+        {
+            return Err(LoadError::Limits(format!(
+                "memory limit {} bytes is above the runtime's maximum of {} bytes",
+                config.limits.memory_bytes, p.max_memory_bytes
+            )));
+        }
+        Ok(Arc::new(VmSpec {
+            id: next_id(),
+            module,
+            config,
+            runtime: self.clone(),
+            retired: Default::default(),
+        }))
+    }
+
+    /// Describes one filter (a root context) running in `vm`.
+    pub fn plugin(&self, vm: &Arc<VmSpec>, config: PluginConfig) -> Arc<PluginSpec> {
+        Arc::new(PluginSpec {
+            id: next_id(),
+            vm: vm.clone(),
+            config,
+        })
+    }
+
+    /// Convenience: load `wasm` and describe a single-filter VM with default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::load_module`].
+    pub fn simple_plugin(
+        &self,
+        wasm: &[u8],
+        name: &str,
+        configuration: impl Into<Bytes>,
+    ) -> Result<Arc<PluginSpec>, LoadError> {
+        let module = self.load_module(wasm)?;
+        let vm = self.vm(module, VmConfig::default())?;
+        Ok(self.plugin(
+            &vm,
+            PluginConfig {
+                name: name.into(),
+                configuration: configuration.into(),
+                ..Default::default()
+            },
+        ))
+    }
+}
+
+impl Drop for RuntimeInner {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.ticker.get_mut().ok().and_then(Option::take) {
+            stop.store(true, Ordering::Relaxed);
+            let _ = handle.join();
+        }
+    }
+}

@@ -1,0 +1,281 @@
+//! The numbers that cross the ABI: status codes and the enums of Proxy-Wasm 0.2.1, with the
+//! values Envoy uses (ABI.md §0).
+
+/// A `proxy_status_t`: what every `env.proxy_*` hostcall returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum Status {
+    /// Success.
+    Ok = 0,
+    /// Missing key, property, queue, metric or buffer; `proxy_done` with nothing pending.
+    NotFound = 1,
+    /// Bad enum value, unavailable map, unknown cluster, missing required headers.
+    BadArgument = 2,
+    /// A value that cannot be serialized; compress/uncompress failure.
+    SerializationFailure = 3,
+    /// gRPC: unknown cluster name.
+    ParseFailure = 4,
+    /// A pointer or length outside the guest's memory, or the guest allocator returned 0.
+    InvalidMemoryAccess = 6,
+    /// Dequeue from an empty queue.
+    Empty = 7,
+    /// Shared-data compare-and-swap mismatch.
+    CasMismatch = 8,
+    /// The host could not start the operation.
+    InternalFailure = 10,
+    /// Reported by `proxy_get_status` after an HTTP callout was reset.
+    BrokenConnection = 11,
+    /// Not implemented by this host (`proxy_continue_stream(UPSTREAM)`).
+    Unimplemented = 12,
+}
+
+impl Status {
+    /// The value returned to the guest.
+    pub fn code(self) -> i32 {
+        self as u32 as i32
+    }
+}
+
+/// `proxy_map_type_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum MapType {
+    /// Request headers, pseudo-headers included.
+    HttpRequestHeaders = 0,
+    /// Request trailers.
+    HttpRequestTrailers = 1,
+    /// Response headers, `:status` included.
+    HttpResponseHeaders = 2,
+    /// Response trailers.
+    HttpResponseTrailers = 3,
+    /// Initial metadata of a gRPC stream callout.
+    GrpcCallInitialMetadata = 4,
+    /// Trailing metadata of a gRPC callout.
+    GrpcCallTrailingMetadata = 5,
+    /// Headers of an HTTP callout's response.
+    HttpCallResponseHeaders = 6,
+    /// Trailers of an HTTP callout's response.
+    HttpCallResponseTrailers = 7,
+}
+
+impl MapType {
+    /// Decodes a guest value; `None` for values above 7 (the hostcall answers BAD_ARGUMENT).
+    pub fn from_raw(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::HttpRequestHeaders,
+            1 => Self::HttpRequestTrailers,
+            2 => Self::HttpResponseHeaders,
+            3 => Self::HttpResponseTrailers,
+            4 => Self::GrpcCallInitialMetadata,
+            5 => Self::GrpcCallTrailingMetadata,
+            6 => Self::HttpCallResponseHeaders,
+            7 => Self::HttpCallResponseTrailers,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_buffer_type_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum BufferType {
+    /// The request body seen by the current body callback.
+    HttpRequestBody = 0,
+    /// The response body seen by the current body callback.
+    HttpResponseBody = 1,
+    /// TCP data from the downstream (not used by an HTTP host).
+    DownstreamData = 2,
+    /// TCP data from the upstream (not used by an HTTP host).
+    UpstreamData = 3,
+    /// Body of an HTTP callout's response, inside `proxy_on_http_call_response`.
+    HttpCallResponseBody = 4,
+    /// A gRPC message, inside `proxy_on_grpc_receive`.
+    GrpcCallMessage = 5,
+    /// The VM configuration.
+    VmConfiguration = 6,
+    /// The plugin configuration, during `proxy_on_configure`.
+    PluginConfiguration = 7,
+    /// Arguments of a foreign-function callback.
+    CallData = 8,
+}
+
+impl BufferType {
+    /// Decodes a guest value; `None` for values above 8.
+    pub fn from_raw(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::HttpRequestBody,
+            1 => Self::HttpResponseBody,
+            2 => Self::DownstreamData,
+            3 => Self::UpstreamData,
+            4 => Self::HttpCallResponseBody,
+            5 => Self::GrpcCallMessage,
+            6 => Self::VmConfiguration,
+            7 => Self::PluginConfiguration,
+            8 => Self::CallData,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_stream_type_t` (ABI 0.2.x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum StreamType {
+    /// The HTTP request direction.
+    HttpRequest = 0,
+    /// The HTTP response direction.
+    HttpResponse = 1,
+    /// The downstream TCP connection.
+    Downstream = 2,
+    /// The upstream TCP connection.
+    Upstream = 3,
+}
+
+impl StreamType {
+    /// Decodes a guest value; `None` for values above 3.
+    pub fn from_raw(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::HttpRequest,
+            1 => Self::HttpResponse,
+            2 => Self::Downstream,
+            3 => Self::Upstream,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_log_level_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[repr(u32)]
+pub enum LogLevel {
+    /// Trace.
+    Trace = 0,
+    /// Debug.
+    Debug = 1,
+    /// Info.
+    Info = 2,
+    /// Warn.
+    Warn = 3,
+    /// Error.
+    Error = 4,
+    /// Critical.
+    Critical = 5,
+}
+
+impl LogLevel {
+    /// Decodes a guest value; `None` above 5 (BAD_ARGUMENT).
+    pub fn from_raw(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Trace,
+            1 => Self::Debug,
+            2 => Self::Info,
+            3 => Self::Warn,
+            4 => Self::Error,
+            5 => Self::Critical,
+            _ => return None,
+        })
+    }
+}
+
+/// `proxy_metric_type_t`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum MetricType {
+    /// Monotonic counter.
+    Counter = 0,
+    /// Gauge.
+    Gauge = 1,
+    /// Histogram.
+    Histogram = 2,
+}
+
+impl MetricType {
+    /// Decodes a guest value; `None` above 2.
+    pub fn from_raw(v: i32) -> Option<Self> {
+        Some(match v {
+            0 => Self::Counter,
+            1 => Self::Gauge,
+            2 => Self::Histogram,
+            _ => return None,
+        })
+    }
+}
+
+/// The Proxy-Wasm ABI version a module declares with its `proxy_abi_version_*` export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum AbiVersion {
+    /// `proxy_abi_version_0_1_0`.
+    V0_1_0,
+    /// `proxy_abi_version_0_2_0`.
+    V0_2_0,
+    /// `proxy_abi_version_0_2_1`.
+    V0_2_1,
+}
+
+impl AbiVersion {
+    /// The export that marks this version.
+    pub fn marker(self) -> &'static str {
+        match self {
+            Self::V0_1_0 => "proxy_abi_version_0_1_0",
+            Self::V0_2_0 => "proxy_abi_version_0_2_0",
+            Self::V0_2_1 => "proxy_abi_version_0_2_1",
+        }
+    }
+
+    /// The version a marker export names, if it is one.
+    pub fn from_marker(name: &str) -> Option<Self> {
+        [Self::V0_1_0, Self::V0_2_0, Self::V0_2_1]
+            .into_iter()
+            .find(|v| v.marker() == name)
+    }
+}
+
+impl std::fmt::Display for AbiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::V0_1_0 => "0.1.0",
+            Self::V0_2_0 => "0.2.0",
+            Self::V0_2_1 => "0.2.1",
+        })
+    }
+}
+
+/// What a filter's callback asked the host to do with the stream (Envoy's filter statuses,
+/// decoded from the raw `i32` the way Envoy decodes them, ABI.md §0.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Pass the headers or data on to the next filter.
+    Continue,
+    /// Stop: hold the headers, or buffer the body and call again with more.
+    Stop,
+}
+
+impl Action {
+    /// Headers callbacks: 0 and 2 (ContinueAndEndStream) continue, anything else stops.
+    pub fn from_headers_status(v: i32) -> Self {
+        if v == 0 || v == 2 {
+            Self::Continue
+        } else {
+            Self::Stop
+        }
+    }
+
+    /// Body and trailers callbacks: 0 continues, anything else stops.
+    pub fn from_data_status(v: i32) -> Self {
+        if v == 0 { Self::Continue } else { Self::Stop }
+    }
+}
+
+/// What the host does with a request when a filter's VM has failed (ABI.md §8.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum FailurePolicy {
+    /// Reply 503 (or reset, once the response has started); later requests also get 503
+    /// without entering the VM. Envoy's default.
+    #[default]
+    FailClosed,
+    /// Skip the filter for this and later requests.
+    FailOpen,
+    /// Like fail-closed for the failing request; later requests get a fresh VM once the
+    /// reload backoff has passed.
+    Reload,
+}

@@ -1,0 +1,767 @@
+//! One instance of a [`VmSpec`]: its wasmtime `Store`, the typed handles of the guest's
+//! callbacks, and the calls into them in Envoy's order, each under the CPU deadline, with traps
+//! classified and the instance marked failed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use wasmtime::{Instance, Store, TypedFunc};
+
+use crate::error::{Failure, FailureKind, StartError};
+use crate::host::{CallKind, CallbackKind, Context, Effects, Frame, HostState, Phase, RootContext};
+use crate::plugin::{PluginSpec, VmSpec};
+use crate::shared::Inbox;
+use crate::stream::{Callout, CalloutResult, GrpcEvent, HttpCallResponse, StreamState};
+use crate::types::Action;
+
+type F1 = TypedFunc<i32, ()>;
+type F1R = TypedFunc<i32, i32>;
+type F2 = TypedFunc<(i32, i32), ()>;
+type F2R = TypedFunc<(i32, i32), i32>;
+type F3 = TypedFunc<(i32, i32, i32), ()>;
+type F3R = TypedFunc<(i32, i32, i32), i32>;
+
+/// `proxy_on_{request,response}_headers`: two parameters in ABI 0.1.0, three later.
+#[derive(Clone)]
+enum HeadersFn {
+    V1(F2R),
+    V2(F3R),
+}
+
+/// The guest's callbacks, resolved once per instance. All optional, as in Envoy.
+#[derive(Clone, Default)]
+struct Callbacks {
+    context_create: Option<F2>,
+    vm_start: Option<F2R>,
+    configure: Option<F2R>,
+    tick: Option<F1>,
+    queue_ready: Option<F2>,
+    request_headers: Option<HeadersFn>,
+    request_body: Option<F3R>,
+    request_trailers: Option<F2R>,
+    response_headers: Option<HeadersFn>,
+    response_body: Option<F3R>,
+    response_trailers: Option<F2R>,
+    http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    grpc_initial_metadata: Option<F3>,
+    grpc_receive: Option<F3>,
+    grpc_trailing_metadata: Option<F3>,
+    grpc_close: Option<F3>,
+    done: Option<F1R>,
+    log: Option<F1>,
+    delete: Option<F1>,
+}
+
+impl Callbacks {
+    fn resolve(instance: &Instance, store: &mut Store<HostState>) -> Self {
+        macro_rules! get {
+            ($name:literal) => {
+                instance.get_typed_func(&mut *store, $name).ok()
+            };
+        }
+        let headers = |store: &mut Store<HostState>, name: &str| {
+            instance
+                .get_typed_func::<(i32, i32, i32), i32>(&mut *store, name)
+                .map(HeadersFn::V2)
+                .or_else(|_| {
+                    instance
+                        .get_typed_func::<(i32, i32), i32>(&mut *store, name)
+                        .map(HeadersFn::V1)
+                })
+                .ok()
+        };
+        Self {
+            context_create: get!("proxy_on_context_create"),
+            vm_start: get!("proxy_on_vm_start"),
+            configure: get!("proxy_on_configure"),
+            tick: get!("proxy_on_tick"),
+            queue_ready: get!("proxy_on_queue_ready"),
+            request_headers: headers(store, "proxy_on_request_headers"),
+            request_body: get!("proxy_on_request_body"),
+            request_trailers: get!("proxy_on_request_trailers"),
+            response_headers: headers(store, "proxy_on_response_headers"),
+            response_body: get!("proxy_on_response_body"),
+            response_trailers: get!("proxy_on_response_trailers"),
+            http_call_response: get!("proxy_on_http_call_response"),
+            grpc_initial_metadata: get!("proxy_on_grpc_receive_initial_metadata"),
+            grpc_receive: get!("proxy_on_grpc_receive"),
+            grpc_trailing_metadata: get!("proxy_on_grpc_receive_trailing_metadata"),
+            grpc_close: get!("proxy_on_grpc_close"),
+            done: get!("proxy_on_done"),
+            log: get!("proxy_on_log"),
+            delete: get!("proxy_on_delete"),
+        }
+    }
+}
+
+/// A stream callback the chain asks a VM to run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum StreamCallback {
+    Create { root: u32 },
+    RequestHeaders { end_of_stream: bool },
+    RequestBody { size: usize, end_of_stream: bool },
+    RequestTrailers,
+    ResponseHeaders { end_of_stream: bool },
+    ResponseBody { size: usize, end_of_stream: bool },
+    ResponseTrailers,
+    Log,
+    Done,
+    Delete,
+}
+
+/// What a stream callback returned and asked for.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CallOutcome {
+    pub action: Option<Action>,
+    pub effects: Effects,
+}
+
+/// One live instance of a module. Owned by one thread; never shared.
+pub struct Vm {
+    store: Store<HostState>,
+    cb: Arc<Callbacks>,
+    spec: Arc<VmSpec>,
+    failed: Option<Failure>,
+    roots: Vec<(u64, u32)>,
+}
+
+impl std::fmt::Debug for Vm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vm")
+            .field("vm_id", &self.spec.config.vm_id)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+impl Vm {
+    /// Instantiates the module and runs its start functions (`_initialize` then `main` or
+    /// `__main_void`, or `_start`), with only the restricted hostcalls allowed.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError::Instantiate`] when no instance can be made, [`StartError::StartFunction`]
+    /// when a start function traps.
+    pub fn new(spec: &Arc<VmSpec>) -> Result<Self, StartError> {
+        let module = &spec.module;
+        let mut store = Store::new(spec.runtime.engine(), HostState::new(spec.clone()));
+        store.limiter(|s| &mut s.limiter);
+        set_deadline(&mut store, spec, spec.config.limits.startup_deadline);
+        let instance = module.pre.instantiate(&mut store).map_err(|e| {
+            if e.downcast_ref::<wasmtime::Trap>().is_some()
+                || e.downcast_ref::<crate::error::HostTrap>().is_some()
+            {
+                StartError::StartFunction(Failure::classify(&e, store.data().limiter.hit))
+            } else {
+                StartError::Instantiate(format!("{e:#}"))
+            }
+        })?;
+        let memory = instance.get_memory(&mut store, "memory");
+        let alloc = instance
+            .get_typed_func::<i32, i32>(&mut store, module.allocator)
+            .ok();
+        store.data_mut().guest = crate::host::GuestHandles { memory, alloc };
+        let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
+        let mut vm = Self {
+            store,
+            cb,
+            spec: spec.clone(),
+            failed: None,
+            roots: Vec::new(),
+        };
+        vm.run_start_functions(&instance)?;
+        Ok(vm)
+    }
+
+    fn run_start_functions(&mut self, instance: &Instance) -> Result<(), StartError> {
+        let start = self.spec.module.start;
+        let deadline = self.spec.config.limits.startup_deadline;
+        let run = |vm: &mut Self, name: &str, args: bool| -> Result<(), StartError> {
+            let frame = Frame::new(CallbackKind::Start, 0);
+            let result = vm.call(frame, deadline, |store| {
+                if args {
+                    let f = instance.get_typed_func::<(i32, i32), i32>(&mut *store, name)?;
+                    f.call(&mut *store, (0, 0)).map(drop)
+                } else if name == "__main_void" {
+                    let f = instance.get_typed_func::<(), i32>(&mut *store, name)?;
+                    f.call(&mut *store, ()).map(drop)
+                } else {
+                    let f = instance.get_typed_func::<(), ()>(&mut *store, name)?;
+                    f.call(&mut *store, ())
+                }
+            });
+            result.map(drop).map_err(StartError::StartFunction)
+        };
+        if start.initialize {
+            run(self, "_initialize", false)?;
+            if start.main {
+                run(self, "main", true)?;
+            } else if start.main_void {
+                run(self, "__main_void", false)?;
+            }
+        } else if start.start {
+            run(self, "_start", false)?;
+        }
+        Ok(())
+    }
+
+    /// The spec this VM is an instance of.
+    pub fn spec(&self) -> &Arc<VmSpec> {
+        &self.spec
+    }
+
+    /// Why the VM failed, once it has.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.failed.as_ref()
+    }
+
+    /// Bytes of linear memory the instance has.
+    pub fn memory_bytes(&self) -> usize {
+        self.store
+            .data()
+            .guest
+            .memory
+            .map(|m| m.data_size(&self.store))
+            .unwrap_or(0)
+    }
+
+    /// Number of live contexts (roots and streams).
+    pub fn context_count(&self) -> usize {
+        self.store.data().contexts.len()
+    }
+
+    /// The inbox other threads post this VM's queue notifications to.
+    pub fn inbox(&self) -> &Arc<Inbox> {
+        &self.store.data().inbox
+    }
+
+    /// The root context of `plugin`, if it was started in this VM.
+    pub fn root_of(&self, plugin: &PluginSpec) -> Option<u32> {
+        self.roots
+            .iter()
+            .find(|(id, _)| *id == plugin.id)
+            .map(|(_, r)| *r)
+    }
+
+    /// Root context ids, with their plugins.
+    pub fn roots(&self) -> Vec<(Arc<PluginSpec>, u32)> {
+        let data = self.store.data();
+        self.roots
+            .iter()
+            .filter_map(|(_, r)| match data.contexts.get(r) {
+                Some(Context::Root(root)) => Some((root.plugin.clone(), *r)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Creates the plugin's root context: `proxy_on_context_create(R, 0)`, `proxy_on_vm_start`,
+    /// `proxy_on_configure` (ABI.md §5.2). Returns the root id.
+    ///
+    /// # Errors
+    ///
+    /// [`StartError`] when a callback traps or refuses (returns false).
+    pub fn start_plugin(&mut self, plugin: &Arc<PluginSpec>) -> Result<u32, StartError> {
+        if let Some(root) = self.root_of(plugin) {
+            return Ok(root);
+        }
+        if let Some(f) = &self.failed {
+            return Err(StartError::Failed(f.clone()));
+        }
+        let root = self.new_context_id();
+        let ctx = RootContext {
+            plugin: plugin.clone(),
+            tick_period: None,
+            shutting_down: false,
+            last_status: (0, Bytes::new()),
+        };
+        self.store
+            .data_mut()
+            .contexts
+            .insert(root, Context::Root(Box::new(ctx)));
+        let deadline = self.spec.config.limits.startup_deadline;
+        let name = plugin.name().to_owned();
+        let trap = |callback: &'static str| {
+            let name = name.clone();
+            move |failure| StartError::Trap {
+                plugin: name,
+                callback,
+                failure,
+            }
+        };
+        let cb = self.cb.clone();
+        if let Some(f) = cb.context_create.clone() {
+            self.call(Frame::new(CallbackKind::RootCreate, root), deadline, |s| {
+                f.call(s, (root as i32, 0))
+            })
+            .map_err(trap("proxy_on_context_create"))?;
+        }
+        if let Some(f) = cb.vm_start.clone() {
+            let size = self.spec.config.configuration.len() as i32;
+            let ok = self
+                .call(Frame::new(CallbackKind::VmStart, root), deadline, |s| {
+                    f.call(s, (root as i32, size))
+                })
+                .map_err(trap("proxy_on_vm_start"))?
+                .0;
+            if ok == 0 {
+                self.store.data_mut().contexts.remove(&root);
+                return Err(StartError::VmStartRefused(plugin.name().into()));
+            }
+        }
+        if let Some(f) = cb.configure.clone() {
+            let size = plugin.config.configuration.len() as i32;
+            let ok = self
+                .call(Frame::new(CallbackKind::Configure, root), deadline, |s| {
+                    f.call(s, (root as i32, size))
+                })
+                .map_err(trap("proxy_on_configure"))?
+                .0;
+            if ok == 0 {
+                self.store.data_mut().contexts.remove(&root);
+                return Err(StartError::ConfigureRefused(plugin.name().into()));
+            }
+        }
+        self.roots.push((plugin.id, root));
+        Ok(root)
+    }
+
+    /// Ends a plugin's root context: `proxy_on_done(R)`, then `proxy_on_delete(R)` unless the
+    /// filter asked to finish later with `proxy_done`. Returns true when the root is gone.
+    pub fn stop_plugin(&mut self, plugin: &PluginSpec) -> bool {
+        let Some(root) = self.root_of(plugin) else {
+            return true;
+        };
+        self.roots.retain(|(id, _)| *id != plugin.id);
+        let deadline = self.spec.config.limits.callback_deadline;
+        let done = match self.cb.done.clone() {
+            Some(f) => self
+                .call(Frame::new(CallbackKind::Root, root), deadline, |s| {
+                    f.call(s, root as i32)
+                })
+                .map(|r| r.0),
+            None => Ok(1),
+        };
+        match done {
+            Ok(0) => {
+                if let Some(Context::Root(r)) = self.store.data_mut().contexts.get_mut(&root) {
+                    r.shutting_down = true;
+                }
+                false
+            }
+            _ => {
+                self.delete_context(root);
+                true
+            }
+        }
+    }
+
+    /// The tick period `plugin`'s root asked for, if any.
+    pub fn tick_period(&self, root: u32) -> Option<Duration> {
+        match self.store.data().contexts.get(&root)? {
+            Context::Root(r) => r.tick_period,
+            Context::Stream { .. } => None,
+        }
+    }
+
+    /// Delivers `proxy_on_tick(R)`.
+    ///
+    /// # Errors
+    ///
+    /// The [`Failure`] when the callback trapped (the VM is then failed).
+    pub fn on_tick(&mut self, root: u32) -> Result<(), Failure> {
+        let Some(f) = self.cb.tick.clone() else {
+            return Ok(());
+        };
+        let deadline = self.spec.config.limits.callback_deadline;
+        self.call(Frame::new(CallbackKind::Root, root), deadline, |s| {
+            f.call(s, root as i32)
+        })
+        .map(drop)
+    }
+
+    /// Delivers pending `proxy_on_queue_ready` notifications from the inbox.
+    ///
+    /// # Errors
+    ///
+    /// The [`Failure`] when a callback trapped.
+    pub fn deliver_queue_ready(&mut self) -> Result<usize, Failure> {
+        let events = self.store.data().inbox.take();
+        let Some(f) = self.cb.queue_ready.clone() else {
+            return Ok(0);
+        };
+        let deadline = self.spec.config.limits.callback_deadline;
+        let mut n = 0;
+        for (root, token) in events {
+            if !matches!(
+                self.store.data().contexts.get(&root),
+                Some(Context::Root(_))
+            ) {
+                continue;
+            }
+            self.call(Frame::new(CallbackKind::Root, root), deadline, |s| {
+                f.call(s, (root as i32, token as i32))
+            })?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Takes the callout work the guest requested: `(originating context, callout)`.
+    pub fn take_callouts(&mut self) -> Vec<(u32, Callout)> {
+        std::mem::take(&mut self.store.data_mut().callouts)
+    }
+
+    /// Takes the callouts requested by `context` only.
+    pub(crate) fn take_callouts_of(&mut self, context: u32) -> Vec<Callout> {
+        let all = &mut self.store.data_mut().callouts;
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(all)
+            .into_iter()
+            .partition(|(c, _)| *c == context);
+        *all = rest;
+        mine.into_iter().map(|(_, c)| c).collect()
+    }
+
+    /// The context that started the outstanding callout `token`.
+    pub fn callout_origin(&self, token: u32) -> Option<u32> {
+        self.store.data().tokens.get(&token).map(|c| c.origin)
+    }
+
+    /// Feeds a callout's result back to the root that made it (`proxy_on_http_call_response`
+    /// or a gRPC callback). With `stream`, the originating stream's data is lent so the filter
+    /// can act on it after `proxy_set_effective_context`. Results for unknown tokens are
+    /// dropped, never passed to the guest. Returns what the callback did to the stream.
+    ///
+    /// # Errors
+    ///
+    /// The [`Failure`] when the callback trapped.
+    pub fn on_callout_result(
+        &mut self,
+        stream: Option<(&mut StreamState, Phase)>,
+        token: u32,
+        result: CalloutResult,
+    ) -> Result<Effects, Failure> {
+        let Some(call) = self.store.data().tokens.get(&token).copied() else {
+            return Ok(Effects::default());
+        };
+        let root = call.root;
+        if !matches!(
+            self.store.data().contexts.get(&root),
+            Some(Context::Root(_))
+        ) {
+            self.store.data_mut().tokens.remove(&token);
+            return Ok(Effects::default());
+        }
+        let deadline = self.spec.config.limits.callback_deadline;
+        let cb = self.cb.clone();
+        let (t, r) = (token as i32, root as i32);
+        let run = |vm: &mut Self, frame: Frame| -> Result<Effects, Failure> {
+            let effects = match &result {
+                CalloutResult::Http(resp) => {
+                    vm.store.data_mut().tokens.remove(&token);
+                    let (nh, nb, nt) = match resp {
+                        HttpCallResponse::Response {
+                            headers,
+                            body,
+                            trailers,
+                        } => (
+                            headers.len() as i32,
+                            body.len() as i32,
+                            trailers.len() as i32,
+                        ),
+                        HttpCallResponse::Reset => {
+                            vm.set_last_status(root, 11, Bytes::from_static(b"reset"));
+                            (0, 0, 0)
+                        }
+                    };
+                    let mut frame = frame;
+                    frame.http_response = Some(resp.clone());
+                    match cb.http_call_response.clone() {
+                        Some(f) => {
+                            vm.call(frame, deadline, |s| f.call(s, (r, t, nh, nb, nt)))?
+                                .1
+                        }
+                        None => Effects::default(),
+                    }
+                }
+                CalloutResult::Grpc(event) => {
+                    let (f, n) = match event {
+                        GrpcEvent::InitialMetadata(m) => {
+                            (cb.grpc_initial_metadata.clone(), m.len())
+                        }
+                        GrpcEvent::Message(b) => {
+                            if call.kind == CallKind::GrpcCall {
+                                vm.store.data_mut().tokens.remove(&token);
+                            }
+                            (cb.grpc_receive.clone(), b.len())
+                        }
+                        GrpcEvent::TrailingMetadata(m) => {
+                            (cb.grpc_trailing_metadata.clone(), m.len())
+                        }
+                        GrpcEvent::Close { status, message } => {
+                            vm.store.data_mut().tokens.remove(&token);
+                            vm.set_last_status(
+                                root,
+                                *status,
+                                Bytes::copy_from_slice(message.as_bytes()),
+                            );
+                            (cb.grpc_close.clone(), *status as usize)
+                        }
+                    };
+                    let mut frame = frame;
+                    frame.kind = CallbackKind::Grpc;
+                    frame.grpc_event = Some(event.clone());
+                    match f {
+                        Some(f) => vm.call(frame, deadline, |s| f.call(s, (r, t, n as i32)))?.1,
+                        None => Effects::default(),
+                    }
+                }
+            };
+            Ok(effects)
+        };
+        let frame = Frame::new(CallbackKind::HttpCallResponse, root);
+        match stream {
+            Some((stream, phase)) => self.lend(stream, call.origin, phase, |vm| run(vm, frame)),
+            None => run(self, frame),
+        }
+    }
+
+    fn set_last_status(&mut self, root: u32, code: u32, message: Bytes) {
+        if let Some(Context::Root(r)) = self.store.data_mut().contexts.get_mut(&root) {
+            r.last_status = (code, message);
+        }
+    }
+
+    /// True when the guest has a callout outstanding with this token.
+    pub fn has_outstanding(&self, token: u32) -> bool {
+        self.store.data().tokens.contains_key(&token)
+    }
+
+    /// Runs one stream callback for context `ctx`, with `stream` lent to the VM.
+    pub(crate) fn stream_callback(
+        &mut self,
+        stream: &mut StreamState,
+        ctx: u32,
+        phase: Phase,
+        callback: StreamCallback,
+    ) -> Result<CallOutcome, Failure> {
+        if let Some(f) = &self.failed {
+            return Err(f.clone());
+        }
+        if let StreamCallback::Create { root } = callback {
+            self.store
+                .data_mut()
+                .contexts
+                .insert(ctx, Context::Stream { root });
+        }
+        let deadline = self.spec.config.limits.callback_deadline;
+        let cb = self.cb.clone();
+        let c = ctx as i32;
+        let headers = |f: Option<HeadersFn>, n: usize, eos: bool| {
+            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
+                match f {
+                    Some(HeadersFn::V2(f)) => f.call(s, (c, n as i32, eos as i32)).map(Some),
+                    Some(HeadersFn::V1(f)) => f.call(s, (c, n as i32)).map(Some),
+                    None => Ok(None),
+                }
+            }
+        };
+        let data = |f: Option<F3R>, n: usize, eos: bool| {
+            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
+                f.map(|f| f.call(s, (c, n as i32, eos as i32))).transpose()
+            }
+        };
+        let trailers = |f: Option<F2R>, n: usize| {
+            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
+                f.map(|f| f.call(s, (c, n as i32))).transpose()
+            }
+        };
+        let frame = Frame::new(CallbackKind::Stream, ctx);
+        let outcome = self.lend(stream, ctx, phase, |vm| -> Result<CallOutcome, Failure> {
+            let n_req = vm.store.data().stream.request_headers.len();
+            let n_resp = vm.store.data().stream.response_headers.len();
+            let n_req_t = vm
+                .store
+                .data()
+                .stream
+                .request_trailers
+                .as_ref()
+                .map_or(0, |t| t.len());
+            let n_resp_t = vm
+                .store
+                .data()
+                .stream
+                .response_trailers
+                .as_ref()
+                .map_or(0, |t| t.len());
+            let (raw, effects) = match callback {
+                StreamCallback::Create { root } => {
+                    let r = cb
+                        .context_create
+                        .clone()
+                        .map(|f| vm.call(frame, deadline, |s| f.call(s, (c, root as i32))))
+                        .transpose()?;
+                    (None, r.map(|r| r.1).unwrap_or_default())
+                }
+                StreamCallback::RequestHeaders { end_of_stream } => vm.call(
+                    frame,
+                    deadline,
+                    headers(cb.request_headers.clone(), n_req, end_of_stream),
+                )?,
+                StreamCallback::RequestBody {
+                    size,
+                    end_of_stream,
+                } => vm.call(
+                    frame,
+                    deadline,
+                    data(cb.request_body.clone(), size, end_of_stream),
+                )?,
+                StreamCallback::RequestTrailers => vm.call(
+                    frame,
+                    deadline,
+                    trailers(cb.request_trailers.clone(), n_req_t),
+                )?,
+                StreamCallback::ResponseHeaders { end_of_stream } => vm.call(
+                    frame,
+                    deadline,
+                    headers(cb.response_headers.clone(), n_resp, end_of_stream),
+                )?,
+                StreamCallback::ResponseBody {
+                    size,
+                    end_of_stream,
+                } => vm.call(
+                    frame,
+                    deadline,
+                    data(cb.response_body.clone(), size, end_of_stream),
+                )?,
+                StreamCallback::ResponseTrailers => vm.call(
+                    frame,
+                    deadline,
+                    trailers(cb.response_trailers.clone(), n_resp_t),
+                )?,
+                StreamCallback::Log => {
+                    let r = cb
+                        .log
+                        .clone()
+                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
+                        .transpose()?;
+                    (None, r.map(|r| r.1).unwrap_or_default())
+                }
+                StreamCallback::Done => {
+                    let r = cb
+                        .done
+                        .clone()
+                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
+                        .transpose()?;
+                    (None, r.map(|r| r.1).unwrap_or_default())
+                }
+                StreamCallback::Delete => {
+                    let r = cb
+                        .delete
+                        .clone()
+                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
+                        .transpose()?;
+                    (None, r.map(|r| r.1).unwrap_or_default())
+                }
+            };
+            let action = raw.map(|v| match callback {
+                StreamCallback::RequestHeaders { .. } | StreamCallback::ResponseHeaders { .. } => {
+                    Action::from_headers_status(v)
+                }
+                _ => Action::from_data_status(v),
+            });
+            Ok(CallOutcome { action, effects })
+        });
+        if matches!(callback, StreamCallback::Delete) {
+            self.store.data_mut().contexts.remove(&ctx);
+        }
+        outcome
+    }
+
+    /// Lends `stream` to the VM as the data of context `ctx` while `f` runs.
+    fn lend<R>(
+        &mut self,
+        stream: &mut StreamState,
+        ctx: u32,
+        phase: Phase,
+        f: impl FnOnce(&mut Self) -> R,
+    ) -> R {
+        let data = self.store.data_mut();
+        std::mem::swap(&mut data.stream, stream);
+        data.stream_context = Some(ctx);
+        data.phase = phase;
+        let r = f(self);
+        let data = self.store.data_mut();
+        std::mem::swap(&mut data.stream, stream);
+        data.stream_context = None;
+        r
+    }
+
+    /// A fresh context id (never reused while the instance lives).
+    pub(crate) fn new_context_id(&mut self) -> u32 {
+        let data = self.store.data_mut();
+        let id = data.next_context_id;
+        data.next_context_id += 1;
+        id
+    }
+
+    fn delete_context(&mut self, ctx: u32) {
+        if let Some(f) = self.cb.delete.clone() {
+            let deadline = self.spec.config.limits.callback_deadline;
+            let _ = self.call(Frame::new(CallbackKind::Root, ctx), deadline, |s| {
+                f.call(s, ctx as i32)
+            });
+        }
+        let data = self.store.data_mut();
+        data.contexts.remove(&ctx);
+        data.tokens.retain(|_, c| c.root != ctx);
+    }
+
+    /// Calls into the guest under the deadline, with `frame` as the per-callback state.
+    /// Returns the guest's result and the effects it asked for; a trap fails the VM.
+    fn call<R>(
+        &mut self,
+        frame: Frame,
+        deadline: Duration,
+        f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<(R, Effects), Failure> {
+        if let Some(failure) = &self.failed {
+            return Err(failure.clone());
+        }
+        self.store.data_mut().frame = frame;
+        set_deadline(&mut self.store, &self.spec, deadline);
+        let result = f(&mut self.store);
+        let frame = std::mem::replace(
+            &mut self.store.data_mut().frame,
+            Frame::new(CallbackKind::Root, 0),
+        );
+        match result {
+            Ok(r) => {
+                if let Some(root) = frame.done_root {
+                    self.delete_context(root);
+                }
+                Ok((r, frame.effects))
+            }
+            Err(e) => {
+                let failure = Failure::classify(&e, self.store.data().limiter.hit);
+                self.failed = Some(failure.clone());
+                Err(failure)
+            }
+        }
+    }
+
+    /// Marks the VM failed on purpose (tests, and the host when it gives up on an instance).
+    pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
+        self.failed.get_or_insert(Failure {
+            kind,
+            message: message.into(),
+        });
+    }
+}
+
+fn set_deadline(store: &mut Store<HostState>, spec: &VmSpec, deadline: Duration) {
+    let tick = spec.runtime.config().epoch_tick.as_nanos().max(1);
+    let ticks = deadline.as_nanos().div_ceil(tick).max(1) as u64;
+    store.set_epoch_deadline(ticks);
+}
