@@ -12,12 +12,7 @@ fn main() {
     let as_out = out.join("as_filter.wasm");
     let bin = format!("--binaryFile={}", as_out.display());
     let text = format!("--textFile={}", out.join("as_filter.wat").display());
-    weir_wasm_build::build_npm_project(
-        &here.join("../fixtures-as"),
-        "build",
-        &[&bin, &text],
-        &as_out,
-    );
+    weir_wasm_build::build_npm_project(&here.join("../fixtures-as"), "build", &[&bin, &text], &as_out);
 
     let mut code = String::new();
     for a in &rust {
@@ -28,6 +23,8 @@ fn main() {
             a.path
         ));
     }
-    code.push_str(&format!("/// The AssemblyScript filter built from `abi/fixtures-as`.\npub const AS_FILTER: &str = {as_out:?};\n"));
+    code.push_str(&format!(
+        "/// The AssemblyScript filter built from `abi/fixtures-as`.\npub const AS_FILTER: &str = {as_out:?};\n"
+    ));
     std::fs::write(out.join("fixtures.rs"), code).expect("write fixtures.rs");
 }

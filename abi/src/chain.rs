@@ -190,10 +190,7 @@ impl FilterChain {
     /// Runs `proxy_on_response_headers` (reverse order) over `s.response_headers`.
     pub fn on_response_headers(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
         if s.info.response_code.is_none() {
-            s.info.response_code = s
-                .response_headers
-                .get_str(":status")
-                .and_then(|v| v.parse().ok());
+            s.info.response_code = s.response_headers.get_str(":status").and_then(|v| v.parse().ok());
         }
         if s.info.response_code_details.is_empty() {
             s.info.response_code_details = "via_upstream".into();
@@ -224,21 +221,12 @@ impl FilterChain {
     fn order(&self, phase: Phase) -> Vec<usize> {
         let n = self.slots.len();
         match phase {
-            Phase::RequestHeaders
-            | Phase::RequestBody { .. }
-            | Phase::RequestTrailers
-            | Phase::Log => (0..n).collect(),
+            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers | Phase::Log => (0..n).collect(),
             _ => (0..n).rev().collect(),
         }
     }
 
-    fn run_headers(
-        &mut self,
-        s: &mut StreamState,
-        phase: Phase,
-        from: usize,
-        end_of_stream: bool,
-    ) -> Outcome {
+    fn run_headers(&mut self, s: &mut StreamState, phase: Phase, from: usize, end_of_stream: bool) -> Outcome {
         self.phase = phase;
         self.paused = None;
         let order = self.order(phase);
@@ -295,14 +283,8 @@ impl FilterChain {
             *body(s, dir) = data;
             let size = body(s, dir).len();
             let cb = match dir {
-                Dir::Request => StreamCallback::RequestBody {
-                    size,
-                    end_of_stream: eos,
-                },
-                Dir::Response => StreamCallback::ResponseBody {
-                    size,
-                    end_of_stream: eos,
-                },
+                Dir::Request => StreamCallback::RequestBody { size, end_of_stream: eos },
+                Dir::Response => StreamCallback::ResponseBody { size, end_of_stream: eos },
             };
             let step = self.step(i, s, phase, cb, &mut callouts);
             data = std::mem::take(body(s, dir));
@@ -311,11 +293,7 @@ impl FilterChain {
                 Step::Stop => {
                     *hold(&mut self.slots[i], dir) = Some(data);
                     self.paused = Some(Paused { phase, pos });
-                    return if eos || !callouts.is_empty() {
-                        Outcome::Pause { callouts }
-                    } else {
-                        Outcome::Buffer
-                    };
+                    return if eos || !callouts.is_empty() { Outcome::Pause { callouts } } else { Outcome::Buffer };
                 }
                 other => return self.finish_step(other, s, phase, callouts),
             }
@@ -363,8 +341,7 @@ impl FilterChain {
             return Step::Continue;
         }
         let plugin = self.slots[i].plugin.clone();
-        let backoff = (plugin.config.failure_policy == FailurePolicy::Reload)
-            .then_some(plugin.config.reload_backoff);
+        let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
         let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
             let (vm, instance) = vm?;
@@ -373,17 +350,13 @@ impl FilterChain {
                 Some(_) => {
                     return Err(Failure {
                         kind: crate::error::FailureKind::Other,
-                        message: "the filter's VM was replaced while the request was in flight"
-                            .into(),
+                        message: "the filter's VM was replaced while the request was in flight".into(),
                     });
                 }
                 None => {
                     let root = vm.start_plugin(&plugin).map_err(|e| match e {
                         crate::StartError::Failed(f) => f,
-                        other => Failure {
-                            kind: crate::error::FailureKind::Other,
-                            message: other.to_string(),
-                        },
+                        other => Failure { kind: crate::error::FailureKind::Other, message: other.to_string() },
                     })?;
                     let ctx = vm.new_context_id();
                     vm.stream_callback(s, ctx, phase, StreamCallback::Create { root })?;
@@ -398,12 +371,7 @@ impl FilterChain {
             Err(failure) => return self.fail(i, failure, s),
         };
         self.slots[i].context = Some((ctx, instance));
-        self.tokens.extend(
-            new_callouts
-                .iter()
-                .filter(|c| starts_call(c))
-                .map(|c| (c.token, i)),
-        );
+        self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
         callouts.extend(new_callouts);
         self.effects_step(outcome.action, outcome.effects, phase)
     }
@@ -419,9 +387,7 @@ impl FilterChain {
             return Step::Close;
         }
         let resumed = match phase {
-            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers => {
-                e.continue_request
-            }
+            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers => e.continue_request,
             _ => e.continue_response,
         };
         match action {
@@ -447,27 +413,14 @@ impl FilterChain {
                 };
                 let (headers, body) = crate::local_reply::finalize(&reply, Some(14), s);
                 let reply = reply_from(headers, body, reply.details);
-                Step::Fail(FilterFailure {
-                    plugin: plugin.name().to_owned(),
-                    failure,
-                    reply,
-                })
+                Step::Fail(FilterFailure { plugin: plugin.name().to_owned(), failure, reply })
             }
         }
     }
 
-    fn finish_step(
-        &mut self,
-        step: Step,
-        s: &mut StreamState,
-        phase: Phase,
-        callouts: Vec<Callout>,
-    ) -> Outcome {
+    fn finish_step(&mut self, step: Step, s: &mut StreamState, phase: Phase, callouts: Vec<Callout>) -> Outcome {
         self.detached.extend(callouts);
-        let request_side = matches!(
-            phase,
-            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers
-        );
+        let request_side = matches!(phase, Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers);
         match step {
             Step::Continue | Step::Stop => Outcome::Continue,
             Step::Close => Outcome::Close,
@@ -484,11 +437,8 @@ impl FilterChain {
             Step::Reply(reply, grpc) => {
                 let (headers, body) = crate::local_reply::finalize(&reply, grpc, s);
                 s.info.response_code = Some(reply.status);
-                s.info.response_code_details = if reply.details.is_empty() {
-                    "wasm".into()
-                } else {
-                    reply.details.clone()
-                };
+                s.info.response_code_details =
+                    if reply.details.is_empty() { "wasm".into() } else { reply.details.clone() };
                 if request_side {
                     self.encode_local_reply(s, headers, body, reply.details)
                 } else {
@@ -529,19 +479,8 @@ impl FilterChain {
             for &i in &order {
                 if self.slots[i].context.is_some() && self.slots[i].state == SlotState::Active {
                     let size = s.response_body.len();
-                    let cb = StreamCallback::ResponseBody {
-                        size,
-                        end_of_stream: true,
-                    };
-                    let _ = self.step(
-                        i,
-                        s,
-                        Phase::ResponseBody {
-                            end_of_stream: true,
-                        },
-                        cb,
-                        &mut ignored,
-                    );
+                    let cb = StreamCallback::ResponseBody { size, end_of_stream: true };
+                    let _ = self.step(i, s, Phase::ResponseBody { end_of_stream: true }, cb, &mut ignored);
                 }
             }
         }
@@ -552,12 +491,7 @@ impl FilterChain {
 
     /// Feeds a callout's result back to the filter that made it. When that filter continues,
     /// the paused phase resumes with the next filter and its outcome is returned.
-    pub fn on_callout_result(
-        &mut self,
-        s: &mut StreamState,
-        token: u32,
-        result: CalloutResult,
-    ) -> Outcome {
+    pub fn on_callout_result(&mut self, s: &mut StreamState, token: u32, result: CalloutResult) -> Outcome {
         let Some(at) = self.tokens.iter().position(|(t, _)| *t == token) else {
             return self.still();
         };
@@ -583,9 +517,7 @@ impl FilterChain {
                 return Ok(None);
             }
             let effects = vm.on_callout_result(Some((s, phase)), token, result)?;
-            let more = context
-                .map(|(ctx, _)| vm.take_callouts_of(ctx))
-                .unwrap_or_default();
+            let more = context.map(|(ctx, _)| vm.take_callouts_of(ctx)).unwrap_or_default();
             Ok(Some((effects, more)))
         });
         let (effects, more) = match result {
@@ -599,11 +531,8 @@ impl FilterChain {
                 };
             }
         };
-        self.tokens
-            .extend(more.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
-        let paused_here = self
-            .paused
-            .is_some_and(|p| self.order(p.phase).get(p.pos) == Some(&i));
+        self.tokens.extend(more.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
+        let paused_here = self.paused.is_some_and(|p| self.order(p.phase).get(p.pos) == Some(&i));
         match self.effects_step(Some(Action::Stop), effects, phase) {
             Step::Continue if paused_here => {
                 self.detached.extend(more);
@@ -622,13 +551,7 @@ impl FilterChain {
     }
 
     fn still(&self) -> Outcome {
-        if self.paused.is_some() {
-            Outcome::Pause {
-                callouts: Vec::new(),
-            }
-        } else {
-            Outcome::Continue
-        }
+        if self.paused.is_some() { Outcome::Pause { callouts: Vec::new() } } else { Outcome::Continue }
     }
 
     /// Continues the paused phase after filter `i`.
@@ -639,11 +562,7 @@ impl FilterChain {
         let next = p.pos + 1;
         match p.phase {
             Phase::RequestBody { end_of_stream } | Phase::ResponseBody { end_of_stream } => {
-                let dir = if matches!(p.phase, Phase::RequestBody { .. }) {
-                    Dir::Request
-                } else {
-                    Dir::Response
-                };
+                let dir = if matches!(p.phase, Phase::RequestBody { .. }) { Dir::Request } else { Dir::Response };
                 let data = hold(&mut self.slots[i], dir).take().unwrap_or_default();
                 self.run_body(s, dir, next, end_of_stream, Some(data))
             }
@@ -688,10 +607,7 @@ impl Drop for FilterChain {
 }
 
 fn starts_call(c: &Callout) -> bool {
-    matches!(
-        c.kind,
-        crate::stream::CalloutKind::Http(_) | crate::stream::CalloutKind::Grpc(_)
-    )
+    matches!(c.kind, crate::stream::CalloutKind::Http(_) | crate::stream::CalloutKind::Grpc(_))
 }
 
 fn body(s: &mut StreamState, dir: Dir) -> &mut BytesMut {
@@ -709,15 +625,7 @@ fn hold(slot: &mut Slot, dir: Dir) -> &mut Option<BytesMut> {
 }
 
 fn reply_from(mut headers: crate::HeaderMap, body: Bytes, details: String) -> LocalResponse {
-    let status = headers
-        .get_str(":status")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(500);
+    let status = headers.get_str(":status").and_then(|v| v.parse().ok()).unwrap_or(500);
     headers.remove(b":status");
-    LocalResponse {
-        status,
-        headers,
-        body,
-        details,
-    }
+    LocalResponse { status, headers, body, details }
 }

@@ -85,14 +85,10 @@ pub enum StartError {
         failure: Failure,
     },
     /// `proxy_on_vm_start` returned false.
-    #[error(
-        "plugin `{0}`: proxy_on_vm_start returned false (the filter refused its VM configuration; see its log)"
-    )]
+    #[error("plugin `{0}`: proxy_on_vm_start returned false (the filter refused its VM configuration; see its log)")]
     VmStartRefused(String),
     /// `proxy_on_configure` returned false.
-    #[error(
-        "plugin `{0}`: proxy_on_configure returned false (the filter refused its configuration; see its log)"
-    )]
+    #[error("plugin `{0}`: proxy_on_configure returned false (the filter refused its configuration; see its log)")]
     ConfigureRefused(String),
     /// The VM failed earlier and is not usable.
     #[error("the VM has failed: {0}")]
@@ -172,22 +168,14 @@ impl Failure {
     pub(crate) fn classify(err: &wasmtime::Error, memory_limit_hit: bool) -> Self {
         let message = format!("{err:?}");
         if let Some(h) = err.downcast_ref::<HostTrap>() {
-            return Self {
-                kind: h.kind,
-                message,
-            };
+            return Self { kind: h.kind, message };
         }
         if memory_limit_hit {
-            return Self {
-                kind: FailureKind::MemoryLimit,
-                message,
-            };
+            return Self { kind: FailureKind::MemoryLimit, message };
         }
         let kind = match err.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::UnreachableCodeReached) => FailureKind::Unreachable,
-            Some(wasmtime::Trap::MemoryOutOfBounds | wasmtime::Trap::TableOutOfBounds) => {
-                FailureKind::OutOfBounds
-            }
+            Some(wasmtime::Trap::MemoryOutOfBounds | wasmtime::Trap::TableOutOfBounds) => FailureKind::OutOfBounds,
             Some(wasmtime::Trap::Interrupt) => FailureKind::Deadline,
             Some(wasmtime::Trap::StackOverflow) => FailureKind::StackOverflow,
             _ => FailureKind::Other,

@@ -16,9 +16,7 @@ impl HeaderMap {
     }
 
     /// Builds a map from pairs, lower-casing the names and keeping the order.
-    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> Self {
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut map = Self::new();
         for (k, v) in pairs {
             map.add(k.as_ref(), Bytes::copy_from_slice(v.as_ref()));
@@ -43,34 +41,24 @@ impl HeaderMap {
 
     /// The first value of `name` (any case).
     pub fn get(&self, name: &[u8]) -> Option<&Bytes> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// The first value of `name` as UTF-8, if it is.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        self.get(name.as_bytes())
-            .and_then(|v| std::str::from_utf8(v).ok())
+        self.get(name.as_bytes()).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a [u8]) -> impl Iterator<Item = &'a Bytes> + 'a {
-        self.entries
-            .iter()
-            .filter(move |(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        self.entries.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v)
     }
 
     /// Appends an entry; pseudo-headers are kept ahead of regular headers.
     pub fn add(&mut self, name: &[u8], value: impl Into<Bytes>) {
         let name = lower(name);
         let at = if name.first() == Some(&b':') {
-            self.entries
-                .iter()
-                .take_while(|(k, _)| k.first() == Some(&b':'))
-                .count()
+            self.entries.iter().take_while(|(k, _)| k.first() == Some(&b':')).count()
         } else {
             self.entries.len()
         };
@@ -81,11 +69,7 @@ impl HeaderMap {
     /// others, or appends when absent.
     pub fn replace(&mut self, name: &[u8], value: impl Into<Bytes>) {
         let value = value.into();
-        match self
-            .entries
-            .iter()
-            .position(|(k, _)| k.eq_ignore_ascii_case(name))
-        {
+        match self.entries.iter().position(|(k, _)| k.eq_ignore_ascii_case(name)) {
             Some(first) => {
                 self.entries[first].1 = value;
                 let mut i = 0;
@@ -107,8 +91,7 @@ impl HeaderMap {
     /// Replaces the whole map with `pairs`, in their order (names lower-cased).
     pub fn set_all(&mut self, pairs: Vec<(Bytes, Bytes)>) {
         self.entries.clear();
-        self.entries
-            .extend(pairs.into_iter().map(|(k, v)| (lower(&k), v)));
+        self.entries.extend(pairs.into_iter().map(|(k, v)| (lower(&k), v)));
     }
 
     /// Envoy's `HeaderMap::byteSize()`: the sum of name and value lengths.
@@ -159,11 +142,7 @@ mod tests {
     fn envoy_map_rules() {
         let mut m = HeaderMap::from_pairs([("X-Foo", "1"), ("x-foo", "2"), (":path", "/")]);
         assert_eq!(m.iter().next().unwrap().0, b":path", "pseudo-headers first");
-        assert_eq!(
-            m.get(b"X-FOO").unwrap().as_ref(),
-            b"1",
-            "first value, any case"
-        );
+        assert_eq!(m.get(b"X-FOO").unwrap().as_ref(), b"1", "first value, any case");
         assert_eq!(m.joined(b"x-foo").unwrap().as_ref(), b"1,2");
         m.add(b"X-Bar", "a");
         assert!(m.iter().any(|(k, _)| k == b"x-bar"), "stored lower-case");

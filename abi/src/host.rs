@@ -234,8 +234,7 @@ impl HostState {
 
     /// Mutable access to the lent stream, likewise.
     pub(crate) fn effective_stream_mut(&mut self) -> Option<(&mut StreamState, Phase)> {
-        (self.stream_context == Some(self.frame.effective))
-            .then_some((&mut self.stream, self.phase))
+        (self.stream_context == Some(self.frame.effective)).then_some((&mut self.stream, self.phase))
     }
 
     /// A token for a new callout: HTTP calls are multiples of 4, gRPC calls ≡ 1 and gRPC

@@ -57,15 +57,10 @@ pub use log::{LogRecord, LogSink, TracingLogSink};
 pub use module::{CompiledModule, StartFunctions};
 pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec};
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
-pub use shared::{
-    HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues,
-};
+pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
-    Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest,
-    HttpCallResponse, LocalResponse, StreamInfo, StreamState, TlsInfo,
+    Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest, HttpCallResponse, LocalResponse,
+    StreamInfo, StreamState, TlsInfo,
 };
-pub use types::{
-    AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status,
-    StreamType,
-};
+pub use types::{AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status, StreamType};
 pub use vm::Vm;

@@ -9,11 +9,7 @@ use crate::headers::HeaderMap;
 use crate::stream::{LocalResponse, StreamState};
 
 /// The response headers (with `:status`) and body Envoy would send for `reply`.
-pub(crate) fn finalize(
-    reply: &LocalResponse,
-    grpc_status: Option<u32>,
-    stream: &StreamState,
-) -> (HeaderMap, Bytes) {
+pub(crate) fn finalize(reply: &LocalResponse, grpc_status: Option<u32>, stream: &StreamState) -> (HeaderMap, Bytes) {
     let mut headers = HeaderMap::new();
     if stream.is_grpc() {
         headers.add(b":status", Bytes::from_static(b"200"));
@@ -41,11 +37,7 @@ pub(crate) fn finalize(
             headers.add(b"content-type", Bytes::from_static(b"text/plain"));
         }
     }
-    let body = if stream.is_head() {
-        Bytes::new()
-    } else {
-        reply.body.clone()
-    };
+    let body = if stream.is_head() { Bytes::new() } else { reply.body.clone() };
     (headers, body)
 }
 
@@ -99,11 +91,7 @@ mod tests {
 
     #[test]
     fn empty_body_drops_length_and_type() {
-        let (h, _) = finalize(
-            &reply("", &[("content-type", "x/y")]),
-            None,
-            &StreamState::default(),
-        );
+        let (h, _) = finalize(&reply("", &[("content-type", "x/y")]), None, &StreamState::default());
         assert!(h.get(b"content-type").is_none() && h.get(b"content-length").is_none());
     }
 

@@ -36,9 +36,7 @@ pub struct TracingLogSink {
 
 impl Default for TracingLogSink {
     fn default() -> Self {
-        Self {
-            level: LogLevel::Info,
-        }
+        Self { level: LogLevel::Info }
     }
 }
 

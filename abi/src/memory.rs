@@ -18,16 +18,8 @@ pub(crate) fn range(size: usize, ptr: i32, len: i32) -> Option<std::ops::Range<u
 }
 
 /// Copies `len` bytes at `ptr` out of the guest.
-pub(crate) fn read(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    len: i32,
-) -> Result<Vec<u8>, Status> {
-    let memory = caller
-        .data()
-        .guest
-        .memory
-        .ok_or(Status::InvalidMemoryAccess)?;
+pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    let memory = caller.data().guest.memory.ok_or(Status::InvalidMemoryAccess)?;
     let data = memory.data(&*caller);
     let r = range(data.len(), ptr, len).ok_or(Status::InvalidMemoryAccess)?;
     Ok(data[r].to_vec())
@@ -40,26 +32,15 @@ pub(crate) fn with_slice<R>(
     len: i32,
     f: impl FnOnce(&[u8], &mut HostState) -> R,
 ) -> Result<R, Status> {
-    let memory = caller
-        .data()
-        .guest
-        .memory
-        .ok_or(Status::InvalidMemoryAccess)?;
+    let memory = caller.data().guest.memory.ok_or(Status::InvalidMemoryAccess)?;
     let (data, state) = memory.data_and_store_mut(&mut *caller);
     let r = range(data.len(), ptr, len).ok_or(Status::InvalidMemoryAccess)?;
     Ok(f(&data[r], state))
 }
 
 /// Checks that `n` output slots of 4 bytes each are writable, before anything is allocated.
-pub(crate) fn check_out(
-    caller: &Caller<'_, HostState>,
-    slots: &[(i32, usize)],
-) -> Result<(), Status> {
-    let memory = caller
-        .data()
-        .guest
-        .memory
-        .ok_or(Status::InvalidMemoryAccess)?;
+pub(crate) fn check_out(caller: &Caller<'_, HostState>, slots: &[(i32, usize)]) -> Result<(), Status> {
+    let memory = caller.data().guest.memory.ok_or(Status::InvalidMemoryAccess)?;
     let size = memory.data_size(caller);
     for &(ptr, width) in slots {
         range(size, ptr, width as i32).ok_or(Status::InvalidMemoryAccess)?;
@@ -68,16 +49,8 @@ pub(crate) fn check_out(
 }
 
 /// Writes raw bytes at `ptr`.
-pub(crate) fn write(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    bytes: &[u8],
-) -> Result<(), Status> {
-    let memory = caller
-        .data()
-        .guest
-        .memory
-        .ok_or(Status::InvalidMemoryAccess)?;
+pub(crate) fn write(caller: &mut Caller<'_, HostState>, ptr: i32, bytes: &[u8]) -> Result<(), Status> {
+    let memory = caller.data().guest.memory.ok_or(Status::InvalidMemoryAccess)?;
     let data = memory.data_mut(&mut *caller);
     let r = range(data.len(), ptr, bytes.len() as i32).ok_or(Status::InvalidMemoryAccess)?;
     data[r].copy_from_slice(bytes);
@@ -85,20 +58,12 @@ pub(crate) fn write(
 }
 
 /// Writes a little-endian u32 at `ptr`.
-pub(crate) fn write_u32(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    v: u32,
-) -> Result<(), Status> {
+pub(crate) fn write_u32(caller: &mut Caller<'_, HostState>, ptr: i32, v: u32) -> Result<(), Status> {
     write(caller, ptr, &v.to_le_bytes())
 }
 
 /// Writes a little-endian u64 at `ptr`.
-pub(crate) fn write_u64(
-    caller: &mut Caller<'_, HostState>,
-    ptr: i32,
-    v: u64,
-) -> Result<(), Status> {
+pub(crate) fn write_u64(caller: &mut Caller<'_, HostState>, ptr: i32, v: u64) -> Result<(), Status> {
     write(caller, ptr, &v.to_le_bytes())
 }
 
@@ -132,15 +97,11 @@ pub(crate) fn hand_out(
     {
         return Ok(Err(s));
     }
-    Ok(write_u32(caller, ret_ptr, ptr as u32)
-        .and_then(|()| write_u32(caller, ret_len, data.len() as u32)))
+    Ok(write_u32(caller, ret_ptr, ptr as u32).and_then(|()| write_u32(caller, ret_len, data.len() as u32)))
 }
 
 /// Calls the guest allocator for `size` bytes.
-pub(crate) fn allocate(
-    caller: &mut Caller<'_, HostState>,
-    size: usize,
-) -> wasmtime::Result<Result<i32, Status>> {
+pub(crate) fn allocate(caller: &mut Caller<'_, HostState>, size: usize) -> wasmtime::Result<Result<i32, Status>> {
     let Some(alloc) = caller.data().guest.alloc.clone() else {
         return Ok(Err(Status::InvalidMemoryAccess));
     };
@@ -154,17 +115,9 @@ pub(crate) fn allocate(
     if ptr == 0 {
         return Ok(Err(Status::InvalidMemoryAccess));
     }
-    let memory = caller
-        .data()
-        .guest
-        .memory
-        .ok_or(Status::InvalidMemoryAccess);
+    let memory = caller.data().guest.memory.ok_or(Status::InvalidMemoryAccess);
     let fits = memory.is_ok_and(|m| range(m.data_size(&*caller), ptr, size).is_some());
-    Ok(if fits {
-        Ok(ptr)
-    } else {
-        Err(Status::InvalidMemoryAccess)
-    })
+    Ok(if fits { Ok(ptr) } else { Err(Status::InvalidMemoryAccess) })
 }
 
 #[cfg(test)]

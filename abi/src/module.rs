@@ -53,18 +53,12 @@ impl CompiledModule {
 
     /// Every export, with its kind, for inspection.
     pub fn exports(&self) -> Vec<(String, &'static str)> {
-        self.module
-            .exports()
-            .map(|e| (e.name().to_owned(), extern_kind(&e.ty())))
-            .collect()
+        self.module.exports().map(|e| (e.name().to_owned(), extern_kind(&e.ty()))).collect()
     }
 
     /// Every import `(module, name)`.
     pub fn imports(&self) -> Vec<(String, String)> {
-        self.module
-            .imports()
-            .map(|i| (i.module().to_owned(), i.name().to_owned()))
-            .collect()
+        self.module.imports().map(|i| (i.module().to_owned(), i.name().to_owned())).collect()
     }
 }
 
@@ -119,11 +113,7 @@ fn callback_arity(name: &str, abi: AbiVersion) -> Option<(usize, bool)> {
 
 fn i32_func(params: usize, ret: bool) -> String {
     let p = vec!["i32"; params].join(", ");
-    if ret {
-        format!("({p}) -> i32")
-    } else {
-        format!("({p}) -> ()")
-    }
+    if ret { format!("({p}) -> i32") } else { format!("({p}) -> ()") }
 }
 
 fn describe(f: &FuncType) -> String {
@@ -154,18 +144,10 @@ fn version_of_import(name: &str) -> Option<&'static [AbiVersion]> {
 }
 
 /// Checks a module against the ABI and compiles it against `runtime`'s linker.
-pub(crate) fn validate(
-    runtime: &Runtime,
-    module: Module,
-    sha256: [u8; 32],
-) -> Result<CompiledModule, LoadError> {
+pub(crate) fn validate(runtime: &Runtime, module: Module, sha256: [u8; 32]) -> Result<CompiledModule, LoadError> {
     let abi = module
         .exports()
-        .find_map(|e| {
-            matches!(e.ty(), ExternType::Func(_))
-                .then(|| AbiVersion::from_marker(e.name()))
-                .flatten()
-        })
+        .find_map(|e| matches!(e.ty(), ExternType::Func(_)).then(|| AbiVersion::from_marker(e.name())).flatten())
         .ok_or(LoadError::NoAbiVersion)?;
 
     match module.get_export("memory") {
@@ -192,11 +174,7 @@ pub(crate) fn validate(
     }
     for name in ["malloc", "proxy_on_memory_allocate"] {
         if matches!(module.get_export(name), Some(ExternType::Func(_))) {
-            allocator = Some(if name == "malloc" {
-                "malloc"
-            } else {
-                "proxy_on_memory_allocate"
-            });
+            allocator = Some(if name == "malloc" { "malloc" } else { "proxy_on_memory_allocate" });
             break;
         }
     }
@@ -215,11 +193,7 @@ pub(crate) fn validate(
 
     for import in module.imports() {
         let (m, n) = (import.module(), import.name());
-        let unknown = |hint: String| LoadError::UnknownImport {
-            module: m.to_owned(),
-            name: n.to_owned(),
-            hint,
-        };
+        let unknown = |hint: String| LoadError::UnknownImport { module: m.to_owned(), name: n.to_owned(), hint };
         if !matches!(import.ty(), ExternType::Func(_)) {
             return Err(unknown(format!(
                 " (only function imports are supported; this is a {})",
@@ -234,10 +208,7 @@ pub(crate) fn validate(
             && !versions.contains(&abi)
         {
             let list: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
-            return Err(unknown(format!(
-                " for ABI {abi} (it belongs to ABI {})",
-                list.join(", ")
-            )));
+            return Err(unknown(format!(" for ABI {abi} (it belongs to ABI {})", list.join(", "))));
         }
     }
 
@@ -248,20 +219,9 @@ pub(crate) fn validate(
             .map(|i| (i.module().to_owned(), i.name().to_owned()))
             .find(|(m, n)| text.contains(&format!("{m}::{n}")))
             .unwrap_or_default();
-        LoadError::ImportTypeMismatch {
-            module: m,
-            name: n,
-            detail: text,
-        }
+        LoadError::ImportTypeMismatch { module: m, name: n, detail: text }
     })?;
-    Ok(CompiledModule {
-        sha256,
-        abi,
-        start,
-        allocator,
-        module,
-        pre,
-    })
+    Ok(CompiledModule { sha256, abi, start, allocator, module, pre })
 }
 
 /// Compiled modules by content, in memory and optionally on disk.
@@ -275,22 +235,12 @@ impl ModuleCache {
     pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Self {
-            memory: Mutex::new(Vec::new()),
-            dir,
-            engine_hash: format!("{:016x}", h.finish()),
-        }
+        Self { memory: Mutex::new(Vec::new()), dir, engine_hash: format!("{:016x}", h.finish()) }
     }
 
-    pub(crate) fn get_or_compile(
-        &self,
-        runtime: &Runtime,
-        wasm: &[u8],
-    ) -> Result<Arc<CompiledModule>, LoadError> {
+    pub(crate) fn get_or_compile(&self, runtime: &Runtime, wasm: &[u8]) -> Result<Arc<CompiledModule>, LoadError> {
         if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
-            return Err(LoadError::NotWasm(
-                "the file does not start with the WebAssembly magic bytes `\\0asm`".into(),
-            ));
+            return Err(LoadError::NotWasm("the file does not start with the WebAssembly magic bytes `\\0asm`".into()));
         }
         if wasm[4..8] != [1, 0, 0, 0] {
             return Err(LoadError::NotWasm(

@@ -13,10 +13,7 @@ pub const MAX_PAIRS: usize = 1024;
 
 /// Serialized size of `pairs`.
 pub fn encoded_len<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> usize {
-    pairs
-        .map(|(k, v)| 8 + k.len() + 1 + v.len() + 1)
-        .sum::<usize>()
-        + 4
+    pairs.map(|(k, v)| 8 + k.len() + 1 + v.len() + 1).sum::<usize>() + 4
 }
 
 /// Encodes `pairs` as `u32 N, N × (u32 key_len, u32 value_len), N × (key 0 value 0)`.
@@ -108,10 +105,8 @@ mod tests {
     fn encodes_the_spec_example_byte_for_byte() {
         let pairs: [(&[u8], &[u8]); 2] = [(b"a", b"1"), (b"b", b"22")];
         let bytes = encode(pairs.iter().copied());
-        let expected: Vec<u8> = vec![
-            2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b', 0,
-            b'2', b'2', 0,
-        ];
+        let expected: Vec<u8> =
+            vec![2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b', 0, b'2', b'2', 0];
         assert_eq!(bytes, expected);
         assert_eq!(encoded_len(pairs.iter().copied()), expected.len());
     }

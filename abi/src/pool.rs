@@ -38,11 +38,7 @@ pub(crate) type VmRef<'a> = Result<(&'a mut Vm, u64), Failure>;
 
 /// Runs `f` with this thread's VM for `spec`, creating it if needed. With `reload_backoff`
 /// (the caller's policy is reload), a failed VM is replaced once the backoff has passed.
-pub fn with_vm<R>(
-    spec: &Arc<VmSpec>,
-    reload_backoff: Option<Duration>,
-    f: impl FnOnce(VmRef<'_>) -> R,
-) -> R {
+pub fn with_vm<R>(spec: &Arc<VmSpec>, reload_backoff: Option<Duration>, f: impl FnOnce(VmRef<'_>) -> R) -> R {
     SLOTS.with(|slots| {
         let mut slots = slots.borrow_mut();
         let slot = slots.entry(spec.id).or_insert_with(|| Slot {
@@ -64,9 +60,8 @@ pub fn with_vm<R>(
         }
         let due = match (reload_backoff, slot.failed_at) {
             (Some(base), Some(at)) => {
-                let backoff = base
-                    .saturating_mul(1 << slot.failures_in_a_row.saturating_sub(1).min(16))
-                    .min(MAX_RELOAD_BACKOFF);
+                let backoff =
+                    base.saturating_mul(1 << slot.failures_in_a_row.saturating_sub(1).min(16)).min(MAX_RELOAD_BACKOFF);
                 at.elapsed() >= backoff
             }
             _ => false,
@@ -81,10 +76,7 @@ pub fn with_vm<R>(
                     slot.failed_at = None;
                 }
                 Err(e) => {
-                    slot.failure = Some(Failure {
-                        kind: FailureKind::Other,
-                        message: e.to_string(),
-                    });
+                    slot.failure = Some(Failure { kind: FailureKind::Other, message: e.to_string() });
                     slot.failed_at = Some(Instant::now());
                     slot.failures_in_a_row += 1;
                 }
@@ -96,10 +88,7 @@ pub fn with_vm<R>(
         let instance = slot.instance;
         match slot.vm.as_mut() {
             Some(vm) => f(Ok((vm, instance))),
-            None => f(Err(Failure {
-                kind: FailureKind::Other,
-                message: "no VM".into(),
-            })),
+            None => f(Err(Failure { kind: FailureKind::Other, message: "no VM".into() })),
         }
     })
 }

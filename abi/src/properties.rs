@@ -47,11 +47,7 @@ pub(crate) fn get(state: &HostState, path: &[u8]) -> Result<Bytes, Status> {
     let stream = state.effective_stream();
     let root = state.effective_root();
     let leaf = |v: Bytes| {
-        if rest.is_empty() {
-            Ok(v)
-        } else {
-            Err(Status::NotFound)
-        }
+        if rest.is_empty() { Ok(v) } else { Err(Status::NotFound) }
     };
     match first {
         b"plugin_name" => leaf(string(&root.ok_or(Status::NotFound)?.plugin.config.name)),
@@ -68,11 +64,7 @@ pub(crate) fn get(state: &HostState, path: &[u8]) -> Result<Bytes, Status> {
         b"response" => response(stream.ok_or(Status::NotFound)?.0, rest),
         b"source" | b"destination" => {
             let (s, _) = stream.ok_or(Status::NotFound)?;
-            let addr = if first == b"source" {
-                s.info.source
-            } else {
-                s.info.destination
-            };
+            let addr = if first == b"source" { s.info.source } else { s.info.destination };
             address(addr, rest)
         }
         b"upstream" => {
@@ -84,9 +76,7 @@ pub(crate) fn get(state: &HostState, path: &[u8]) -> Result<Bytes, Status> {
         b"filter_state" => {
             let (s, _) = stream.ok_or(Status::NotFound)?;
             let map = HeaderMap::from_pairs(
-                s.filter_state
-                    .iter()
-                    .map(|(k, v)| ([b"wasm.", k.as_slice()].concat(), v.clone())),
+                s.filter_state.iter().map(|(k, v)| ([b"wasm.", k.as_slice()].concat(), v.clone())),
             );
             map_value(&map, rest)
         }
@@ -123,11 +113,8 @@ fn request((s, phase): (&StreamState, Phase), rest: &[&[u8]]) -> Result<Bytes, S
     let h = &s.request_headers;
     let header = |name: &[u8]| h.get(name).cloned().ok_or(Status::NotFound);
     let path = || h.get(b":path").cloned().unwrap_or_default();
-    let body_size = || {
-        h.get_str("content-length")
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(s.info.request_body_bytes as i64)
-    };
+    let body_size =
+        || h.get_str("content-length").and_then(|v| v.parse::<i64>().ok()).unwrap_or(s.info.request_body_bytes as i64);
     Ok(match rest {
         [b"path"] => header(b":path")?,
         [b"url_path"] => {
@@ -154,18 +141,11 @@ fn request((s, phase): (&StreamState, Phase), rest: &[&[u8]]) -> Result<Bytes, S
             }
         }
         [b"time"] => {
-            let ns = s
-                .info
-                .start_time
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0);
+            let ns = s.info.start_time.duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
             int(ns)
         }
         [b"protocol"] => string(s.info.protocol),
-        [b"duration"] if phase == Phase::Log => {
-            int(s.info.duration.ok_or(Status::NotFound)?.as_nanos() as i64)
-        }
+        [b"duration"] if phase == Phase::Log => int(s.info.duration.ok_or(Status::NotFound)?.as_nanos() as i64),
         [b"size"] => int(body_size()),
         [b"total_size"] => int(s.info.request_body_bytes as i64 + h.byte_size() as i64),
         _ => return Err(Status::NotFound),
@@ -181,19 +161,14 @@ fn response(s: &StreamState, rest: &[&[u8]]) -> Result<Bytes, Status> {
         [b"code_details"] => string(&s.info.response_code_details),
         [b"flags"] => int(0),
         [b"grpc_status"] => {
-            let v = t
-                .get_str("grpc-status")
-                .or_else(|| h.get_str("grpc-status"))
-                .ok_or(Status::NotFound)?;
+            let v = t.get_str("grpc-status").or_else(|| h.get_str("grpc-status")).ok_or(Status::NotFound)?;
             int(v.parse().map_err(|_| Status::NotFound)?)
         }
         [b"headers", tail @ ..] => return map_value(h, tail),
         [b"trailers", tail @ ..] => return map_value(t, tail),
         [b"headers_bytes"] => int(h.byte_size() as i64),
         [b"size"] => int(s.info.response_body_bytes as i64),
-        [b"total_size"] => {
-            int((s.info.response_body_bytes as usize + h.byte_size() + t.byte_size()) as i64)
-        }
+        [b"total_size"] => int((s.info.response_body_bytes as usize + h.byte_size() + t.byte_size()) as i64),
         _ => return Err(Status::NotFound),
     })
 }
@@ -211,13 +186,9 @@ fn connection(s: &StreamState, rest: &[&[u8]]) -> Result<Bytes, Status> {
     let tls = s.info.tls.as_ref();
     match rest {
         [b"id"] => Ok(uint(s.info.connection_id)),
-        [b"mtls"] => Ok(Bytes::from_static(
-            if tls.is_some_and(|t| t.peer_certificate_presented) {
-                &[1]
-            } else {
-                &[0]
-            },
-        )),
+        [b"mtls"] => {
+            Ok(Bytes::from_static(if tls.is_some_and(|t| t.peer_certificate_presented) { &[1] } else { &[0] }))
+        }
         [b"requested_server_name"] => Ok(string(tls.map(|t| t.server_name.as_str()).unwrap_or(""))),
         [b"tls_version"] => Ok(string(&tls.ok_or(Status::NotFound)?.version)),
         _ => Err(Status::NotFound),

@@ -65,10 +65,7 @@ pub struct PoolingLimits {
 
 impl Default for PoolingLimits {
     fn default() -> Self {
-        Self {
-            max_instances: 1000,
-            max_memory_bytes: 256 << 20,
-        }
+        Self { max_instances: 1000, max_memory_bytes: 256 << 20 }
     }
 }
 
@@ -93,9 +90,7 @@ pub(crate) struct RuntimeInner {
 
 impl std::fmt::Debug for Runtime {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Runtime")
-            .field("config", &self.inner.config)
-            .finish_non_exhaustive()
+        f.debug_struct("Runtime").field("config", &self.inner.config).finish_non_exhaustive()
     }
 }
 
@@ -124,8 +119,7 @@ impl Runtime {
         }
         let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(e.to_string()))?;
         let mut linker = Linker::new(&engine);
-        let provided = crate::hostcalls::add_to_linker(&mut linker)
-            .map_err(|e| LoadError::Engine(e.to_string()))?;
+        let provided = crate::hostcalls::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
         let cache = ModuleCache::new(&engine, config.cache_dir.clone());
         let runtime = Self {
             inner: Arc::new(RuntimeInner {
@@ -180,19 +174,11 @@ impl Runtime {
     /// Sets the cluster names callouts may target.
     pub fn set_clusters(&self, names: impl IntoIterator<Item = String>) {
         let set: HashSet<String> = names.into_iter().collect();
-        *self
-            .inner
-            .clusters
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+        *self.inner.clusters.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
     pub(crate) fn has_cluster(&self, name: &str) -> bool {
-        self.inner
-            .clusters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(name)
+        self.inner.clusters.read().unwrap_or_else(|p| p.into_inner()).contains(name)
     }
 
     /// Compiles (or takes from the cache) and validates a Proxy-Wasm module.
@@ -210,11 +196,7 @@ impl Runtime {
     /// # Errors
     ///
     /// [`LoadError::Limits`] when the memory limit exceeds what the pooling allocator allows.
-    pub fn vm(
-        &self,
-        module: Arc<CompiledModule>,
-        config: VmConfig,
-    ) -> Result<Arc<VmSpec>, LoadError> {
+    pub fn vm(&self, module: Arc<CompiledModule>, config: VmConfig) -> Result<Arc<VmSpec>, LoadError> {
         if let Some(p) = self.inner.config.pooling
             && config.limits.memory_bytes > p.max_memory_bytes
         {
@@ -223,22 +205,12 @@ impl Runtime {
                 config.limits.memory_bytes, p.max_memory_bytes
             )));
         }
-        Ok(Arc::new(VmSpec {
-            id: next_id(),
-            module,
-            config,
-            runtime: self.clone(),
-            retired: Default::default(),
-        }))
+        Ok(Arc::new(VmSpec { id: next_id(), module, config, runtime: self.clone(), retired: Default::default() }))
     }
 
     /// Describes one filter (a root context) running in `vm`.
     pub fn plugin(&self, vm: &Arc<VmSpec>, config: PluginConfig) -> Arc<PluginSpec> {
-        Arc::new(PluginSpec {
-            id: next_id(),
-            vm: vm.clone(),
-            config,
-        })
+        Arc::new(PluginSpec { id: next_id(), vm: vm.clone(), config })
     }
 
     /// Convenience: load `wasm` and describe a single-filter VM with default settings.
@@ -254,14 +226,8 @@ impl Runtime {
     ) -> Result<Arc<PluginSpec>, LoadError> {
         let module = self.load_module(wasm)?;
         let vm = self.vm(module, VmConfig::default())?;
-        Ok(self.plugin(
-            &vm,
-            PluginConfig {
-                name: name.into(),
-                configuration: configuration.into(),
-                ..Default::default()
-            },
-        ))
+        Ok(self
+            .plugin(&vm, PluginConfig { name: name.into(), configuration: configuration.into(), ..Default::default() }))
     }
 }
 

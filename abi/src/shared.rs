@@ -36,9 +36,7 @@ pub struct SharedData {
 impl SharedData {
     /// The value and CAS of `key` under `vm_id`.
     pub fn get(&self, vm_id: &str, key: &[u8]) -> Option<(Bytes, u32)> {
-        lock(&self.map)
-            .get(&(vm_id.to_owned(), key.to_vec()))
-            .cloned()
+        lock(&self.map).get(&(vm_id.to_owned(), key.to_vec())).cloned()
     }
 
     /// Writes `value` if `cas` is 0, the key is absent, or `cas` matches; the entry gets a new
@@ -134,13 +132,7 @@ impl SharedQueues {
                 g.next += 1;
                 let t = g.next;
                 g.by_name.insert(key, t);
-                g.queues.insert(
-                    t,
-                    Queue {
-                        items: VecDeque::new(),
-                        registrant: None,
-                    },
-                );
+                g.queues.insert(t, Queue { items: VecDeque::new(), registrant: None });
                 t
             }
         };
@@ -152,10 +144,7 @@ impl SharedQueues {
 
     /// The token of an existing queue.
     pub fn resolve(&self, vm_id: &str, name: &[u8]) -> Option<u32> {
-        lock(&self.inner)
-            .by_name
-            .get(&(vm_id.to_owned(), name.to_vec()))
-            .copied()
+        lock(&self.inner).by_name.get(&(vm_id.to_owned(), name.to_vec())).copied()
     }
 
     /// Appends and notifies the registrant (never inline: it is posted to its inbox).
@@ -166,9 +155,7 @@ impl SharedQueues {
                 return Status::NotFound;
             };
             q.items.push_back(value);
-            q.registrant
-                .as_ref()
-                .and_then(|(inbox, root)| Some((inbox.upgrade()?, *root)))
+            q.registrant.as_ref().and_then(|(inbox, root)| Some((inbox.upgrade()?, *root)))
         };
         if let Some((inbox, root)) = notify {
             inbox.post(root, token);
@@ -208,18 +195,13 @@ pub struct Histogram {
 
 /// Upper bounds of the histogram buckets (Envoy's default bucket set).
 pub const HISTOGRAM_BOUNDS: [u64; 19] = [
-    1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000,
-    1_800_000, 3_600_000, 10_000_000,
+    1, 5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000, 30_000, 60_000, 300_000, 600_000, 1_800_000,
+    3_600_000, 10_000_000,
 ];
 
 impl Metric {
     fn new(name: String, kind: MetricType) -> Self {
-        Self {
-            name,
-            kind,
-            value: AtomicI64::new(0),
-            histogram: Mutex::new(Histogram::default()),
-        }
+        Self { name, kind, value: AtomicI64::new(0), histogram: Mutex::new(Histogram::default()) }
     }
 
     /// Current value of a counter or gauge.
@@ -256,10 +238,7 @@ impl Metric {
                 if h.buckets.is_empty() {
                     h.buckets = vec![0; HISTOGRAM_BOUNDS.len() + 1];
                 }
-                let i = HISTOGRAM_BOUNDS
-                    .iter()
-                    .position(|b| v <= *b)
-                    .unwrap_or(HISTOGRAM_BOUNDS.len());
+                let i = HISTOGRAM_BOUNDS.iter().position(|b| v <= *b).unwrap_or(HISTOGRAM_BOUNDS.len());
                 h.buckets[i] += 1;
                 h.sum = h.sum.saturating_add(v);
                 h.count += 1;

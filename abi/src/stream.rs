@@ -37,10 +37,7 @@ pub struct StreamState {
 impl StreamState {
     /// A stream whose request has these headers (pseudo-headers included).
     pub fn with_request_headers(headers: HeaderMap) -> Self {
-        Self {
-            request_headers: headers,
-            ..Self::default()
-        }
+        Self { request_headers: headers, ..Self::default() }
     }
 
     /// A value a filter stored with `proxy_set_property(path)`, path segments joined by NUL.
@@ -50,16 +47,12 @@ impl StreamState {
 
     /// True for a gRPC request (`content-type: application/grpc…`).
     pub fn is_grpc(&self) -> bool {
-        self.request_headers
-            .get(b"content-type")
-            .is_some_and(|v| v.starts_with(b"application/grpc"))
+        self.request_headers.get(b"content-type").is_some_and(|v| v.starts_with(b"application/grpc"))
     }
 
     /// True for a `HEAD` request.
     pub fn is_head(&self) -> bool {
-        self.request_headers
-            .get(b":method")
-            .is_some_and(|m| m.as_ref() == b"HEAD")
+        self.request_headers.get(b":method").is_some_and(|m| m.as_ref() == b"HEAD")
     }
 }
 
@@ -183,11 +176,7 @@ impl HttpCallResponse {
         for (k, v) in headers.iter() {
             all.add(k, Bytes::copy_from_slice(v));
         }
-        Self::Response {
-            headers: all,
-            body: body.into(),
-            trailers: HeaderMap::new(),
-        }
+        Self::Response { headers: all, body: body.into(), trailers: HeaderMap::new() }
     }
 
     /// What Envoy delivers when the call timed out: 504 `upstream request timeout`.

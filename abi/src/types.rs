@@ -224,9 +224,7 @@ impl AbiVersion {
 
     /// The version a marker export names, if it is one.
     pub fn from_marker(name: &str) -> Option<Self> {
-        [Self::V0_1_0, Self::V0_2_0, Self::V0_2_1]
-            .into_iter()
-            .find(|v| v.marker() == name)
+        [Self::V0_1_0, Self::V0_2_0, Self::V0_2_1].into_iter().find(|v| v.marker() == name)
     }
 }
 
@@ -253,11 +251,7 @@ pub enum Action {
 impl Action {
     /// Headers callbacks: 0 and 2 (ContinueAndEndStream) continue, anything else stops.
     pub fn from_headers_status(v: i32) -> Self {
-        if v == 0 || v == 2 {
-            Self::Continue
-        } else {
-            Self::Stop
-        }
+        if v == 0 || v == 2 { Self::Continue } else { Self::Stop }
     }
 
     /// Body and trailers callbacks: 0 continues, anything else stops.

@@ -64,11 +64,7 @@ impl Callbacks {
             instance
                 .get_typed_func::<(i32, i32, i32), i32>(&mut *store, name)
                 .map(HeadersFn::V2)
-                .or_else(|_| {
-                    instance
-                        .get_typed_func::<(i32, i32), i32>(&mut *store, name)
-                        .map(HeadersFn::V1)
-                })
+                .or_else(|_| instance.get_typed_func::<(i32, i32), i32>(&mut *store, name).map(HeadersFn::V1))
                 .ok()
         };
         Self {
@@ -128,10 +124,7 @@ pub struct Vm {
 
 impl std::fmt::Debug for Vm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Vm")
-            .field("vm_id", &self.spec.config.vm_id)
-            .field("failed", &self.failed)
-            .finish()
+        f.debug_struct("Vm").field("vm_id", &self.spec.config.vm_id).field("failed", &self.failed).finish()
     }
 }
 
@@ -149,27 +142,17 @@ impl Vm {
         store.limiter(|s| &mut s.limiter);
         set_deadline(&mut store, spec, spec.config.limits.startup_deadline);
         let instance = module.pre.instantiate(&mut store).map_err(|e| {
-            if e.downcast_ref::<wasmtime::Trap>().is_some()
-                || e.downcast_ref::<crate::error::HostTrap>().is_some()
-            {
+            if e.downcast_ref::<wasmtime::Trap>().is_some() || e.downcast_ref::<crate::error::HostTrap>().is_some() {
                 StartError::StartFunction(Failure::classify(&e, store.data().limiter.hit))
             } else {
                 StartError::Instantiate(format!("{e:#}"))
             }
         })?;
         let memory = instance.get_memory(&mut store, "memory");
-        let alloc = instance
-            .get_typed_func::<i32, i32>(&mut store, module.allocator)
-            .ok();
+        let alloc = instance.get_typed_func::<i32, i32>(&mut store, module.allocator).ok();
         store.data_mut().guest = crate::host::GuestHandles { memory, alloc };
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
-        let mut vm = Self {
-            store,
-            cb,
-            spec: spec.clone(),
-            failed: None,
-            roots: Vec::new(),
-        };
+        let mut vm = Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new() };
         vm.run_start_functions(&instance)?;
         Ok(vm)
     }
@@ -218,12 +201,7 @@ impl Vm {
 
     /// Bytes of linear memory the instance has.
     pub fn memory_bytes(&self) -> usize {
-        self.store
-            .data()
-            .guest
-            .memory
-            .map(|m| m.data_size(&self.store))
-            .unwrap_or(0)
+        self.store.data().guest.memory.map(|m| m.data_size(&self.store)).unwrap_or(0)
     }
 
     /// Number of live contexts (roots and streams).
@@ -238,10 +216,7 @@ impl Vm {
 
     /// The root context of `plugin`, if it was started in this VM.
     pub fn root_of(&self, plugin: &PluginSpec) -> Option<u32> {
-        self.roots
-            .iter()
-            .find(|(id, _)| *id == plugin.id)
-            .map(|(_, r)| *r)
+        self.roots.iter().find(|(id, _)| *id == plugin.id).map(|(_, r)| *r)
     }
 
     /// Root context ids, with their plugins.
@@ -276,33 +251,22 @@ impl Vm {
             shutting_down: false,
             last_status: (0, Bytes::new()),
         };
-        self.store
-            .data_mut()
-            .contexts
-            .insert(root, Context::Root(Box::new(ctx)));
+        self.store.data_mut().contexts.insert(root, Context::Root(Box::new(ctx)));
         let deadline = self.spec.config.limits.startup_deadline;
         let name = plugin.name().to_owned();
         let trap = |callback: &'static str| {
             let name = name.clone();
-            move |failure| StartError::Trap {
-                plugin: name,
-                callback,
-                failure,
-            }
+            move |failure| StartError::Trap { plugin: name, callback, failure }
         };
         let cb = self.cb.clone();
         if let Some(f) = cb.context_create.clone() {
-            self.call(Frame::new(CallbackKind::RootCreate, root), deadline, |s| {
-                f.call(s, (root as i32, 0))
-            })
-            .map_err(trap("proxy_on_context_create"))?;
+            self.call(Frame::new(CallbackKind::RootCreate, root), deadline, |s| f.call(s, (root as i32, 0)))
+                .map_err(trap("proxy_on_context_create"))?;
         }
         if let Some(f) = cb.vm_start.clone() {
             let size = self.spec.config.configuration.len() as i32;
             let ok = self
-                .call(Frame::new(CallbackKind::VmStart, root), deadline, |s| {
-                    f.call(s, (root as i32, size))
-                })
+                .call(Frame::new(CallbackKind::VmStart, root), deadline, |s| f.call(s, (root as i32, size)))
                 .map_err(trap("proxy_on_vm_start"))?
                 .0;
             if ok == 0 {
@@ -313,9 +277,7 @@ impl Vm {
         if let Some(f) = cb.configure.clone() {
             let size = plugin.config.configuration.len() as i32;
             let ok = self
-                .call(Frame::new(CallbackKind::Configure, root), deadline, |s| {
-                    f.call(s, (root as i32, size))
-                })
+                .call(Frame::new(CallbackKind::Configure, root), deadline, |s| f.call(s, (root as i32, size)))
                 .map_err(trap("proxy_on_configure"))?
                 .0;
             if ok == 0 {
@@ -336,11 +298,9 @@ impl Vm {
         self.roots.retain(|(id, _)| *id != plugin.id);
         let deadline = self.spec.config.limits.callback_deadline;
         let done = match self.cb.done.clone() {
-            Some(f) => self
-                .call(Frame::new(CallbackKind::Root, root), deadline, |s| {
-                    f.call(s, root as i32)
-                })
-                .map(|r| r.0),
+            Some(f) => {
+                self.call(Frame::new(CallbackKind::Root, root), deadline, |s| f.call(s, root as i32)).map(|r| r.0)
+            }
             None => Ok(1),
         };
         match done {
@@ -375,10 +335,7 @@ impl Vm {
             return Ok(());
         };
         let deadline = self.spec.config.limits.callback_deadline;
-        self.call(Frame::new(CallbackKind::Root, root), deadline, |s| {
-            f.call(s, root as i32)
-        })
-        .map(drop)
+        self.call(Frame::new(CallbackKind::Root, root), deadline, |s| f.call(s, root as i32)).map(drop)
     }
 
     /// Delivers pending `proxy_on_queue_ready` notifications from the inbox.
@@ -394,15 +351,10 @@ impl Vm {
         let deadline = self.spec.config.limits.callback_deadline;
         let mut n = 0;
         for (root, token) in events {
-            if !matches!(
-                self.store.data().contexts.get(&root),
-                Some(Context::Root(_))
-            ) {
+            if !matches!(self.store.data().contexts.get(&root), Some(Context::Root(_))) {
                 continue;
             }
-            self.call(Frame::new(CallbackKind::Root, root), deadline, |s| {
-                f.call(s, (root as i32, token as i32))
-            })?;
+            self.call(Frame::new(CallbackKind::Root, root), deadline, |s| f.call(s, (root as i32, token as i32)))?;
             n += 1;
         }
         Ok(n)
@@ -416,9 +368,7 @@ impl Vm {
     /// Takes the callouts requested by `context` only.
     pub(crate) fn take_callouts_of(&mut self, context: u32) -> Vec<Callout> {
         let all = &mut self.store.data_mut().callouts;
-        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(all)
-            .into_iter()
-            .partition(|(c, _)| *c == context);
+        let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(all).into_iter().partition(|(c, _)| *c == context);
         *all = rest;
         mine.into_iter().map(|(_, c)| c).collect()
     }
@@ -446,10 +396,7 @@ impl Vm {
             return Ok(Effects::default());
         };
         let root = call.root;
-        if !matches!(
-            self.store.data().contexts.get(&root),
-            Some(Context::Root(_))
-        ) {
+        if !matches!(self.store.data().contexts.get(&root), Some(Context::Root(_))) {
             self.store.data_mut().tokens.remove(&token);
             return Ok(Effects::default());
         }
@@ -461,15 +408,9 @@ impl Vm {
                 CalloutResult::Http(resp) => {
                     vm.store.data_mut().tokens.remove(&token);
                     let (nh, nb, nt) = match resp {
-                        HttpCallResponse::Response {
-                            headers,
-                            body,
-                            trailers,
-                        } => (
-                            headers.len() as i32,
-                            body.len() as i32,
-                            trailers.len() as i32,
-                        ),
+                        HttpCallResponse::Response { headers, body, trailers } => {
+                            (headers.len() as i32, body.len() as i32, trailers.len() as i32)
+                        }
                         HttpCallResponse::Reset => {
                             vm.set_last_status(root, 11, Bytes::from_static(b"reset"));
                             (0, 0, 0)
@@ -478,34 +419,23 @@ impl Vm {
                     let mut frame = frame;
                     frame.http_response = Some(resp.clone());
                     match cb.http_call_response.clone() {
-                        Some(f) => {
-                            vm.call(frame, deadline, |s| f.call(s, (r, t, nh, nb, nt)))?
-                                .1
-                        }
+                        Some(f) => vm.call(frame, deadline, |s| f.call(s, (r, t, nh, nb, nt)))?.1,
                         None => Effects::default(),
                     }
                 }
                 CalloutResult::Grpc(event) => {
                     let (f, n) = match event {
-                        GrpcEvent::InitialMetadata(m) => {
-                            (cb.grpc_initial_metadata.clone(), m.len())
-                        }
+                        GrpcEvent::InitialMetadata(m) => (cb.grpc_initial_metadata.clone(), m.len()),
                         GrpcEvent::Message(b) => {
                             if call.kind == CallKind::GrpcCall {
                                 vm.store.data_mut().tokens.remove(&token);
                             }
                             (cb.grpc_receive.clone(), b.len())
                         }
-                        GrpcEvent::TrailingMetadata(m) => {
-                            (cb.grpc_trailing_metadata.clone(), m.len())
-                        }
+                        GrpcEvent::TrailingMetadata(m) => (cb.grpc_trailing_metadata.clone(), m.len()),
                         GrpcEvent::Close { status, message } => {
                             vm.store.data_mut().tokens.remove(&token);
-                            vm.set_last_status(
-                                root,
-                                *status,
-                                Bytes::copy_from_slice(message.as_bytes()),
-                            );
+                            vm.set_last_status(root, *status, Bytes::copy_from_slice(message.as_bytes()));
                             (cb.grpc_close.clone(), *status as usize)
                         }
                     };
@@ -550,10 +480,7 @@ impl Vm {
             return Err(f.clone());
         }
         if let StreamCallback::Create { root } = callback {
-            self.store
-                .data_mut()
-                .contexts
-                .insert(ctx, Context::Stream { root });
+            self.store.data_mut().contexts.insert(ctx, Context::Stream { root });
         }
         let deadline = self.spec.config.limits.callback_deadline;
         let cb = self.cb.clone();
@@ -581,20 +508,8 @@ impl Vm {
         let outcome = self.lend(stream, ctx, phase, |vm| -> Result<CallOutcome, Failure> {
             let n_req = vm.store.data().stream.request_headers.len();
             let n_resp = vm.store.data().stream.response_headers.len();
-            let n_req_t = vm
-                .store
-                .data()
-                .stream
-                .request_trailers
-                .as_ref()
-                .map_or(0, |t| t.len());
-            let n_resp_t = vm
-                .store
-                .data()
-                .stream
-                .response_trailers
-                .as_ref()
-                .map_or(0, |t| t.len());
+            let n_req_t = vm.store.data().stream.request_trailers.as_ref().map_or(0, |t| t.len());
+            let n_resp_t = vm.store.data().stream.response_trailers.as_ref().map_or(0, |t| t.len());
             let (raw, effects) = match callback {
                 StreamCallback::Create { root } => {
                     let r = cb
@@ -604,64 +519,34 @@ impl Vm {
                         .transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
-                StreamCallback::RequestHeaders { end_of_stream } => vm.call(
-                    frame,
-                    deadline,
-                    headers(cb.request_headers.clone(), n_req, end_of_stream),
-                )?,
-                StreamCallback::RequestBody {
-                    size,
-                    end_of_stream,
-                } => vm.call(
-                    frame,
-                    deadline,
-                    data(cb.request_body.clone(), size, end_of_stream),
-                )?,
-                StreamCallback::RequestTrailers => vm.call(
-                    frame,
-                    deadline,
-                    trailers(cb.request_trailers.clone(), n_req_t),
-                )?,
-                StreamCallback::ResponseHeaders { end_of_stream } => vm.call(
-                    frame,
-                    deadline,
-                    headers(cb.response_headers.clone(), n_resp, end_of_stream),
-                )?,
-                StreamCallback::ResponseBody {
-                    size,
-                    end_of_stream,
-                } => vm.call(
-                    frame,
-                    deadline,
-                    data(cb.response_body.clone(), size, end_of_stream),
-                )?,
-                StreamCallback::ResponseTrailers => vm.call(
-                    frame,
-                    deadline,
-                    trailers(cb.response_trailers.clone(), n_resp_t),
-                )?,
+                StreamCallback::RequestHeaders { end_of_stream } => {
+                    vm.call(frame, deadline, headers(cb.request_headers.clone(), n_req, end_of_stream))?
+                }
+                StreamCallback::RequestBody { size, end_of_stream } => {
+                    vm.call(frame, deadline, data(cb.request_body.clone(), size, end_of_stream))?
+                }
+                StreamCallback::RequestTrailers => {
+                    vm.call(frame, deadline, trailers(cb.request_trailers.clone(), n_req_t))?
+                }
+                StreamCallback::ResponseHeaders { end_of_stream } => {
+                    vm.call(frame, deadline, headers(cb.response_headers.clone(), n_resp, end_of_stream))?
+                }
+                StreamCallback::ResponseBody { size, end_of_stream } => {
+                    vm.call(frame, deadline, data(cb.response_body.clone(), size, end_of_stream))?
+                }
+                StreamCallback::ResponseTrailers => {
+                    vm.call(frame, deadline, trailers(cb.response_trailers.clone(), n_resp_t))?
+                }
                 StreamCallback::Log => {
-                    let r = cb
-                        .log
-                        .clone()
-                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
-                        .transpose()?;
+                    let r = cb.log.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::Done => {
-                    let r = cb
-                        .done
-                        .clone()
-                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
-                        .transpose()?;
+                    let r = cb.done.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::Delete => {
-                    let r = cb
-                        .delete
-                        .clone()
-                        .map(|f| vm.call(frame, deadline, |s| f.call(s, c)))
-                        .transpose()?;
+                    let r = cb.delete.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
             };
@@ -680,13 +565,7 @@ impl Vm {
     }
 
     /// Lends `stream` to the VM as the data of context `ctx` while `f` runs.
-    fn lend<R>(
-        &mut self,
-        stream: &mut StreamState,
-        ctx: u32,
-        phase: Phase,
-        f: impl FnOnce(&mut Self) -> R,
-    ) -> R {
+    fn lend<R>(&mut self, stream: &mut StreamState, ctx: u32, phase: Phase, f: impl FnOnce(&mut Self) -> R) -> R {
         let data = self.store.data_mut();
         std::mem::swap(&mut data.stream, stream);
         data.stream_context = Some(ctx);
@@ -709,9 +588,7 @@ impl Vm {
     fn delete_context(&mut self, ctx: u32) {
         if let Some(f) = self.cb.delete.clone() {
             let deadline = self.spec.config.limits.callback_deadline;
-            let _ = self.call(Frame::new(CallbackKind::Root, ctx), deadline, |s| {
-                f.call(s, ctx as i32)
-            });
+            let _ = self.call(Frame::new(CallbackKind::Root, ctx), deadline, |s| f.call(s, ctx as i32));
         }
         let data = self.store.data_mut();
         data.contexts.remove(&ctx);
@@ -732,10 +609,7 @@ impl Vm {
         self.store.data_mut().frame = frame;
         set_deadline(&mut self.store, &self.spec, deadline);
         let result = f(&mut self.store);
-        let frame = std::mem::replace(
-            &mut self.store.data_mut().frame,
-            Frame::new(CallbackKind::Root, 0),
-        );
+        let frame = std::mem::replace(&mut self.store.data_mut().frame, Frame::new(CallbackKind::Root, 0));
         match result {
             Ok(r) => {
                 if let Some(root) = frame.done_root {
@@ -753,10 +627,7 @@ impl Vm {
 
     /// Marks the VM failed on purpose (tests, and the host when it gives up on an instance).
     pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
-        self.failed.get_or_insert(Failure {
-            kind,
-            message: message.into(),
-        });
+        self.failed.get_or_insert(Failure { kind, message: message.into() });
     }
 }
 

@@ -51,9 +51,7 @@ pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> 
         cmd.arg("-p").arg(p);
     }
     clean_env(&mut cmd);
-    let status = cmd
-        .status()
-        .unwrap_or_else(|e| panic!("weir-wasm-build: could not run cargo: {e}"));
+    let status = cmd.status().unwrap_or_else(|e| panic!("weir-wasm-build: could not run cargo: {e}"));
     if !status.success() {
         panic!(
             "weir-wasm-build: building the filters in {} for {TARGET} failed (see the cargo output above)",
@@ -65,15 +63,8 @@ pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> 
         .iter()
         .map(|p| {
             let name = p.replace('-', "_");
-            let path = target_dir
-                .join(TARGET)
-                .join("release")
-                .join(format!("{name}.wasm"));
-            assert!(
-                path.exists(),
-                "weir-wasm-build: {} was not produced; is package `{p}` a cdylib?",
-                path.display()
-            );
+            let path = target_dir.join(TARGET).join("release").join(format!("{name}.wasm"));
+            assert!(path.exists(), "weir-wasm-build: {} was not produced; is package `{p}` a cdylib?", path.display());
             Artifact { name, path }
         })
         .collect()
@@ -84,11 +75,7 @@ pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> 
 fn wasm_target_dir() -> PathBuf {
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR is set for build scripts"));
     // OUT_DIR = <target>/<profile>/build/<pkg>-<hash>/out
-    out_dir
-        .ancestors()
-        .nth(4)
-        .map(|t| t.join("wasm"))
-        .unwrap_or_else(|| out_dir.join("wasm"))
+    out_dir.ancestors().nth(4).map(|t| t.join("wasm")).unwrap_or_else(|| out_dir.join("wasm"))
 }
 
 /// Variables that would leak the host build's settings into the wasm build.
@@ -152,19 +139,13 @@ fn ensure_target_installed() {
 
 fn target_installed() -> bool {
     let rustc = env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc"));
-    let out = Command::new(rustc)
-        .args(["--print", "target-libdir", "--target", TARGET])
-        .output();
+    let out = Command::new(rustc).args(["--print", "target-libdir", "--target", TARGET]).output();
     match out {
         Ok(o) if o.status.success() => {
             let dir = String::from_utf8_lossy(&o.stdout).trim().to_string();
             Path::new(&dir)
                 .read_dir()
-                .map(|mut d| {
-                    d.any(|e| {
-                        e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd"))
-                    })
-                })
+                .map(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("libstd"))))
                 .unwrap_or(false)
         }
         _ => false,
@@ -178,32 +159,19 @@ fn target_installed() -> bool {
 ///
 /// Panics with a message saying what to install when npm is missing or a step fails.
 pub fn build_npm_project(dir: &Path, script: &str, extra_args: &[&str], output: &Path) {
-    for entry in [
-        "package.json",
-        "package-lock.json",
-        "asconfig.json",
-        "assembly",
-    ] {
+    for entry in ["package.json", "package-lock.json", "asconfig.json", "assembly"] {
         println!("cargo:rerun-if-changed={}", dir.join(entry).display());
     }
     let npm = |args: &[&str]| {
-        let status = Command::new("npm")
-            .current_dir(dir)
-            .args(args)
-            .status()
-            .unwrap_or_else(|e| {
-                panic!(
-                    "weir-wasm-build: could not run npm ({e}). Node.js and npm are needed to build the \
-                     AssemblyScript filter in {}; install them (e.g. `apt-get install nodejs npm`).",
-                    dir.display()
-                )
-            });
-        if !status.success() {
+        let status = Command::new("npm").current_dir(dir).args(args).status().unwrap_or_else(|e| {
             panic!(
-                "weir-wasm-build: `npm {}` failed in {}",
-                args.join(" "),
+                "weir-wasm-build: could not run npm ({e}). Node.js and npm are needed to build the \
+                     AssemblyScript filter in {}; install them (e.g. `apt-get install nodejs npm`).",
                 dir.display()
-            );
+            )
+        });
+        if !status.success() {
+            panic!("weir-wasm-build: `npm {}` failed in {}", args.join(" "), dir.display());
         }
     };
     if !dir.join("node_modules").exists() {
@@ -212,9 +180,5 @@ pub fn build_npm_project(dir: &Path, script: &str, extra_args: &[&str], output: 
     let mut args = vec!["run", script, "--silent", "--"];
     args.extend_from_slice(extra_args);
     npm(&args);
-    assert!(
-        output.exists(),
-        "weir-wasm-build: `npm run {script}` did not produce {}",
-        output.display()
-    );
+    assert!(output.exists(), "weir-wasm-build: `npm run {script}` did not produce {}", output.display());
 }

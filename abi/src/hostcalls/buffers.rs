@@ -32,10 +32,9 @@ fn buffer(state: &HostState, t: BufferType) -> Result<Bytes, Status> {
         },
         BufferType::VmConfiguration => state.spec.config.configuration.clone(),
         BufferType::PluginConfiguration => match state.frame.kind {
-            CallbackKind::RootCreate | CallbackKind::Configure => state
-                .effective_root()
-                .map(|r| r.plugin.config.configuration.clone())
-                .unwrap_or_default(),
+            CallbackKind::RootCreate | CallbackKind::Configure => {
+                state.effective_root().map(|r| r.plugin.config.configuration.clone()).unwrap_or_default()
+            }
             _ => return Err(Status::NotFound),
         },
         BufferType::CallData => state.foreign_args.clone(),
@@ -76,60 +75,39 @@ pub(crate) fn copy_from(buf: &mut BytesMut, start: usize, size: usize, data: &[u
 }
 
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
-    hostcall!(
-        r,
-        "proxy_get_buffer_bytes",
-        |c, t: i32, start: i32, max: i32, ret_ptr: i32, ret_len: i32| {
-            let Some(t) = BufferType::from_raw(t) else {
-                return Ok(Status::BadArgument.code());
-            };
-            let (start, max) = (start as u32 as usize, max as u32 as usize);
-            if (start as u32).checked_add(max as u32).is_none() {
-                return Ok(Status::BadArgument.code());
-            }
-            let data = tri!(buffer(c.data(), t));
-            let slice = if start > data.len() {
-                Bytes::new()
-            } else {
-                data.slice(start..data.len().min(start + max))
-            };
-            tri!(memory::hand_out(&mut c, &slice, ret_ptr, ret_len)?);
-            Ok(Status::Ok.code())
+    hostcall!(r, "proxy_get_buffer_bytes", |c, t: i32, start: i32, max: i32, ret_ptr: i32, ret_len: i32| {
+        let Some(t) = BufferType::from_raw(t) else {
+            return Ok(Status::BadArgument.code());
+        };
+        let (start, max) = (start as u32 as usize, max as u32 as usize);
+        if (start as u32).checked_add(max as u32).is_none() {
+            return Ok(Status::BadArgument.code());
         }
-    );
-    hostcall!(
-        r,
-        "proxy_set_buffer_bytes",
-        |c, t: i32, start: i32, size: i32, ptr: i32, len: i32| {
-            let Some(t) = BufferType::from_raw(t) else {
-                return Ok(Status::BadArgument.code());
-            };
-            let status = tri!(memory::with_slice(
-                &mut c,
-                ptr,
-                len,
-                |data, state| match body_mut(state, t) {
-                    Ok(buf) => copy_from(buf, start as u32 as usize, size as u32 as usize, data),
-                    Err(s) => s,
-                }
-            ));
-            Ok(status.code())
-        }
-    );
-    hostcall!(
-        r,
-        "proxy_get_buffer_status",
-        |c, t: i32, ret_size: i32, ret_flags: i32| {
-            let Some(t) = BufferType::from_raw(t) else {
-                return Ok(Status::BadArgument.code());
-            };
-            let size = tri!(buffer(c.data(), t)).len();
-            tri!(memory::check_out(&c, &[(ret_size, 4), (ret_flags, 4)]));
-            tri!(memory::write_u32(&mut c, ret_size, size as u32));
-            tri!(memory::write_u32(&mut c, ret_flags, 0));
-            Ok(Status::Ok.code())
-        }
-    );
+        let data = tri!(buffer(c.data(), t));
+        let slice = if start > data.len() { Bytes::new() } else { data.slice(start..data.len().min(start + max)) };
+        tri!(memory::hand_out(&mut c, &slice, ret_ptr, ret_len)?);
+        Ok(Status::Ok.code())
+    });
+    hostcall!(r, "proxy_set_buffer_bytes", |c, t: i32, start: i32, size: i32, ptr: i32, len: i32| {
+        let Some(t) = BufferType::from_raw(t) else {
+            return Ok(Status::BadArgument.code());
+        };
+        let status = tri!(memory::with_slice(&mut c, ptr, len, |data, state| match body_mut(state, t) {
+            Ok(buf) => copy_from(buf, start as u32 as usize, size as u32 as usize, data),
+            Err(s) => s,
+        }));
+        Ok(status.code())
+    });
+    hostcall!(r, "proxy_get_buffer_status", |c, t: i32, ret_size: i32, ret_flags: i32| {
+        let Some(t) = BufferType::from_raw(t) else {
+            return Ok(Status::BadArgument.code());
+        };
+        let size = tri!(buffer(c.data(), t)).len();
+        tri!(memory::check_out(&c, &[(ret_size, 4), (ret_flags, 4)]));
+        tri!(memory::write_u32(&mut c, ret_size, size as u32));
+        tri!(memory::write_u32(&mut c, ret_flags, 0));
+        Ok(Status::Ok.code())
+    });
     Ok(())
 }
 

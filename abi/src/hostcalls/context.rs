@@ -29,8 +29,6 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     });
     // Legacy stubs Envoy links for old emscripten and C++ SDK builds.
     r.add("env", "emscripten_notify_memory_growth", |_: i32| {})?;
-    r.add("env", "pthread_equal", |a: i32, b: i32| -> i32 {
-        (a == b) as i32
-    })?;
+    r.add("env", "pthread_equal", |a: i32, b: i32| -> i32 { (a == b) as i32 })?;
     Ok(())
 }

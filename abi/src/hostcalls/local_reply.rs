@@ -10,32 +10,34 @@ use crate::stream::LocalResponse;
 use crate::types::Status;
 
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
-    hostcall!(
-        r,
-        "proxy_send_local_response",
-        |c, code: i32, dp: i32, dl: i32, bp: i32, bl: i32, hp: i32, hl: i32, grpc: i32| {
-            let details = tri!(memory::read(&mut c, dp, dl));
-            let body = tri!(memory::read(&mut c, bp, bl));
-            let headers = tri!(memory::read(&mut c, hp, hl));
-            let state = c.data_mut();
-            if state.effective_stream().is_none() {
-                // From a root context, or a stream that is gone: OK, nothing happens.
-                return Ok(Status::Ok.code());
-            }
-            let details: String = String::from_utf8_lossy(&details)
-                .chars()
-                .map(|ch| if ch.is_whitespace() { '_' } else { ch })
-                .collect();
-            let e = &mut state.frame.effects;
-            e.local_response = Some(LocalResponse {
-                status: code as u32 as u16,
-                headers: HeaderMap::from_pairs(crate::pairs::decode(&headers)),
-                body: Bytes::from(body),
-                details,
-            });
-            e.local_grpc_status = u32::try_from(grpc).ok().filter(|g| *g <= 16);
-            Ok(Status::Ok.code())
+    hostcall!(r, "proxy_send_local_response", |c,
+                                               code: i32,
+                                               dp: i32,
+                                               dl: i32,
+                                               bp: i32,
+                                               bl: i32,
+                                               hp: i32,
+                                               hl: i32,
+                                               grpc: i32| {
+        let details = tri!(memory::read(&mut c, dp, dl));
+        let body = tri!(memory::read(&mut c, bp, bl));
+        let headers = tri!(memory::read(&mut c, hp, hl));
+        let state = c.data_mut();
+        if state.effective_stream().is_none() {
+            // From a root context, or a stream that is gone: OK, nothing happens.
+            return Ok(Status::Ok.code());
         }
-    );
+        let details: String =
+            String::from_utf8_lossy(&details).chars().map(|ch| if ch.is_whitespace() { '_' } else { ch }).collect();
+        let e = &mut state.frame.effects;
+        e.local_response = Some(LocalResponse {
+            status: code as u32 as u16,
+            headers: HeaderMap::from_pairs(crate::pairs::decode(&headers)),
+            body: Bytes::from(body),
+            details,
+        });
+        e.local_grpc_status = u32::try_from(grpc).ok().filter(|g| *g <= 16);
+        Ok(Status::Ok.code())
+    });
     Ok(())
 }

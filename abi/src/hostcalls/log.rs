@@ -11,9 +11,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         let Some(level) = LogLevel::from_raw(level) else {
             return Ok(Status::BadArgument.code());
         };
-        tri!(memory::with_slice(&mut c, ptr, len, |msg, state| emit(
-            state, level, msg
-        )));
+        tri!(memory::with_slice(&mut c, ptr, len, |msg, state| emit(state, level, msg)));
         Ok(Status::Ok.code())
     });
     hostcall!(r, "proxy_get_log_level", |c, ret: i32| {
@@ -31,14 +29,8 @@ pub(crate) fn emit(state: &HostState, level: LogLevel, message: &[u8]) {
         return;
     }
     let root = state.effective_root();
-    let (plugin, root_id) = root
-        .map(|r| {
-            (
-                r.plugin.config.name.as_str(),
-                r.plugin.config.root_id.as_str(),
-            )
-        })
-        .unwrap_or(("", ""));
+    let (plugin, root_id) =
+        root.map(|r| (r.plugin.config.name.as_str(), r.plugin.config.root_id.as_str())).unwrap_or(("", ""));
     sink.log(&LogRecord {
         level,
         plugin,

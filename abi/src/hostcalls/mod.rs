@@ -70,13 +70,8 @@ macro_rules! tri {
 pub(crate) use tri;
 
 /// Registers every hostcall; returns the `(module, name)` set provided.
-pub(crate) fn add_to_linker(
-    linker: &mut Linker<HostState>,
-) -> wasmtime::Result<HashSet<(&'static str, &'static str)>> {
-    let mut r = Registrar {
-        linker,
-        names: HashSet::new(),
-    };
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<HashSet<(&'static str, &'static str)>> {
+    let mut r = Registrar { linker, names: HashSet::new() };
     log::add(&mut r)?;
     context::add(&mut r)?;
     time::add(&mut r)?;
@@ -98,18 +93,12 @@ pub(crate) fn add_to_linker(
 fn allowed_at_start(name: &str) -> bool {
     matches!(name, "proxy_log" | "emscripten_notify_memory_growth")
         || (wasi::is_wasi(name)
-            && !matches!(
-                name,
-                "fd_read" | "fd_seek" | "fd_close" | "path_open" | "sched_yield" | "proc_exit"
-            ))
+            && !matches!(name, "fd_read" | "fd_seek" | "fd_close" | "path_open" | "sched_yield" | "proc_exit"))
 }
 
 /// Hostcalls allowed while the host is inside the guest allocator.
 fn allowed_in_allocator(name: &str) -> bool {
-    matches!(
-        name,
-        "proxy_log" | "fd_write" | "clock_time_get" | "poll_oneoff"
-    )
+    matches!(name, "proxy_log" | "fd_write" | "clock_time_get" | "poll_oneoff")
 }
 
 /// Traps when `name` may not be called in the current callback.
@@ -121,11 +110,7 @@ pub(crate) fn guard(caller: &Caller<'_, HostState>, name: &'static str) -> wasmt
         frame.kind == CallbackKind::Start && !allowed_at_start(name)
     };
     if refused {
-        let when = if frame.in_allocator {
-            "inside the memory allocator"
-        } else {
-            "during module start-up"
-        };
+        let when = if frame.in_allocator { "inside the memory allocator" } else { "during module start-up" };
         return Err(wasmtime::Error::new(HostTrap {
             kind: FailureKind::Restricted,
             message: format!("restricted_callback: `{name}` may not be called {when}"),

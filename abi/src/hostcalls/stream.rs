@@ -40,16 +40,8 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         }
         .code())
     });
-    hostcall!(r, "proxy_continue_request", |c| Ok(continue_stream(
-        c.data_mut(),
-        StreamType::HttpRequest
-    )
-    .code()));
-    hostcall!(r, "proxy_continue_response", |c| Ok(continue_stream(
-        c.data_mut(),
-        StreamType::HttpResponse
-    )
-    .code()));
+    hostcall!(r, "proxy_continue_request", |c| Ok(continue_stream(c.data_mut(), StreamType::HttpRequest).code()));
+    hostcall!(r, "proxy_continue_response", |c| Ok(continue_stream(c.data_mut(), StreamType::HttpResponse).code()));
     hostcall!(r, "proxy_clear_route_cache", |c| {
         c.data_mut().frame.effects.clear_route_cache = true;
         Ok(Status::Ok.code())

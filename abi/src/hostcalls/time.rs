@@ -10,10 +10,7 @@ use crate::types::Status;
 
 /// Wall-clock nanoseconds since the Unix epoch.
 pub(crate) fn now_nanos() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
@@ -29,22 +26,15 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         }
         Ok(Status::Ok.code())
     });
-    hostcall!(
-        r,
-        "proxy_get_configuration",
-        |c, ret_ptr: i32, ret_len: i32| {
-            let state = c.data();
-            let config = if state.frame.kind == CallbackKind::Configure {
-                state
-                    .effective_root()
-                    .map(|r| r.plugin.config.configuration.clone())
-                    .unwrap_or_default()
-            } else {
-                state.spec.config.configuration.clone()
-            };
-            tri!(memory::hand_out(&mut c, &config, ret_ptr, ret_len)?);
-            Ok(Status::Ok.code())
-        }
-    );
+    hostcall!(r, "proxy_get_configuration", |c, ret_ptr: i32, ret_len: i32| {
+        let state = c.data();
+        let config = if state.frame.kind == CallbackKind::Configure {
+            state.effective_root().map(|r| r.plugin.config.configuration.clone()).unwrap_or_default()
+        } else {
+            state.spec.config.configuration.clone()
+        };
+        tri!(memory::hand_out(&mut c, &config, ret_ptr, ret_len)?);
+        Ok(Status::Ok.code())
+    });
     Ok(())
 }

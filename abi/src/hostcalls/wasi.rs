@@ -129,13 +129,7 @@ fn fd_write(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, ret: i32) -> R {
 
 /// The configured variables as `KEY=VALUE\0` strings.
 fn environ(c: &C<'_>) -> Vec<Vec<u8>> {
-    c.data()
-        .spec
-        .config
-        .environment
-        .iter()
-        .map(|(k, v)| format!("{k}={v}\0").into_bytes())
-        .collect()
+    c.data().spec.config.environment.iter().map(|(k, v)| format!("{k}={v}\0").into_bytes()).collect()
 }
 
 fn clock(id: i32) -> Option<u64> {
@@ -149,29 +143,13 @@ fn clock(id: i32) -> Option<u64> {
 fn monotonic_nanos() -> u64 {
     use std::sync::OnceLock;
     static START: OnceLock<std::time::Instant> = OnceLock::new();
-    START
-        .get_or_init(std::time::Instant::now)
-        .elapsed()
-        .as_nanos() as u64
-        + 1
+    START.get_or_init(std::time::Instant::now).elapsed().as_nanos() as u64 + 1
 }
 
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
-    wasi!(r, "fd_write", |c, fd: i32, iovs: i32, n: i32, ret: i32| {
-        fd_write(&mut c, fd, iovs, n, ret)
-    });
-    wasi!(r, "fd_read", |c,
-                         _fd: i32,
-                         _iovs: i32,
-                         _n: i32,
-                         _ret: i32| Ok(NOSYS));
-    wasi!(r, "fd_seek", |c,
-                         _fd: i32,
-                         _off: i64,
-                         _whence: i32,
-                         _ret: i32| Ok(
-        SUCCESS
-    ));
+    wasi!(r, "fd_write", |c, fd: i32, iovs: i32, n: i32, ret: i32| { fd_write(&mut c, fd, iovs, n, ret) });
+    wasi!(r, "fd_read", |c, _fd: i32, _iovs: i32, _n: i32, _ret: i32| Ok(NOSYS));
+    wasi!(r, "fd_seek", |c, _fd: i32, _off: i64, _whence: i32, _ret: i32| Ok(SUCCESS));
     wasi!(r, "fd_close", |c, _fd: i32| Ok(SUCCESS));
     wasi!(r, "fd_fdstat_get", |c, fd: i32, ret: i32| {
         if fd != 1 && fd != 2 {
@@ -183,34 +161,21 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         stat[8..16].copy_from_slice(&(1u64 << 6).to_le_bytes());
         Ok(errno(memory::write(&mut c, ret, &stat)))
     });
-    wasi!(r, "fd_fdstat_set_flags", |c, _fd: i32, _flags: i32| Ok(
-        NOSYS
-    ));
-    wasi!(
-        r,
-        "fd_fdstat_set_rights",
-        |c, _fd: i32, _base: i64, _inh: i64| Ok(NOSYS)
-    );
-    wasi!(
-        r,
-        "environ_sizes_get",
-        |c, ret_count: i32, ret_size: i32| {
-            let env = environ(&c);
-            let size: usize = env.iter().map(Vec::len).sum();
-            Ok(errno(
-                memory::write_u32(&mut c, ret_count, env.len() as u32)
-                    .and_then(|()| memory::write_u32(&mut c, ret_size, size as u32)),
-            ))
-        }
-    );
+    wasi!(r, "fd_fdstat_set_flags", |c, _fd: i32, _flags: i32| Ok(NOSYS));
+    wasi!(r, "fd_fdstat_set_rights", |c, _fd: i32, _base: i64, _inh: i64| Ok(NOSYS));
+    wasi!(r, "environ_sizes_get", |c, ret_count: i32, ret_size: i32| {
+        let env = environ(&c);
+        let size: usize = env.iter().map(Vec::len).sum();
+        Ok(errno(
+            memory::write_u32(&mut c, ret_count, env.len() as u32)
+                .and_then(|()| memory::write_u32(&mut c, ret_size, size as u32)),
+        ))
+    });
     wasi!(r, "environ_get", |c, ptrs: i32, buf: i32| {
         let mut at = buf;
         for (i, var) in environ(&c).iter().enumerate() {
             let slot = ptrs.wrapping_add((i * 4) as i32);
-            if memory::write_u32(&mut c, slot, at as u32)
-                .and_then(|()| memory::write(&mut c, at, var))
-                .is_err()
-            {
+            if memory::write_u32(&mut c, slot, at as u32).and_then(|()| memory::write(&mut c, at, var)).is_err() {
                 return Ok(FAULT);
             }
             at = at.wrapping_add(var.len() as i32);
@@ -218,22 +183,15 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(SUCCESS)
     });
     wasi!(r, "args_sizes_get", |c, ret_count: i32, ret_size: i32| {
-        Ok(errno(
-            memory::write_u32(&mut c, ret_count, 0)
-                .and_then(|()| memory::write_u32(&mut c, ret_size, 0)),
-        ))
+        Ok(errno(memory::write_u32(&mut c, ret_count, 0).and_then(|()| memory::write_u32(&mut c, ret_size, 0))))
     });
     wasi!(r, "args_get", |c, _argv: i32, _buf: i32| Ok(SUCCESS));
-    wasi!(
-        r,
-        "clock_time_get",
-        |c, id: i32, _precision: i64, ret: i32| {
-            let Some(now) = clock(id) else {
-                return Ok(NOTSUP);
-            };
-            Ok(errno(memory::write_u64(&mut c, ret, now)))
-        }
-    );
+    wasi!(r, "clock_time_get", |c, id: i32, _precision: i64, ret: i32| {
+        let Some(now) = clock(id) else {
+            return Ok(NOTSUP);
+        };
+        Ok(errno(memory::write_u64(&mut c, ret, now)))
+    });
     wasi!(r, "clock_res_get", |c, id: i32, ret: i32| {
         if clock(id).is_none() {
             return Ok(NOTSUP);
@@ -252,25 +210,12 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(errno(memory::write(&mut c, buf, &bytes)))
     });
     wasi!(r, "sched_yield", |c| Ok(SUCCESS));
-    wasi!(r, "poll_oneoff", |c,
-                             _in: i32,
-                             _out: i32,
-                             _n: i32,
-                             ret: i32| Ok(
-        errno(memory::write_u32(&mut c, ret, 0))
-    ));
+    wasi!(r, "poll_oneoff", |c, _in: i32, _out: i32, _n: i32, ret: i32| Ok(errno(memory::write_u32(&mut c, ret, 0))));
     for module in MODULES {
-        r.add(
-            module,
-            "proc_exit",
-            |c: C<'_>, code: i32| -> wasmtime::Result<()> {
-                super::guard(&c, "proc_exit")?;
-                Err(wasmtime::Error::new(HostTrap {
-                    kind: FailureKind::Exit,
-                    message: format!("proc_exit({code})"),
-                }))
-            },
-        )?;
+        r.add(module, "proc_exit", |c: C<'_>, code: i32| -> wasmtime::Result<()> {
+            super::guard(&c, "proc_exit")?;
+            Err(wasmtime::Error::new(HostTrap { kind: FailureKind::Exit, message: format!("proc_exit({code})") }))
+        })?;
     }
     wasi!(r, "path_open", |c,
                            _fd: i32,
@@ -281,125 +226,33 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
                            _rb: i64,
                            _ri: i64,
                            _ff: i32,
-                           _ret: i32| {
-        Ok(NOENT)
-    });
+                           _ret: i32| { Ok(NOENT) });
     wasi!(r, "fd_prestat_get", |c, _fd: i32, _ret: i32| Ok(BADF));
-    wasi!(
-        r,
-        "fd_prestat_dir_name",
-        |c, _fd: i32, _p: i32, _l: i32| Ok(BADF)
-    );
-    wasi!(
-        r,
-        "path_filestat_get",
-        |c, _fd: i32, _f: i32, _p: i32, _l: i32, _ret: i32| Ok(BADF)
-    );
+    wasi!(r, "fd_prestat_dir_name", |c, _fd: i32, _p: i32, _l: i32| Ok(BADF));
+    wasi!(r, "path_filestat_get", |c, _fd: i32, _f: i32, _p: i32, _l: i32, _ret: i32| Ok(BADF));
     wasi!(r, "fd_filestat_get", |c, _fd: i32, _ret: i32| Ok(BADF));
-    wasi!(r, "fd_advise", |c, _fd: i32, _o: i64, _l: i64, _a: i32| Ok(
-        BADF
-    ));
+    wasi!(r, "fd_advise", |c, _fd: i32, _o: i64, _l: i64, _a: i32| Ok(BADF));
     wasi!(r, "fd_allocate", |c, _fd: i32, _o: i64, _l: i64| Ok(BADF));
     wasi!(r, "fd_datasync", |c, _fd: i32| Ok(BADF));
     wasi!(r, "fd_filestat_set_size", |c, _fd: i32, _s: i64| Ok(BADF));
-    wasi!(
-        r,
-        "fd_filestat_set_times",
-        |c, _fd: i32, _a: i64, _m: i64, _f: i32| Ok(BADF)
-    );
-    wasi!(r, "fd_pread", |c,
-                          _fd: i32,
-                          _i: i32,
-                          _n: i32,
-                          _o: i64,
-                          _ret: i32| Ok(BADF));
-    wasi!(r, "fd_pwrite", |c,
-                           _fd: i32,
-                           _i: i32,
-                           _n: i32,
-                           _o: i64,
-                           _ret: i32| Ok(
-        BADF
-    ));
-    wasi!(r, "fd_readdir", |c,
-                            _fd: i32,
-                            _b: i32,
-                            _l: i32,
-                            _k: i64,
-                            _ret: i32| Ok(
-        BADF
-    ));
+    wasi!(r, "fd_filestat_set_times", |c, _fd: i32, _a: i64, _m: i64, _f: i32| Ok(BADF));
+    wasi!(r, "fd_pread", |c, _fd: i32, _i: i32, _n: i32, _o: i64, _ret: i32| Ok(BADF));
+    wasi!(r, "fd_pwrite", |c, _fd: i32, _i: i32, _n: i32, _o: i64, _ret: i32| Ok(BADF));
+    wasi!(r, "fd_readdir", |c, _fd: i32, _b: i32, _l: i32, _k: i64, _ret: i32| Ok(BADF));
     wasi!(r, "fd_renumber", |c, _fd: i32, _to: i32| Ok(BADF));
     wasi!(r, "fd_sync", |c, _fd: i32| Ok(BADF));
     wasi!(r, "fd_tell", |c, _fd: i32, _ret: i32| Ok(BADF));
-    wasi!(
-        r,
-        "path_create_directory",
-        |c, _fd: i32, _p: i32, _l: i32| Ok(BADF)
-    );
-    wasi!(
-        r,
-        "path_filestat_set_times",
-        |c, _fd: i32, _f: i32, _p: i32, _l: i32, _a: i64, _m: i64, _ff: i32| Ok(BADF)
-    );
-    wasi!(r, "path_link", |c,
-                           _a: i32,
-                           _b: i32,
-                           _p: i32,
-                           _l: i32,
-                           _d: i32,
-                           _q: i32,
-                           _m: i32| Ok(BADF));
-    wasi!(
-        r,
-        "path_readlink",
-        |c, _fd: i32, _p: i32, _l: i32, _b: i32, _bl: i32, _ret: i32| Ok(BADF)
-    );
-    wasi!(
-        r,
-        "path_remove_directory",
-        |c, _fd: i32, _p: i32, _l: i32| Ok(BADF)
-    );
-    wasi!(r, "path_rename", |c,
-                             _fd: i32,
-                             _p: i32,
-                             _l: i32,
-                             _d: i32,
-                             _q: i32,
-                             _m: i32| Ok(
-        BADF
-    ));
-    wasi!(r, "path_symlink", |c,
-                              _p: i32,
-                              _l: i32,
-                              _fd: i32,
-                              _q: i32,
-                              _m: i32| Ok(
-        BADF
-    ));
-    wasi!(r, "path_unlink_file", |c, _fd: i32, _p: i32, _l: i32| Ok(
-        BADF
-    ));
-    wasi!(r, "sock_accept", |c, _fd: i32, _f: i32, _ret: i32| Ok(
-        NOTSUP
-    ));
-    wasi!(r, "sock_recv", |c,
-                           _fd: i32,
-                           _i: i32,
-                           _n: i32,
-                           _f: i32,
-                           _rl: i32,
-                           _rf: i32| Ok(
-        NOTSUP
-    ));
-    wasi!(r, "sock_send", |c,
-                           _fd: i32,
-                           _i: i32,
-                           _n: i32,
-                           _f: i32,
-                           _ret: i32| Ok(
-        NOTSUP
-    ));
+    wasi!(r, "path_create_directory", |c, _fd: i32, _p: i32, _l: i32| Ok(BADF));
+    wasi!(r, "path_filestat_set_times", |c, _fd: i32, _f: i32, _p: i32, _l: i32, _a: i64, _m: i64, _ff: i32| Ok(BADF));
+    wasi!(r, "path_link", |c, _a: i32, _b: i32, _p: i32, _l: i32, _d: i32, _q: i32, _m: i32| Ok(BADF));
+    wasi!(r, "path_readlink", |c, _fd: i32, _p: i32, _l: i32, _b: i32, _bl: i32, _ret: i32| Ok(BADF));
+    wasi!(r, "path_remove_directory", |c, _fd: i32, _p: i32, _l: i32| Ok(BADF));
+    wasi!(r, "path_rename", |c, _fd: i32, _p: i32, _l: i32, _d: i32, _q: i32, _m: i32| Ok(BADF));
+    wasi!(r, "path_symlink", |c, _p: i32, _l: i32, _fd: i32, _q: i32, _m: i32| Ok(BADF));
+    wasi!(r, "path_unlink_file", |c, _fd: i32, _p: i32, _l: i32| Ok(BADF));
+    wasi!(r, "sock_accept", |c, _fd: i32, _f: i32, _ret: i32| Ok(NOTSUP));
+    wasi!(r, "sock_recv", |c, _fd: i32, _i: i32, _n: i32, _f: i32, _rl: i32, _rf: i32| Ok(NOTSUP));
+    wasi!(r, "sock_send", |c, _fd: i32, _i: i32, _n: i32, _f: i32, _ret: i32| Ok(NOTSUP));
     wasi!(r, "sock_shutdown", |c, _fd: i32, _how: i32| Ok(NOTSUP));
     Ok(())
 }

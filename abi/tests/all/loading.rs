@@ -1,0 +1,142 @@
+//! Module loading and linking (ABI.md §1; §10 items 1–8, 12): each bad module is refused with
+//! an error naming what is wrong, and the runtime stays usable.
+
+use serde_json::json;
+use weir_abi::*;
+
+use crate::common::*;
+
+fn wat(src: &str) -> Vec<u8> {
+    wat::parse_str(src).expect("valid wat")
+}
+
+const BASE: &str = r#"
+  (memory (export "memory") 1)
+  (func (export "malloc") (param i32) (result i32) i32.const 1024)
+"#;
+
+fn module(marker: &str, body: &str) -> Vec<u8> {
+    wat(&format!(r#"(module {body} {BASE} (func (export "{marker}")))"#))
+}
+
+#[test]
+fn refuses_modules_with_clear_errors() {
+    let h = host();
+    let no_marker = wat(&format!("(module {BASE})"));
+    assert_eq!(h.rt.load_module(&no_marker).unwrap_err(), LoadError::NoAbiVersion);
+
+    let unknown = module("proxy_abi_version_0_2_1", r#"(import "env" "proxy_teleport" (func (param i32)))"#);
+    let e = h.rt.load_module(&unknown).unwrap_err();
+    assert!(e.to_string().contains("env.proxy_teleport"), "{e}");
+
+    let other_version =
+        module("proxy_abi_version_0_2_0", r#"(import "env" "proxy_get_log_level" (func (param i32) (result i32)))"#);
+    let e = h.rt.load_module(&other_version).unwrap_err();
+    assert!(e.to_string().contains("ABI 0.2.1"), "{e}");
+
+    let mistyped = module("proxy_abi_version_0_2_1", r#"(import "env" "proxy_log" (func (param i32)))"#);
+    assert!(
+        matches!(h.rt.load_module(&mistyped).unwrap_err(), LoadError::ImportTypeMismatch { ref name, .. } if name == "proxy_log")
+    );
+
+    let bad_callback = module(
+        "proxy_abi_version_0_2_1",
+        r#"(func (export "proxy_on_request_headers") (param i32 i32) (result i32) i32.const 0)"#,
+    );
+    let e = h.rt.load_module(&bad_callback).unwrap_err();
+    assert!(
+        e.to_string().contains("proxy_on_request_headers") && e.to_string().contains("(i32, i32, i32) -> i32"),
+        "{e}"
+    );
+
+    let no_memory = wat(
+        r#"(module (func (export "malloc") (param i32) (result i32) i32.const 0) (func (export "proxy_abi_version_0_2_1")))"#,
+    );
+    assert_eq!(h.rt.load_module(&no_memory).unwrap_err(), LoadError::MissingExport("memory"));
+
+    let no_alloc = wat(r#"(module (memory (export "memory") 1) (func (export "proxy_abi_version_0_2_1")))"#);
+    assert_eq!(h.rt.load_module(&no_alloc).unwrap_err(), LoadError::MissingAllocator);
+
+    assert!(matches!(h.rt.load_module(b"hello world, not wasm").unwrap_err(), LoadError::NotWasm(_)));
+    let global = module("proxy_abi_version_0_2_1", r#"(import "env" "g" (global i32))"#);
+    assert!(h.rt.load_module(&global).unwrap_err().to_string().contains("only function imports"));
+
+    // Still usable.
+    assert!(h.rt.load_module(&probe_wasm()).is_ok());
+}
+
+#[test]
+fn both_wasi_module_names_link() {
+    let h = host();
+    let m = module(
+        "proxy_abi_version_0_2_1",
+        r#"(import "wasi_unstable" "proc_exit" (func (param i32))) (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+           (import "wasi_snapshot_preview1" "poll_oneoff" (func (param i32 i32 i32 i32) (result i32)))"#,
+    );
+    assert!(h.rt.load_module(&m).is_ok());
+}
+
+#[test]
+fn cached_modules_are_shared() {
+    let h = host();
+    let a = h.rt.load_module(&probe_wasm()).unwrap();
+    let b = h.rt.load_module(&probe_wasm()).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&a, &b));
+    assert_eq!(a.abi, AbiVersion::V0_2_1);
+    assert!(a.start.initialize);
+}
+
+/// A 0.1.0 module: two-argument header callbacks, OK with empty value for missing headers,
+/// `proxy_continue_request`.
+const V010: &str = r#"(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_continue_request" (func $cont (result i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 16) "missing")
+  (global $next (mut i32) (i32.const 4096))
+  (func (export "malloc") (param i32) (result i32) (local i32)
+    global.get $next local.set 1 global.get $next local.get 0 i32.add global.set $next local.get 1)
+  (func (export "proxy_abi_version_0_1_0"))
+  (func (export "proxy_on_request_headers") (param i32 i32) (result i32)
+    ;; log the status of get_header_map_value("missing") as one ASCII digit
+    (i32.store8 (i32.const 100) (i32.add (i32.const 48) (call $get (i32.const 0) (i32.const 16) (i32.const 7) (i32.const 200) (i32.const 204))))
+    (drop (call $log (i32.const 2) (i32.const 100) (i32.const 1)))
+    ;; and the header count it was given
+    (i32.store8 (i32.const 101) (i32.add (i32.const 48) (local.get 1)))
+    (drop (call $log (i32.const 2) (i32.const 101) (i32.const 1)))
+    (drop (call $cont))
+    i32.const 1))
+"#;
+
+#[test]
+fn abi_0_1_0_modules_run_with_their_signatures() {
+    let h = host();
+    let module = h.rt.load_module(&wat(V010)).unwrap();
+    assert_eq!(module.abi, AbiVersion::V0_1_0);
+    let vm = h.rt.vm(module, VmConfig::default()).unwrap();
+    let p = h.rt.plugin(&vm, PluginConfig { name: "old".into(), ..Default::default() });
+    let out = FilterChain::new(vec![p]).on_request_headers(&mut get("/"), true);
+    assert!(is_continue(&out), "continue_request in the callback: not paused ({out:?})");
+    let raw: Vec<String> = h.log.raw().into_iter().map(|(_, m)| m).collect();
+    assert_eq!(raw, ["0", "5"], "missing header: OK (0.1.0); 5 headers");
+}
+
+#[test]
+fn trap_in_initialize_and_restricted_calls_fail_the_start() {
+    let h = host();
+    let trap = module("proxy_abi_version_0_2_1", r#"(func (export "_initialize") unreachable)"#);
+    let vm = h.rt.vm(h.rt.load_module(&trap).unwrap(), VmConfig::default()).unwrap();
+    assert!(matches!(Vm::new(&vm), Err(StartError::StartFunction(Failure { kind: FailureKind::Unreachable, .. }))));
+
+    let restricted = module(
+        "proxy_abi_version_0_2_1",
+        r#"(import "env" "proxy_get_property" (func $p (param i32 i32 i32 i32) (result i32)))
+           (func (export "_initialize") (drop (call $p (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0))))"#,
+    );
+    let vm = h.rt.vm(h.rt.load_module(&restricted).unwrap(), VmConfig::default()).unwrap();
+    let err = Vm::new(&vm).unwrap_err();
+    assert!(matches!(err, StartError::StartFunction(Failure { kind: FailureKind::Restricted, .. })), "{err}");
+
+    let _ = json!({});
+}
