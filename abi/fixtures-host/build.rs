@@ -7,7 +7,7 @@ use std::path::PathBuf;
 fn main() {
     let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("set by cargo"));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("set by cargo"));
-    let rust = weir_wasm_build::build_workspace(&here.join("../fixtures"), &["probe"]);
+    let rust = weir_wasm_build::build_workspace(&here.join("../fixtures"), &["probe", "trivial"]);
 
     let as_out = out.join("as_filter.wasm");
     let bin = format!("--binaryFile={}", as_out.display());

@@ -26,10 +26,13 @@ pub struct Shared {
     pub metrics: Metrics,
 }
 
+/// `(vm_id, key)`.
+type DataKey = (String, Vec<u8>);
+
 /// The shared key-value store: per `vm_id`, key → (value, CAS).
 #[derive(Default)]
 pub struct SharedData {
-    map: Mutex<HashMap<(String, Vec<u8>), (Bytes, u32)>>,
+    map: Mutex<HashMap<DataKey, (Bytes, u32)>>,
     cas: AtomicU32,
 }
 

@@ -21,6 +21,7 @@ type F2 = TypedFunc<(i32, i32), ()>;
 type F2R = TypedFunc<(i32, i32), i32>;
 type F3 = TypedFunc<(i32, i32, i32), ()>;
 type F3R = TypedFunc<(i32, i32, i32), i32>;
+type F5 = TypedFunc<(i32, i32, i32, i32, i32), ()>;
 
 /// `proxy_on_{request,response}_headers`: two parameters in ABI 0.1.0, three later.
 #[derive(Clone)]
@@ -43,7 +44,7 @@ struct Callbacks {
     response_headers: Option<HeadersFn>,
     response_body: Option<F3R>,
     response_trailers: Option<F2R>,
-    http_call_response: Option<TypedFunc<(i32, i32, i32, i32, i32), ()>>,
+    http_call_response: Option<F5>,
     grpc_initial_metadata: Option<F3>,
     grpc_receive: Option<F3>,
     grpc_trailing_metadata: Option<F3>,

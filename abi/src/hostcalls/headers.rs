@@ -56,7 +56,7 @@ fn access(state: &HostState, t: MapType) -> Access {
     }
 }
 
-fn read<'a>(state: &'a HostState, t: MapType) -> Option<&'a HeaderMap> {
+fn read(state: &HostState, t: MapType) -> Option<&HeaderMap> {
     let stream = state.effective_stream().map(|(s, _)| s);
     match t {
         MapType::HttpRequestHeaders => stream.map(|s| &s.request_headers),
