@@ -7,9 +7,11 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::error::Failure;
+use std::time::{Duration, Instant};
+
+use crate::error::{Failure, FailureKind};
 use crate::host::{Effects, Phase};
-use crate::plugin::PluginSpec;
+use crate::plugin::{PluginSpec, VmSpec};
 use crate::pool;
 use crate::stream::{Callout, CalloutResult, LocalResponse, StreamState};
 use crate::types::{Action, FailurePolicy};
@@ -93,8 +95,12 @@ pub struct FilterChain {
     phase: Phase,
     /// Outstanding callouts: token → filter index.
     tokens: Vec<(u32, usize)>,
-    /// Callouts of filters that did not wait for them.
-    detached: Vec<Callout>,
+    /// Callouts of filters that did not wait for them, with the VM that made them.
+    detached: Vec<(Arc<VmSpec>, Callout)>,
+    /// Time spent in each filter's callbacks since the last drain: (filter index, time).
+    timings: Vec<(usize, Duration)>,
+    /// VM failures since the last drain: (filter index, kind).
+    failures: Vec<(usize, FailureKind)>,
     response_started: bool,
     finished: bool,
     acquired: Vec<u64>,
@@ -135,6 +141,8 @@ impl FilterChain {
             phase: Phase::RequestHeaders,
             tokens: Vec::new(),
             detached: Vec::new(),
+            timings: Vec::new(),
+            failures: Vec::new(),
             response_started: false,
             finished: false,
             acquired,
@@ -152,10 +160,24 @@ impl FilterChain {
         self.slots.is_empty()
     }
 
-    /// Callouts started by filters that did not pause for them; the host runs them and feeds
-    /// the results back like any other.
-    pub fn take_detached_callouts(&mut self) -> Vec<Callout> {
+    /// Callouts started by filters that did not pause for them, with the VM that made them;
+    /// the host runs them and feeds the results to that VM ([`crate::Vm::on_callout_result`]).
+    pub fn take_detached_callouts(&mut self) -> Vec<(Arc<VmSpec>, Callout)> {
         std::mem::take(&mut self.detached)
+    }
+
+    /// Hands out the time each filter spent in callbacks since the last call.
+    pub fn drain_timings(&mut self, mut f: impl FnMut(&PluginSpec, Duration)) {
+        for (i, d) in self.timings.drain(..) {
+            f(&self.slots[i].plugin, d);
+        }
+    }
+
+    /// Hands out the VM failures seen since the last call.
+    pub fn drain_failures(&mut self, mut f: impl FnMut(&PluginSpec, FailureKind)) {
+        for (i, k) in self.failures.drain(..) {
+            f(&self.slots[i].plugin, k);
+        }
     }
 
     /// True once a filter asked to route the request again (`clear_route_cache`).
@@ -243,12 +265,12 @@ impl FilterChain {
                 Step::Continue => {}
                 Step::Stop => {
                     self.paused = Some(Paused { phase, pos });
-                    return Outcome::Pause { callouts };
+                    return Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() };
                 }
                 other => return self.finish_step(other, s, phase, callouts),
             }
         }
-        self.detached.extend(callouts);
+        self.detach(callouts);
         Outcome::Continue
     }
 
@@ -293,13 +315,17 @@ impl FilterChain {
                 Step::Stop => {
                     *hold(&mut self.slots[i], dir) = Some(data);
                     self.paused = Some(Paused { phase, pos });
-                    return if eos || !callouts.is_empty() { Outcome::Pause { callouts } } else { Outcome::Buffer };
+                    return if eos || !callouts.is_empty() {
+                        Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() }
+                    } else {
+                        Outcome::Buffer
+                    };
                 }
                 other => return self.finish_step(other, s, phase, callouts),
             }
         }
         *body(s, dir) = data;
-        self.detached.extend(callouts);
+        self.detach(callouts);
         Outcome::Continue
     }
 
@@ -327,7 +353,7 @@ impl FilterChain {
         s: &mut StreamState,
         phase: Phase,
         cb: StreamCallback,
-        callouts: &mut Vec<Callout>,
+        callouts: &mut Vec<(usize, Callout)>,
     ) -> Step {
         if self.slots[i].state != SlotState::Active {
             return Step::Continue;
@@ -343,6 +369,7 @@ impl FilterChain {
         let plugin = self.slots[i].plugin.clone();
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
+        let started = Instant::now();
         let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
             let (vm, instance) = vm?;
             let ctx = match context {
@@ -366,13 +393,14 @@ impl FilterChain {
             let outcome = vm.stream_callback(s, ctx, phase, cb)?;
             Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
         });
+        self.timings.push((i, started.elapsed()));
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
             Err(failure) => return self.fail(i, failure, s),
         };
         self.slots[i].context = Some((ctx, instance));
         self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
-        callouts.extend(new_callouts);
+        callouts.extend(new_callouts.into_iter().map(|c| (i, c)));
         self.effects_step(outcome.action, outcome.effects, phase)
     }
 
@@ -397,6 +425,7 @@ impl FilterChain {
     }
 
     fn fail(&mut self, i: usize, failure: Failure, s: &StreamState) -> Step {
+        self.failures.push((i, failure.kind));
         let plugin = self.slots[i].plugin.clone();
         match plugin.config.failure_policy {
             FailurePolicy::FailOpen => {
@@ -418,8 +447,14 @@ impl FilterChain {
         }
     }
 
-    fn finish_step(&mut self, step: Step, s: &mut StreamState, phase: Phase, callouts: Vec<Callout>) -> Outcome {
-        self.detached.extend(callouts);
+    fn finish_step(
+        &mut self,
+        step: Step,
+        s: &mut StreamState,
+        phase: Phase,
+        callouts: Vec<(usize, Callout)>,
+    ) -> Outcome {
+        self.detach(callouts);
         let request_side = matches!(phase, Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers);
         match step {
             Step::Continue | Step::Stop => Outcome::Continue,
@@ -484,7 +519,7 @@ impl FilterChain {
                 }
             }
         }
-        self.detached.extend(ignored);
+        self.detach(ignored);
         let body = s.response_body.split().freeze();
         Outcome::LocalResponse(reply_from(s.response_headers.clone(), body, details))
     }
@@ -535,18 +570,24 @@ impl FilterChain {
         let paused_here = self.paused.is_some_and(|p| self.order(p.phase).get(p.pos) == Some(&i));
         match self.effects_step(Some(Action::Stop), effects, phase) {
             Step::Continue if paused_here => {
-                self.detached.extend(more);
+                self.detach(more.into_iter().map(|c| (i, c)).collect());
                 self.resume(s, i)
             }
             Step::Continue | Step::Stop => {
                 if self.paused.is_some() {
                     Outcome::Pause { callouts: more }
                 } else {
-                    self.detached.extend(more);
+                    self.detach(more.into_iter().map(|c| (i, c)).collect());
                     Outcome::Continue
                 }
             }
-            other => self.finish_step(other, s, phase, more),
+            other => self.finish_step(other, s, phase, more.into_iter().map(|c| (i, c)).collect()),
+        }
+    }
+
+    fn detach(&mut self, list: Vec<(usize, Callout)>) {
+        for (i, c) in list {
+            self.detached.push((self.slots[i].plugin.vm.clone(), c));
         }
     }
 
@@ -594,7 +635,7 @@ impl FilterChain {
         for slot in &mut self.slots {
             slot.context = None;
         }
-        self.detached.extend(ignored);
+        self.detach(ignored);
     }
 }
 

@@ -63,4 +63,4 @@ pub use stream::{
     StreamInfo, StreamState, TlsInfo,
 };
 pub use types::{AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status, StreamType};
-pub use vm::Vm;
+pub use vm::{Vm, live_instances};

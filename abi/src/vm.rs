@@ -114,6 +114,13 @@ pub(crate) struct CallOutcome {
     pub effects: Effects,
 }
 
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Instances alive in the process (all threads).
+pub fn live_instances() -> usize {
+    LIVE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// One live instance of a module. Owned by one thread; never shared.
 pub struct Vm {
     store: Store<HostState>,
@@ -153,6 +160,7 @@ impl Vm {
         let alloc = instance.get_typed_func::<i32, i32>(&mut store, module.allocator).ok();
         store.data_mut().guest = crate::host::GuestHandles { memory, alloc };
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
+        LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut vm = Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new() };
         vm.run_start_functions(&instance)?;
         Ok(vm)
@@ -629,6 +637,12 @@ impl Vm {
     /// Marks the VM failed on purpose (tests, and the host when it gives up on an instance).
     pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
         self.failed.get_or_insert(Failure { kind, message: message.into() });
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

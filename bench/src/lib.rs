@@ -19,7 +19,8 @@ pub fn trivial(rt: &Runtime, configuration: &'static str) -> Arc<PluginSpec> {
 
 /// A request with `n` headers in total (4 pseudo-headers plus `n - 4` regular ones).
 pub fn request(n: usize) -> StreamState {
-    let mut h = HeaderMap::from_pairs([(":method", "GET"), (":path", "/bench"), (":authority", "bench"), (":scheme", "http")]);
+    let mut h =
+        HeaderMap::from_pairs([(":method", "GET"), (":path", "/bench"), (":authority", "bench"), (":scheme", "http")]);
     for i in 0..n.saturating_sub(4) {
         h.add(format!("x-header-{i}").as_bytes(), format!("value-{i}-with-some-length"));
     }

@@ -33,6 +33,15 @@ pub struct Artifact {
 /// Panics (failing the build with the message) when the target cannot be installed or the
 /// nested build fails: a build script has no better way to report either.
 pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> {
+    build_with_profile(manifest_dir, packages, "release")
+}
+
+/// Like [`build_workspace`], with a named Cargo profile (e.g. a size-optimised one).
+///
+/// # Panics
+///
+/// As [`build_workspace`].
+pub fn build_with_profile(manifest_dir: &Path, packages: &[&str], profile: &str) -> Vec<Artifact> {
     ensure_target_installed();
     watch_sources(manifest_dir);
 
@@ -41,7 +50,8 @@ pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> 
     let mut cmd = Command::new(cargo);
     cmd.current_dir(manifest_dir)
         .arg("build")
-        .arg("--release")
+        .arg("--profile")
+        .arg(profile)
         .arg("--locked")
         .arg("--target")
         .arg(TARGET)
@@ -63,7 +73,7 @@ pub fn build_workspace(manifest_dir: &Path, packages: &[&str]) -> Vec<Artifact> 
         .iter()
         .map(|p| {
             let name = p.replace('-', "_");
-            let path = target_dir.join(TARGET).join("release").join(format!("{name}.wasm"));
+            let path = target_dir.join(TARGET).join(profile).join(format!("{name}.wasm"));
             assert!(path.exists(), "weir-wasm-build: {} was not produced; is package `{p}` a cdylib?", path.display());
             Artifact { name, path }
         })
@@ -101,6 +111,13 @@ fn clean_env(cmd: &mut Command) {
 }
 
 fn watch_sources(dir: &Path) {
+    if dir.join("wasm-build").exists() {
+        // The host workspace itself: only the filter sources matter.
+        for entry in ["Cargo.toml", "Cargo.lock", "filters"] {
+            println!("cargo:rerun-if-changed={}", dir.join(entry).display());
+        }
+        return;
+    }
     for entry in ["Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", dir.join(entry).display());
     }

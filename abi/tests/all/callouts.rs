@@ -125,7 +125,7 @@ fn tokens_are_unique_and_fire_and_forget_calls_are_detached() {
     let p = h.probe(script(json!({ "request_headers": [call(), call(), ["grpc_call", "auth", "svc", "M", [], "m", 0], ["grpc_stream", "auth", "svc", "S", []]] })));
     let mut chain = FilterChain::new(vec![p]);
     assert!(is_continue(&chain.on_request_headers(&mut get("/"), true)));
-    let tokens: Vec<u32> = chain.take_detached_callouts().iter().map(|c| c.token).collect();
+    let tokens: Vec<u32> = chain.take_detached_callouts().iter().map(|(_, c)| c.token).collect();
     assert_eq!(tokens.len(), 4);
     assert_eq!(tokens.iter().map(|t| t % 4).collect::<Vec<_>>(), [0, 0, 1, 2]);
     let mut unique = tokens.clone();
@@ -194,7 +194,7 @@ fn grpc_send_cancel_close_codes() {
     let kinds: Vec<String> = chain
         .take_detached_callouts()
         .iter()
-        .map(|c| format!("{:?}", c.kind).split(['(', ' ', '{']).next().unwrap().to_owned())
+        .map(|(_, c)| format!("{:?}", c.kind).split(['(', ' ', '{']).next().unwrap().to_owned())
         .collect();
     assert_eq!(kinds, ["Grpc", "Grpc", "GrpcSend", "GrpcClose", "GrpcCancel"]);
 }

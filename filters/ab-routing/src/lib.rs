@@ -1,0 +1,1 @@
+//! Placeholder: the filter is being written.

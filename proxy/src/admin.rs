@@ -1,0 +1,68 @@
+//! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use http::{Response, StatusCode};
+use pingora::apps::http_app::ServeHttp;
+use pingora::protocols::http::ServerSession;
+
+use crate::state::State;
+
+/// The admin application.
+pub struct Admin {
+    /// Shared state.
+    pub state: Arc<State>,
+    /// Where the proxy listens, reported by `/ready`.
+    pub listeners: Vec<String>,
+}
+
+fn respond(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
+    let body = body.into();
+    Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, content_type)
+        .header(http::header::CONTENT_LENGTH, body.len())
+        .body(body)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl ServeHttp for Admin {
+    async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
+        let path = session.req_header().uri.path().to_owned();
+        let method = session.req_header().method.clone();
+        let generation = self.state.current.load();
+        match (method.as_str(), path.as_str()) {
+            ("GET", "/ready") => {
+                let body =
+                    serde_json::json!({ "ready": true, "generation": generation.id, "listeners": self.listeners });
+                respond(StatusCode::OK, "application/json", body.to_string() + "\n")
+            }
+            ("GET", "/metrics") => respond(
+                StatusCode::OK,
+                "text/plain; version=0.0.4",
+                self.state.metrics.render(&self.state.runtime, generation.id),
+            ),
+            ("GET", "/plugins") => {
+                let plugins: serde_json::Map<String, serde_json::Value> = generation
+                    .plugins
+                    .iter()
+                    .map(|(name, p)| {
+                        let v = serde_json::json!({
+                            "sha256": p.sha256,
+                            "abi": p.abi,
+                            "vm_id": p.vm.config.vm_id,
+                            "failure_policy": format!("{:?}", p.failure_policy),
+                            "memory_limit_bytes": p.vm.config.limits.memory_bytes,
+                        });
+                        (name.clone(), v)
+                    })
+                    .collect();
+                let body = serde_json::json!({ "generation": generation.id, "plugins": plugins, "vms_live": weir_abi::live_instances() });
+                respond(StatusCode::OK, "application/json", body.to_string() + "\n")
+            }
+            _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /ready, /metrics, /plugins\n"),
+        }
+    }
+}

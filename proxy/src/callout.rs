@@ -1,0 +1,161 @@
+//! Runs the callouts filters ask for (`proxy_http_call`, `proxy_grpc_call`) against configured
+//! clusters, and turns every failure into what Envoy delivers: a 503 when no connection could
+//! be made, a 504 on timeout, a reset (no headers) when the exchange broke midway.
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use pingora::connectors::http::Connector;
+use pingora::http::RequestHeader;
+use pingora::protocols::http::client::HttpSession;
+use weir_abi::{GrpcCallRequest, GrpcEvent, HeaderMap, HttpCallRequest, HttpCallResponse};
+
+use crate::clusters::Cluster;
+
+/// Largest callout response body kept; beyond it the call counts as reset (Envoy's buffer limit).
+const MAX_RESPONSE_BODY: usize = 4 << 20;
+
+/// Connection pool for callouts.
+pub struct Client {
+    connector: Connector,
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where an exchange failed.
+enum Broke {
+    Connect,
+    Midway,
+}
+
+impl Client {
+    /// A client with its own connection pool.
+    pub fn new() -> Self {
+        Self { connector: Connector::new(None) }
+    }
+
+    /// Runs an HTTP callout to `cluster`.
+    pub async fn http(&self, cluster: Option<&Cluster>, req: &HttpCallRequest) -> HttpCallResponse {
+        let Some(cluster) = cluster else { return HttpCallResponse::unreachable() };
+        let authority = req.headers.get(b":authority").cloned().unwrap_or_default();
+        let exchange = self.exchange(cluster, &authority, &req.headers, req.body.clone(), false);
+        let result = match req.timeout {
+            Some(t) => match tokio::time::timeout(t, exchange).await {
+                Ok(r) => r,
+                Err(_) => return HttpCallResponse::timeout(),
+            },
+            None => exchange.await,
+        };
+        match result {
+            Ok((headers, body, trailers)) => HttpCallResponse::Response { headers, body, trailers },
+            Err(Broke::Connect) => HttpCallResponse::unreachable(),
+            Err(Broke::Midway) => HttpCallResponse::Reset,
+        }
+    }
+
+    /// Runs a unary gRPC call: one message back, or a close with the gRPC status.
+    pub async fn grpc_unary(&self, cluster: Option<&Cluster>, req: &GrpcCallRequest) -> GrpcEvent {
+        let Some(cluster) = cluster else { return close(14, "no healthy upstream") };
+        let mut headers = HeaderMap::from_pairs([
+            (":method", "POST"),
+            (":path", &format!("/{}/{}", req.service, req.method)),
+            (":authority", cluster.name.as_str()),
+            ("content-type", "application/grpc"),
+            ("te", "trailers"),
+        ]);
+        for (k, v) in req.initial_metadata.iter() {
+            headers.add(k, Bytes::copy_from_slice(v));
+        }
+        let message = req.message.clone().unwrap_or_default();
+        let mut framed = BytesMut::with_capacity(message.len() + 5);
+        framed.extend_from_slice(&[0]);
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&message);
+        let exchange = self.exchange(cluster, cluster.name.as_bytes(), &headers, framed.freeze(), true);
+        let result = match req.timeout {
+            Some(t) => match tokio::time::timeout(t, exchange).await {
+                Ok(r) => r,
+                Err(_) => return close(4, "deadline exceeded"),
+            },
+            None => exchange.await,
+        };
+        let (headers, body, trailers) = match result {
+            Ok(r) => r,
+            Err(_) => return close(14, "upstream connect error or disconnect/reset"),
+        };
+        let status = trailers
+            .get_str("grpc-status")
+            .or_else(|| headers.get_str("grpc-status"))
+            .and_then(|s| s.parse::<u32>().ok())
+            .unwrap_or(if headers.get_str(":status") == Some("200") { 0 } else { 2 });
+        if status != 0 {
+            let msg = trailers.get_str("grpc-message").or_else(|| headers.get_str("grpc-message")).unwrap_or("");
+            return close(status, msg);
+        }
+        match body.get(5..).zip(body.get(1..5)) {
+            Some((rest, len)) => {
+                let n = u32::from_be_bytes([len[0], len[1], len[2], len[3]]) as usize;
+                GrpcEvent::Message(Bytes::copy_from_slice(&rest[..n.min(rest.len())]))
+            }
+            None => GrpcEvent::Message(Bytes::new()),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        cluster: &Cluster,
+        hash_key: &[u8],
+        headers: &HeaderMap,
+        body: Bytes,
+        want_trailers: bool,
+    ) -> Result<(HeaderMap, Bytes, HeaderMap), Broke> {
+        let peer = cluster.peer(hash_key).ok_or(Broke::Connect)?;
+        let (mut session, _reused) = self.connector.get_http_session(&peer).await.map_err(|_| Broke::Connect)?;
+        let method = headers.get_str(":method").unwrap_or("GET");
+        let path = headers.get_str(":path").unwrap_or("/");
+        let mut rh = RequestHeader::build(method, path.as_bytes(), None).map_err(|_| Broke::Connect)?;
+        if let Some(a) = headers.get(b":authority") {
+            let _ = rh.insert_header(http::header::HOST, a.to_vec());
+        }
+        for (k, v) in headers.regular() {
+            if let Ok(name) = http::HeaderName::from_bytes(k) {
+                let _ = rh.append_header(name, v.to_vec());
+            }
+        }
+        session.write_request_header(Box::new(rh)).await.map_err(|_| Broke::Midway)?;
+        if !body.is_empty() {
+            session.write_request_body(body, true).await.map_err(|_| Broke::Midway)?;
+        }
+        session.finish_request_body().await.map_err(|_| Broke::Midway)?;
+        session.read_response_header().await.map_err(|_| Broke::Midway)?;
+        let resp = session.response_header().ok_or(Broke::Midway)?;
+        let mut out = HeaderMap::new();
+        out.add(b":status", Bytes::from(resp.status.as_u16().to_string()));
+        for (n, v) in resp.headers.iter() {
+            out.add(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+        }
+        let mut data = BytesMut::new();
+        while let Some(chunk) = session.read_response_body().await.map_err(|_| Broke::Midway)? {
+            data.extend_from_slice(&chunk);
+            if data.len() > MAX_RESPONSE_BODY {
+                return Err(Broke::Midway);
+            }
+        }
+        let mut trailers = HeaderMap::new();
+        if want_trailers && let HttpSession::H2(h2) = &mut session {
+            if let Ok(Some(t)) = h2.read_trailers().await {
+                trailers = crate::convert::trailers(&t);
+            }
+        }
+        self.connector.release_http_session(session, &peer, Some(Duration::from_secs(60))).await;
+        Ok((out, data.freeze(), trailers))
+    }
+}
+
+fn close(status: u32, message: &str) -> GrpcEvent {
+    GrpcEvent::Close { status, message: message.to_owned() }
+}

@@ -1,0 +1,50 @@
+//! Command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// weir: an Envoy-compatible Proxy-Wasm filter runtime.
+///
+/// Without `-c`, weir runs its quick start: an embedded configuration with the four built-in
+/// filters, in front of demo origins it starts itself.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (YAML).
+    #[arg(short = 'c', long = "conf", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Check the configuration (load every module, run every filter's on_configure) and exit:
+    /// 0 when it is valid, 1 with the reasons otherwise.
+    #[arg(short = 't', long = "test")]
+    pub test: bool,
+    /// Take over the listening sockets of a running weir (graceful binary upgrade); send the old
+    /// process SIGQUIT.
+    #[arg(short = 'u', long = "upgrade")]
+    pub upgrade: bool,
+    /// Run in the background.
+    #[arg(short = 'd', long = "daemon")]
+    pub daemon: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// What to do (default: run the proxy).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the embedded quick-start configuration.
+    ShowQuickstart,
+}

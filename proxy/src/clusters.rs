@@ -1,0 +1,107 @@
+//! Upstream clusters: endpoints behind a pingora load balancer, and the peers requests and
+//! callouts connect to.
+
+use std::sync::Arc;
+
+use pingora::lb::LoadBalancer;
+use pingora::lb::selection::{Consistent, RoundRobin};
+use pingora::protocols::ALPN;
+use pingora::upstreams::peer::HttpPeer;
+
+use crate::config::{Cluster as ClusterConfig, LbPolicy};
+
+enum Balancer {
+    RoundRobin(Arc<LoadBalancer<RoundRobin>>),
+    Hash(Arc<LoadBalancer<Consistent>>),
+}
+
+/// A cluster ready to pick endpoints.
+pub struct Cluster {
+    /// Its name.
+    pub name: String,
+    config: ClusterConfig,
+    balancer: Balancer,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Selection tries before giving up on unhealthy endpoints.
+const MAX_SELECT_TRIES: usize = 256;
+
+impl Cluster {
+    /// Builds the balancer (endpoints were resolved when the config was validated).
+    ///
+    /// # Errors
+    ///
+    /// When an endpoint cannot be resolved.
+    pub fn new(name: &str, config: &ClusterConfig) -> std::io::Result<Self> {
+        let endpoints = config.endpoints.iter().map(String::as_str);
+        let check = || config.health_check.as_ref().map(|_| pingora::lb::health_check::TcpHealthCheck::new());
+        let balancer = match config.lb {
+            LbPolicy::RoundRobin => {
+                let mut lb = LoadBalancer::try_from_iter(endpoints)?;
+                if let Some(c) = check() {
+                    lb.set_health_check(c);
+                }
+                Balancer::RoundRobin(Arc::new(lb))
+            }
+            LbPolicy::Hash => {
+                let mut lb = LoadBalancer::try_from_iter(endpoints)?;
+                if let Some(c) = check() {
+                    lb.set_health_check(c);
+                }
+                Balancer::Hash(Arc::new(lb))
+            }
+        };
+        Ok(Self { name: name.to_owned(), config: config.clone(), balancer })
+    }
+
+    /// The request header whose value is hashed (hash policy), if any.
+    pub fn hash_header(&self) -> Option<&str> {
+        self.config.hash_on.as_deref()
+    }
+
+    /// Picks an endpoint; `key` matters for the hash policy.
+    pub fn peer(&self, key: &[u8]) -> Option<HttpPeer> {
+        let backend = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.select(key, MAX_SELECT_TRIES),
+            Balancer::Hash(lb) => lb.select(key, MAX_SELECT_TRIES),
+        }?;
+        let tls = self.config.tls.as_ref();
+        let sni = tls.and_then(|t| t.sni.clone()).unwrap_or_else(|| host_of(&self.config.endpoints[0]));
+        let mut peer = HttpPeer::new(backend.addr, tls.is_some(), sni);
+        peer.options.connection_timeout = Some(self.config.connect_timeout.0);
+        peer.options.read_timeout = Some(self.config.read_timeout.0);
+        if let Some(t) = tls {
+            peer.options.verify_cert = t.verify;
+            peer.options.verify_hostname = t.verify;
+        }
+        if self.config.http2 {
+            peer.options.alpn = ALPN::H2;
+        }
+        Some(peer)
+    }
+
+    /// Runs health checks until the process stops (no-op without a health check).
+    pub async fn run_health_checks(&self) {
+        if self.config.health_check.is_none() {
+            return;
+        }
+        let interval = self.config.health_check.as_ref().map(|h| h.interval.0).unwrap_or_default();
+        loop {
+            match &self.balancer {
+                Balancer::RoundRobin(lb) => lb.backends().run_health_check(true).await,
+                Balancer::Hash(lb) => lb.backends().run_health_check(true).await,
+            }
+            tokio::time::sleep(interval).await;
+        }
+    }
+}
+
+fn host_of(endpoint: &str) -> String {
+    endpoint.rsplit_once(':').map(|(h, _)| h.trim_matches(['[', ']'])).unwrap_or(endpoint).to_owned()
+}

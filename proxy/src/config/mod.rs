@@ -1,0 +1,525 @@
+//! weir's configuration file (YAML): listeners, clusters, plugins, routes, admin.
+//!
+//! Every key is documented on its type; unknown keys are errors. Errors name the file, the
+//! line and the field. [`Config::load`] parses and validates; the result is plain data that
+//! [`crate::generation`] turns into a running generation.
+
+mod units;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use units::{ByteSize, Millis};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where weir accepts client connections.
+    pub listeners: Vec<Listener>,
+    /// Upstream services, by name.
+    #[serde(default)]
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Filter modules and their VM settings, by name; routes refer to them.
+    #[serde(default)]
+    pub plugins: BTreeMap<String, Plugin>,
+    /// Routes, tried in order; the first match wins.
+    pub routes: Vec<Route>,
+    /// The admin listener (metrics, readiness, reload). Default `127.0.0.1:9901`.
+    #[serde(default)]
+    pub admin: Admin,
+    /// Process settings.
+    #[serde(default)]
+    pub server: Server,
+}
+
+/// A listening socket.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    /// `ip:port`; port 0 picks a free port (reported in the log and on `/ready`).
+    pub address: SocketAddr,
+    /// Serve TLS with this certificate and key (PEM files). HTTP/2 is then offered by ALPN.
+    #[serde(default)]
+    pub tls: Option<ListenerTls>,
+    /// Accept HTTP/2 (h2c with prior knowledge on plaintext, ALPN on TLS). Default true.
+    #[serde(default = "yes")]
+    pub http2: bool,
+}
+
+/// TLS files of a listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerTls {
+    /// Certificate chain, PEM.
+    pub cert: PathBuf,
+    /// Private key, PEM.
+    pub key: PathBuf,
+}
+
+/// How a cluster spreads requests over its endpoints.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LbPolicy {
+    /// Each endpoint in turn. The default.
+    #[default]
+    RoundRobin,
+    /// Consistent hashing (ketama) on [`Cluster::hash_on`].
+    Hash,
+}
+
+/// An upstream service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cluster {
+    /// `host:port` of each endpoint (resolved when the config is loaded).
+    pub endpoints: Vec<String>,
+    /// Load-balancing policy. Default `round_robin`.
+    #[serde(default)]
+    pub lb: LbPolicy,
+    /// With `lb: hash`: the request header whose value is hashed (default: the client address).
+    #[serde(default)]
+    pub hash_on: Option<String>,
+    /// Connect timeout. Default 1s.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: Millis,
+    /// Time to wait for each read from the upstream. Default 60s.
+    #[serde(default = "default_read_timeout")]
+    pub read_timeout: Millis,
+    /// Speak HTTP/2 to the endpoints (h2c without TLS): needed for gRPC. Default false.
+    #[serde(default)]
+    pub http2: bool,
+    /// Connect with TLS.
+    #[serde(default)]
+    pub tls: Option<UpstreamTls>,
+    /// Periodic TCP health checks; unhealthy endpoints are skipped.
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
+}
+
+/// TLS to an upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamTls {
+    /// Server name to send and verify. Default: the endpoint's host.
+    #[serde(default)]
+    pub sni: Option<String>,
+    /// Verify the certificate. Default true.
+    #[serde(default = "yes")]
+    pub verify: bool,
+}
+
+/// A health check.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// How often. Default 5s.
+    #[serde(default = "default_health_interval")]
+    pub interval: Millis,
+}
+
+/// What to do with requests when a plugin's VM fails.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum FailurePolicy {
+    /// 503 for the failing request and later ones. The default.
+    #[default]
+    FailClosed,
+    /// Skip the filter.
+    FailOpen,
+    /// 503 for the failing request; a fresh VM for later ones, after a backoff.
+    Reload,
+}
+
+/// A filter module and how its VM runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plugin {
+    /// One of weir's built-in filters: `auth`, `header-rewrite`, `ab-routing`, `rate-limit`.
+    #[serde(default)]
+    pub builtin: Option<String>,
+    /// A `.wasm` file, relative to the config file.
+    #[serde(default)]
+    pub module: Option<PathBuf>,
+    /// Expected sha256 of the module (hex); a mismatch refuses the config.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Names the VM: shared data and queues are namespaced by it. Default: the plugin name.
+    #[serde(default)]
+    pub vm_id: Option<String>,
+    /// Passed to `proxy_on_vm_start` (a string as is; anything else as JSON).
+    #[serde(default)]
+    pub vm_config: Option<serde_yaml::Value>,
+    /// `plugin_root_id`, for SDKs with several root contexts. Default empty.
+    #[serde(default)]
+    pub root_id: String,
+    /// Environment variables the filter sees through WASI.
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    /// What requests see when the VM fails. Default `fail_closed`.
+    #[serde(default)]
+    pub failure_policy: FailurePolicy,
+    /// Memory and CPU limits.
+    #[serde(default)]
+    pub limits: PluginLimits,
+}
+
+/// Limits of one VM instance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Most linear memory per instance. Default 64MiB.
+    #[serde(default = "default_memory")]
+    pub memory: ByteSize,
+    /// Most time one request callback may run. Default 100ms.
+    #[serde(default = "default_deadline")]
+    pub deadline: Millis,
+}
+
+impl Default for PluginLimits {
+    fn default() -> Self {
+        Self { memory: default_memory(), deadline: default_deadline() }
+    }
+}
+
+/// A route: which requests, which cluster, which filters.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// Name, shown in logs and as `xds.route_name`. Default `route-N`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Conditions, all of which must hold. Default: match everything.
+    #[serde(default, rename = "match")]
+    pub matcher: Match,
+    /// The cluster requests go to (a filter may choose another, see ab-routing).
+    pub cluster: String,
+    /// Filters run on every phase: request phases in this order, response phases reversed.
+    #[serde(default)]
+    pub filters: Vec<FilterRef>,
+}
+
+/// Route conditions.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    /// `Host` / `:authority` without port, exact (case-insensitive); `*.example.com` matches
+    /// subdomains.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Exact path (without query).
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Path prefix.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// Methods (any of).
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Headers that must be present with exactly this value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// A filter in a route's chain.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterRef {
+    /// The plugin (key of `plugins`).
+    pub plugin: String,
+    /// Passed to `proxy_on_configure`: a string as is, anything else as JSON.
+    #[serde(default)]
+    pub config: Option<serde_yaml::Value>,
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// `ip:port`. Default `127.0.0.1:9901`.
+    #[serde(default = "default_admin")]
+    pub address: SocketAddr,
+}
+
+impl Default for Admin {
+    fn default() -> Self {
+        Self { address: default_admin() }
+    }
+}
+
+/// Process settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// Worker threads for the proxy. Default: the number of CPUs.
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Largest request or response body a filter may buffer; more gives 413 (request) or a
+    /// reset (response). Default 1MiB, as Envoy's default buffer limit.
+    #[serde(default = "default_buffer")]
+    pub max_buffered_body: ByteSize,
+    /// Seconds to let in-flight requests finish on shutdown. Default 10.
+    #[serde(default = "default_grace")]
+    pub grace_period_seconds: u64,
+    /// Socket for the graceful binary upgrade. Default `/tmp/weir_upgrade.sock`.
+    #[serde(default = "default_upgrade_sock")]
+    pub upgrade_sock: String,
+    /// PID file. Default `/tmp/weir.pid`.
+    #[serde(default = "default_pid_file")]
+    pub pid_file: String,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            threads: None,
+            max_buffered_body: default_buffer(),
+            grace_period_seconds: default_grace(),
+            upgrade_sock: default_upgrade_sock(),
+            pid_file: default_pid_file(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_connect_timeout() -> Millis {
+    Millis(Duration::from_secs(1))
+}
+fn default_read_timeout() -> Millis {
+    Millis(Duration::from_secs(60))
+}
+fn default_health_interval() -> Millis {
+    Millis(Duration::from_secs(5))
+}
+fn default_memory() -> ByteSize {
+    ByteSize(64 << 20)
+}
+fn default_deadline() -> Millis {
+    Millis(Duration::from_millis(100))
+}
+fn default_buffer() -> ByteSize {
+    ByteSize(1 << 20)
+}
+fn default_grace() -> u64 {
+    10
+}
+fn default_admin() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9901))
+}
+fn default_upgrade_sock() -> String {
+    "/tmp/weir_upgrade.sock".into()
+}
+fn default_pid_file() -> String {
+    "/tmp/weir.pid".into()
+}
+
+/// A configuration error: where and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The file (or `<embedded>`).
+    pub file: String,
+    /// 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field path, e.g. `routes[0].cluster`.
+    pub field: String,
+    /// What is wrong and, where possible, what to do.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}: {}", self.file, self.field, self.message),
+            None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded configuration with where it came from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The parsed configuration.
+    pub config: Config,
+    /// The file it was read from (`None` for the embedded quick-start config).
+    pub path: Option<PathBuf>,
+    /// The text, for locating fields in errors found later.
+    pub text: String,
+}
+
+impl Loaded {
+    /// The directory relative paths are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        self.path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or_else(|| PathBuf::from("."))
+    }
+
+    /// The file name for messages.
+    pub fn file_name(&self) -> String {
+        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into())
+    }
+
+    /// An error at `field`, located by searching for `key: value` in the text.
+    pub fn error(&self, field: impl Into<String>, key: &str, value: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file_name(),
+            line: locate(&self.text, key, value),
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Reads and parses `path`.
+///
+/// # Errors
+///
+/// [`ConfigError`] for an unreadable file, YAML errors, unknown keys, and invalid references.
+pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: path.display().to_string(),
+            line: None,
+            field: "-".into(),
+            message: format!("cannot read: {e}"),
+        }]
+    })?;
+    parse(text, Some(path.to_path_buf()))
+}
+
+/// Parses configuration text; `path` names it in errors.
+///
+/// # Errors
+///
+/// As [`load`].
+pub fn parse(text: String, path: Option<PathBuf>) -> Result<Loaded, Vec<ConfigError>> {
+    let file = path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into());
+    let config: Config = serde_yaml::from_str(&text).map_err(|e| vec![yaml_error(&file, &e)])?;
+    let loaded = Loaded { config, path, text };
+    let errors = validate(&loaded);
+    if errors.is_empty() { Ok(loaded) } else { Err(errors) }
+}
+
+fn yaml_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
+    let text = e.to_string();
+    // serde_yaml puts the field path first ("routes[0]: unknown field ...") and the location last.
+    let (field, rest) = match text.split_once(": ") {
+        Some((f, r)) if !f.contains(' ') => (f.to_owned(), r.to_owned()),
+        _ => ("-".to_owned(), text.clone()),
+    };
+    let message = rest.split(" at line ").next().unwrap_or(&rest).to_owned();
+    ConfigError { file: file.to_owned(), line: e.location().map(|l| l.line()), field, message }
+}
+
+/// Cross-references and values serde cannot check.
+fn validate(l: &Loaded) -> Vec<ConfigError> {
+    let c = &l.config;
+    let mut errors = Vec::new();
+    if c.listeners.is_empty() {
+        errors.push(l.error("listeners", "listeners", "", "at least one listener is needed"));
+    }
+    for (name, cluster) in &c.clusters {
+        if cluster.endpoints.is_empty() {
+            errors.push(l.error(
+                format!("clusters.{name}.endpoints"),
+                "endpoints",
+                "",
+                "a cluster needs at least one endpoint",
+            ));
+        }
+        for ep in &cluster.endpoints {
+            if std::net::ToSocketAddrs::to_socket_addrs(ep.as_str()).map(|mut a| a.next().is_none()).unwrap_or(true) {
+                errors.push(l.error(
+                    format!("clusters.{name}.endpoints"),
+                    "",
+                    ep,
+                    format!("`{ep}` is not a reachable host:port (could not resolve it)"),
+                ));
+            }
+        }
+        if cluster.hash_on.is_some() && cluster.lb != LbPolicy::Hash {
+            errors.push(l.error(format!("clusters.{name}.hash_on"), "hash_on", "", "hash_on needs `lb: hash`"));
+        }
+    }
+    for (name, p) in &c.plugins {
+        match (&p.builtin, &p.module) {
+            (Some(_), Some(_)) | (None, None) => errors.push(l.error(
+                format!("plugins.{name}"),
+                name,
+                "",
+                "give exactly one of `builtin` (a built-in filter) or `module` (a .wasm file)",
+            )),
+            (Some(b), None) if !crate::builtin::NAMES.contains(&b.as_str()) => errors.push(l.error(
+                format!("plugins.{name}.builtin"),
+                "builtin",
+                b,
+                format!("unknown built-in filter `{b}`; built-ins are: {}", crate::builtin::NAMES.join(", ")),
+            )),
+            _ => {}
+        }
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        if !c.clusters.contains_key(&r.cluster) {
+            let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
+            errors.push(l.error(
+                format!("routes[{i}].cluster"),
+                "cluster",
+                &r.cluster,
+                format!("unknown cluster `{}`; defined clusters: {}", r.cluster, list(&known)),
+            ));
+        }
+        if r.matcher.path.is_some() && r.matcher.path_prefix.is_some() {
+            errors.push(l.error(
+                format!("routes[{i}].match"),
+                "path_prefix",
+                "",
+                "give `path` or `path_prefix`, not both",
+            ));
+        }
+        for (j, f) in r.filters.iter().enumerate() {
+            if !c.plugins.contains_key(&f.plugin) {
+                let known: Vec<&str> = c.plugins.keys().map(String::as_str).collect();
+                errors.push(l.error(
+                    format!("routes[{i}].filters[{j}].plugin"),
+                    "plugin",
+                    &f.plugin,
+                    format!("unknown plugin `{}`; defined plugins: {}", f.plugin, list(&known)),
+                ));
+            }
+        }
+    }
+    errors
+}
+
+fn list(items: &[&str]) -> String {
+    if items.is_empty() { "(none)".into() } else { items.join(", ") }
+}
+
+/// The 1-based line of the first `key: value` (or of `value` alone when `key` is empty).
+fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
+    text.lines()
+        .position(|line| {
+            let t = line.trim_start().trim_start_matches("- ").trim_start();
+            if key.is_empty() { t.contains(value) } else { t.starts_with(&format!("{key}:")) && t.contains(value) }
+        })
+        .map(|i| i + 1)
+}
+
+/// A YAML value as the bytes a filter receives: strings raw, anything else as JSON.
+pub fn value_bytes(v: &Option<serde_yaml::Value>) -> Vec<u8> {
+    match v {
+        None | Some(serde_yaml::Value::Null) => Vec::new(),
+        Some(serde_yaml::Value::String(s)) => s.clone().into_bytes(),
+        Some(other) => serde_json::to_vec(other).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests;

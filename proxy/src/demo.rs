@@ -1,0 +1,136 @@
+//! The demo origin the quick start runs behind weir: answers every request with a small JSON
+//! document describing what it received (method, path, headers, body size), so a newcomer sees
+//! what the filters changed. Also used by tests and benchmarks as a fast, fixed origin.
+
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+
+/// Largest request head the demo origin reads.
+const MAX_HEAD: usize = 64 << 10;
+
+/// Serves on `listener` forever; `name` is reported in each answer (`"origin"`).
+pub async fn serve(listener: TcpListener, name: String) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else { continue };
+        let name = name.clone();
+        tokio::spawn(async move {
+            let _ = connection(stream, &name).await;
+        });
+    }
+}
+
+/// Starts the demo origin on its own thread, bound to `addr`.
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub fn spawn(addr: SocketAddr, name: &str) -> std::io::Result<SocketAddr> {
+    let std_listener = std::net::TcpListener::bind(addr)?;
+    std_listener.set_nonblocking(true)?;
+    let local = std_listener.local_addr()?;
+    let name = name.to_owned();
+    std::thread::Builder::new().name(format!("demo-{name}")).spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+        rt.block_on(async move {
+            let listener = TcpListener::from_std(std_listener).expect("listener");
+            serve(listener, name).await;
+        });
+    })?;
+    Ok(local)
+}
+
+async fn connection(stream: TcpStream, name: &str) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).await? == 0 {
+            return Ok(());
+        }
+        let mut parts = request_line.split_whitespace();
+        let (method, path) = (parts.next().unwrap_or("").to_owned(), parts.next().unwrap_or("").to_owned());
+        let mut headers = Vec::new();
+        let mut head = request_line.len();
+        let mut content_length = 0usize;
+        let mut chunked = false;
+        let mut close = false;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).await? == 0 {
+                return Ok(());
+            }
+            head += line.len();
+            if head > MAX_HEAD {
+                return Ok(());
+            }
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = line.split_once(':') {
+                let (k, v) = (k.trim().to_ascii_lowercase(), v.trim().to_owned());
+                match k.as_str() {
+                    "content-length" => content_length = v.parse().unwrap_or(0),
+                    "transfer-encoding" => chunked = v.eq_ignore_ascii_case("chunked"),
+                    "connection" => close = v.eq_ignore_ascii_case("close"),
+                    _ => {}
+                }
+                headers.push((k, v));
+            }
+        }
+        let body_len =
+            if chunked { read_chunked(&mut reader).await? } else { skip(&mut reader, content_length).await? };
+        let doc = serde_json::json!({
+            "origin": name,
+            "method": method,
+            "path": path,
+            "headers": headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+            "body_bytes": body_len,
+        });
+        let body = doc.to_string() + "\n";
+        let response = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-demo-origin: {name}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "connection: close\r\n" } else { "" }
+        );
+        reader.get_mut().write_all(response.as_bytes()).await?;
+        if close {
+            return Ok(());
+        }
+    }
+}
+
+async fn skip(r: &mut BufReader<TcpStream>, n: usize) -> std::io::Result<usize> {
+    let mut left = n;
+    let mut buf = [0u8; 8192];
+    while left > 0 {
+        let got = r.read(&mut buf[..left.min(8192)]).await?;
+        if got == 0 {
+            break;
+        }
+        left -= got;
+    }
+    Ok(n - left)
+}
+
+async fn read_chunked(r: &mut BufReader<TcpStream>) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let mut size = String::new();
+        r.read_line(&mut size).await?;
+        let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16).unwrap_or(0);
+        if n == 0 {
+            // Trailers, then the empty line.
+            loop {
+                let mut line = String::new();
+                if r.read_line(&mut line).await? == 0 || line.trim().is_empty() {
+                    return Ok(total);
+                }
+            }
+        }
+        total += skip(r, n).await?;
+        let mut crlf = String::new();
+        r.read_line(&mut crlf).await?;
+    }
+}

@@ -1,0 +1,169 @@
+//! Starting weir: load and validate the configuration, build the first generation, start the
+//! demo origins of the quick start, then run Pingora with the proxy and admin services.
+
+use std::net::{SocketAddr, TcpListener};
+
+use pingora::apps::HttpServerOptions;
+use pingora::server::Server;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::services::listening::Service;
+use weir_abi::{Runtime, RuntimeConfig};
+
+use crate::cli::Cli;
+use crate::config::{self, ConfigError, Loaded};
+use crate::state::State;
+
+/// The quick-start configuration, used when no `-c` is given.
+pub const QUICKSTART: &str = include_str!("../quickstart.yaml");
+
+fn report(errors: &[ConfigError]) -> String {
+    let mut s = format!(
+        "weir: the configuration is invalid ({} problem{}):\n",
+        errors.len(),
+        if errors.len() == 1 { "" } else { "s" }
+    );
+    for e in errors {
+        s.push_str(&format!("  {e}\n"));
+    }
+    s
+}
+
+/// Runs weir as the command line says. Returns only for `-t` or on a startup error.
+///
+/// # Errors
+///
+/// A message for the user: the configuration's problems, or what failed at startup.
+pub fn run(cli: &Cli) -> Result<(), String> {
+    let quickstart = cli.config.is_none();
+    let loaded = match &cli.config {
+        Some(path) => config::load(path),
+        None => config::parse(QUICKSTART.to_owned(), None),
+    }
+    .map_err(|e| report(&e))?;
+    let runtime =
+        Runtime::new(RuntimeConfig::default()).map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
+    if cli.test {
+        crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
+        println!("weir: configuration OK");
+        return Ok(());
+    }
+    let mut loaded = loaded;
+    let (listeners, admin) = resolve_ports(&mut loaded)?;
+    if quickstart {
+        start_demo_origins(&loaded)?;
+    }
+    let generation = crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
+    let server_cfg = generation.loaded.config.server.clone();
+    let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
+    let tls: Vec<_> = generation.loaded.config.listeners.iter().map(|l| l.tls.clone()).collect();
+    let state = State::new(runtime, generation);
+
+    let mut opt = Opt::default();
+    opt.upgrade = cli.upgrade;
+    opt.daemon = cli.daemon;
+    let conf = ServerConf {
+        threads: server_cfg
+            .threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        work_stealing: false,
+        grace_period_seconds: Some(server_cfg.grace_period_seconds),
+        graceful_shutdown_timeout_seconds: Some(5),
+        upgrade_sock: server_cfg.upgrade_sock.clone(),
+        pid_file: server_cfg.pid_file.clone(),
+        daemon: cli.daemon,
+        ..ServerConf::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        crate::service::WeirProxy { state: state.clone() },
+        "weir",
+    );
+    let mut options = HttpServerOptions::default();
+    options.h2c = http2.iter().any(|h| *h);
+    if let Some(app) = proxy.app_logic_mut() {
+        app.server_options = Some(options);
+    }
+    for ((addr, tls), h2) in listeners.iter().zip(&tls).zip(&http2) {
+        match tls {
+            Some(t) => {
+                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
+                    &t.cert.display().to_string(),
+                    &t.key.display().to_string(),
+                )
+                .map_err(|e| format!("weir: TLS for listener {addr}: {e}"))?;
+                if *h2 {
+                    settings.enable_h2();
+                }
+                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+            }
+            None => proxy.add_tcp(&addr.to_string()),
+        }
+    }
+    let mut admin_service = Service::new(
+        "weir admin".into(),
+        crate::admin::Admin { state: state.clone(), listeners: listeners.iter().map(ToString::to_string).collect() },
+    );
+    admin_service.add_tcp(&admin.to_string());
+
+    let hc_state = state.clone();
+    let health = pingora::services::background::background_service("health checks", HealthChecks { state: hc_state });
+    server.add_service(proxy);
+    server.add_service(admin_service);
+    server.add_service(health);
+    let proxy_list: Vec<String> = listeners.iter().map(|a| format!("http://{a}")).collect();
+    println!("weir ready: proxy {} admin http://{admin}", proxy_list.join(" "));
+    if quickstart {
+        println!("weir quick start: try `curl -s -H 'x-api-key: demo-key' http://{}/hello`", listeners[0]);
+    }
+    server.run_forever()
+}
+
+/// Replaces port 0 with a free port so weir can report where it listens.
+fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr), String> {
+    let free = |a: SocketAddr| -> Result<SocketAddr, String> {
+        if a.port() != 0 {
+            return Ok(a);
+        }
+        TcpListener::bind(a).and_then(|l| l.local_addr()).map_err(|e| format!("weir: cannot bind {a}: {e}"))
+    };
+    let c = &mut loaded.config;
+    for l in &mut c.listeners {
+        l.address = free(l.address)?;
+    }
+    c.admin.address = free(c.admin.address)?;
+    Ok((c.listeners.iter().map(|l| l.address).collect(), c.admin.address))
+}
+
+/// The quick start's clusters point at demo origins weir starts itself.
+fn start_demo_origins(loaded: &Loaded) -> Result<(), String> {
+    for (name, cluster) in &loaded.config.clusters {
+        for ep in &cluster.endpoints {
+            let addr: SocketAddr = ep.parse().map_err(|e| format!("weir: demo origin {ep}: {e}"))?;
+            crate::demo::spawn(addr, name).map_err(|e| format!("weir: cannot start the demo origin on {addr}: {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs the clusters' health checks.
+struct HealthChecks {
+    state: std::sync::Arc<State>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for HealthChecks {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let generation = self.state.current.load_full();
+        let checks = generation.clusters.values().map(|c| {
+            let c = c.clone();
+            async move { c.run_health_checks().await }
+        });
+        tokio::select! {
+            _ = futures::future::join_all(checks) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}

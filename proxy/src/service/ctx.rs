@@ -1,0 +1,173 @@
+//! Per-request state: data only (the generation it is pinned to, the filter chain's context,
+//! the stream data), so it is `Send + Sync` and holds no VM.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Instant, SystemTime};
+
+use bytes::Bytes;
+use pingora::proxy::Session;
+use weir_abi::{FilterChain, LocalResponse, StreamState};
+
+use crate::clusters::Cluster;
+use crate::generation::Generation;
+use crate::metrics::Metrics;
+
+static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// The property a filter sets to choose the upstream cluster (see `docs/filters/ab-routing.md`).
+pub const UPSTREAM_CLUSTER_PROPERTY: &str = "weir.upstream_cluster";
+
+/// One request's state.
+pub struct RequestCtx {
+    /// The generation this request runs on, start to end.
+    pub generation: Arc<Generation>,
+    /// The matched route.
+    pub route: Option<usize>,
+    /// The route's filters, once they started.
+    pub chain: Option<FilterChain>,
+    /// What the filters see.
+    pub stream: StreamState,
+    /// A reply `fail_to_proxy` must send (local reply after the upstream request started).
+    pub reply: Option<LocalResponse>,
+    /// Replaces the upstream body (local reply from the response headers).
+    pub body_replacement: Option<Bytes>,
+    /// Reset the stream instead of answering.
+    pub reset: bool,
+    /// The request had no body.
+    pub request_done_at_headers: bool,
+    /// Body bytes filters hold, per direction (for the buffer limit).
+    pub held_request: usize,
+    pub held_response: usize,
+    /// When the request arrived.
+    pub started: Instant,
+    filters_ran: bool,
+}
+
+impl RequestCtx {
+    /// A request pinned to `generation`.
+    pub fn new(generation: Arc<Generation>) -> Self {
+        Self {
+            generation,
+            route: None,
+            chain: None,
+            stream: StreamState::default(),
+            reply: None,
+            body_replacement: None,
+            reset: false,
+            request_done_at_headers: false,
+            held_request: 0,
+            held_response: 0,
+            started: Instant::now(),
+            filters_ran: false,
+        }
+    }
+
+    /// Fills the stream from the downstream request: headers with pseudo-headers (plus
+    /// `x-request-id` and `x-forwarded-proto` when missing, as Envoy adds them) and connection
+    /// facts.
+    pub fn fill_request(&mut self, session: &Session) {
+        let tls = session.digest().and_then(|d| d.ssl_digest.as_ref()).is_some();
+        let mut h = crate::convert::request_headers(session.req_header(), tls);
+        if h.get(b"x-request-id").is_none() {
+            h.add(b"x-request-id", Bytes::from(request_id()));
+        }
+        if h.get(b"x-forwarded-proto").is_none() {
+            h.add(b"x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" }));
+        }
+        self.stream.request_headers = h;
+        let info = &mut self.stream.info;
+        info.source = session.client_addr().and_then(|a| a.as_inet()).copied();
+        info.destination = session.server_addr().and_then(|a| a.as_inet()).copied();
+        info.protocol = if session.is_http2() {
+            "HTTP/2"
+        } else if session.req_header().version == http::Version::HTTP_10 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        };
+        info.connection_id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
+        info.start_time = SystemTime::now();
+    }
+
+    /// Records the matched route.
+    pub fn select_route(&mut self, route: usize) {
+        self.route = Some(route);
+        let r = &self.generation.routes[route];
+        self.stream.info.route_name = r.name.clone();
+        self.stream.info.cluster_name = r.cluster.clone();
+        self.filters_ran = !r.chain.is_empty();
+    }
+
+    /// Matches the route again after a filter changed the request and asked for it
+    /// (`clear_route_cache`); only the cluster changes, the chain stays.
+    pub fn reroute(&mut self) {
+        if let Some(r) = self.generation.route(&self.stream.request_headers) {
+            self.stream.info.route_name = self.generation.routes[r].name.clone();
+            self.stream.info.cluster_name = self.generation.routes[r].cluster.clone();
+        }
+    }
+
+    /// The cluster to send the request to: a filter's choice when it names a known cluster,
+    /// else the route's.
+    pub fn cluster(&self) -> Option<(String, Arc<Cluster>)> {
+        let chosen = self
+            .stream
+            .filter_state(&[UPSTREAM_CLUSTER_PROPERTY])
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .filter(|name| self.generation.clusters.contains_key(*name))
+            .map(str::to_owned);
+        let name = chosen.unwrap_or_else(|| self.stream.info.cluster_name.clone());
+        let cluster = self.generation.clusters.get(&name)?.clone();
+        Some((name, cluster))
+    }
+
+    /// The route's name for logs.
+    pub fn route_name(&self) -> &str {
+        self.route.map(|r| self.generation.routes[r].name.as_str()).unwrap_or("-")
+    }
+
+    /// The filters of the route, for the access log.
+    pub fn filter_summary(&self) -> String {
+        match self.route {
+            Some(r) if self.filters_ran => {
+                self.generation.routes[r].chain.iter().map(|p| p.name().to_owned()).collect::<Vec<_>>().join(",")
+            }
+            _ => "-".into(),
+        }
+    }
+
+    /// Ends the request for the filters (`on_log`, `on_done`, `on_delete`) and records metrics.
+    pub fn finish(&mut self, metrics: &Metrics) {
+        self.stream.info.duration = Some(self.started.elapsed());
+        if let Some(chain) = self.chain.as_mut() {
+            chain.finish(&mut self.stream);
+            chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
+            chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
+        }
+        let code = self.stream.info.response_code.unwrap_or(0);
+        metrics.request(self.route_name(), code);
+    }
+}
+
+impl Drop for RequestCtx {
+    fn drop(&mut self) {
+        // `logging` normally finished the chain; this covers requests Pingora abandoned.
+        if let Some(chain) = self.chain.as_mut() {
+            chain.finish(&mut self.stream);
+        }
+    }
+}
+
+/// A random request id in UUID v4 form, as Envoy generates.
+fn request_id() -> String {
+    let mut b = [0u8; 16];
+    if getrandom::fill(&mut b).is_err() {
+        let n = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+        b = n.to_le_bytes();
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}

@@ -1,0 +1,103 @@
+//! Turns a chain [`Outcome`] into what the hook does, awaiting callouts while a filter is
+//! paused: runs them concurrently against their clusters, feeds each result back, and
+//! repeats until the chain continues, replies, resets or fails.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use weir_abi::{Callout, CalloutKind, CalloutResult, LocalResponse, Outcome, VmSpec};
+
+use super::RequestCtx;
+use super::reply;
+use crate::state::State;
+
+/// What the hook must do.
+pub enum Flow {
+    Continue,
+    Buffer,
+    Reply(LocalResponse),
+    Reset,
+}
+
+/// Resolves `out`, running callouts while the chain is paused.
+pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -> Flow {
+    let mut inflight = FuturesUnordered::new();
+    let flow = loop {
+        match out {
+            Outcome::Continue => break Flow::Continue,
+            Outcome::Buffer => break Flow::Buffer,
+            Outcome::LocalResponse(r) => break Flow::Reply(r),
+            Outcome::Close => break Flow::Reset,
+            Outcome::Failed(f) => {
+                tracing::warn!(target: "weir::proxy", plugin = %f.plugin, failure = %f.failure, "filter failed; failing the request");
+                break Flow::Reply(f.reply);
+            }
+            Outcome::Pause { callouts } => {
+                for c in callouts {
+                    if let Some(fut) = run(state, &ctx.generation, c) {
+                        inflight.push(fut);
+                    }
+                }
+                let Some((token, result)) = inflight.next().await else {
+                    tracing::warn!(target: "weir::proxy", "a filter paused with nothing to wait for; failing the request");
+                    break Flow::Reply(reply::plain(
+                        500,
+                        "filter paused the request without a way to resume\n",
+                        "wasm_paused",
+                    ));
+                };
+                let Some(chain) = ctx.chain.as_mut() else { break Flow::Continue };
+                out = chain.on_callout_result(&mut ctx.stream, token, result);
+            }
+        }
+    };
+    spawn_detached(state, ctx);
+    flow
+}
+
+/// The future running one callout, or `None` for work that is not a request (gRPC stream
+/// messages, which weir does not support on the request path).
+fn run(
+    state: &Arc<State>,
+    generation: &Arc<crate::generation::Generation>,
+    c: Callout,
+) -> Option<impl std::future::Future<Output = (u32, CalloutResult)> + use<>> {
+    let state = state.clone();
+    let generation = generation.clone();
+    match c.kind {
+        CalloutKind::Http(req) => Some(futures::future::Either::Left(async move {
+            let cluster = generation.clusters.get(&req.cluster).cloned();
+            (c.token, CalloutResult::Http(state.callouts.http(cluster.as_deref(), &req).await))
+        })),
+        CalloutKind::Grpc(req) if req.message.is_some() => Some(futures::future::Either::Right(async move {
+            let cluster = generation.clusters.get(&req.cluster).cloned();
+            (c.token, CalloutResult::Grpc(state.callouts.grpc_unary(cluster.as_deref(), &req).await))
+        })),
+        other => {
+            tracing::debug!(target: "weir::proxy", kind = ?other, "gRPC streams are not supported; ignored");
+            None
+        }
+    }
+}
+
+/// Runs callouts filters started without waiting for them; results go back to the VM that
+/// made them, on this thread.
+pub fn spawn_detached(state: &Arc<State>, ctx: &mut RequestCtx) {
+    let Some(chain) = ctx.chain.as_mut() else { return };
+    for (vm, c) in chain.take_detached_callouts() {
+        let Some(fut) = run(state, &ctx.generation, c) else { continue };
+        tokio::spawn(deliver(vm, fut));
+    }
+}
+
+async fn deliver(vm: Arc<VmSpec>, fut: impl std::future::Future<Output = (u32, CalloutResult)>) {
+    let (token, result) = fut.await;
+    weir_abi::pool::with_vm(&vm, None, |v| {
+        if let Ok((v, _)) = v
+            && let Err(f) = v.on_callout_result(None, token, result)
+        {
+            tracing::warn!(target: "weir::proxy", failure = %f, "filter failed handling a callout response");
+        }
+    });
+}

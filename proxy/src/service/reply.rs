@@ -1,0 +1,71 @@
+//! Writing replies the proxy makes itself: filter local replies, failures, and errors.
+
+use bytes::Bytes;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use weir_abi::{HeaderMap, LocalResponse};
+
+use crate::convert;
+
+/// A text reply with Envoy's headers.
+pub fn plain(status: u16, body: &'static str, details: &str) -> LocalResponse {
+    LocalResponse {
+        status,
+        headers: HeaderMap::from_pairs([
+            ("content-type", "text/plain"),
+            ("content-length", body.len().to_string().as_str()),
+        ]),
+        body: Bytes::from_static(body.as_bytes()),
+        details: details.into(),
+    }
+}
+
+/// What Envoy answers for a proxy error: 503 when no upstream connection could be made, 504
+/// on timeouts, 502 for other upstream failures.
+pub fn for_error(e: &Error) -> LocalResponse {
+    match e.etype() {
+        ErrorType::HTTPStatus(code) => {
+            let mut r = plain(*code, "", "proxy_error");
+            r.headers = HeaderMap::new();
+            r.body = Bytes::new();
+            r
+        }
+        ErrorType::ConnectTimedout
+        | ErrorType::ConnectRefused
+        | ErrorType::ConnectNoRoute
+        | ErrorType::ConnectError => plain(
+            503,
+            "upstream connect error or disconnect/reset before headers. reset reason: connection failure\n",
+            "upstream_reset_before_response_started{connection_failure}",
+        ),
+        ErrorType::ReadTimedout | ErrorType::WriteTimedout => {
+            plain(504, "upstream request timeout\n", "upstream_response_timeout")
+        }
+        _ if e.esource() == &ErrorSource::Upstream => {
+            plain(502, "upstream error\n", "upstream_reset_after_response_started")
+        }
+        _ if e.esource() == &ErrorSource::Downstream => plain(400, "bad request\n", "downstream_protocol_error"),
+        _ => plain(500, "internal error\n", "internal_error"),
+    }
+}
+
+/// Sends `r` to the client.
+///
+/// # Errors
+///
+/// When the client connection fails.
+pub async fn write(session: &mut Session, r: &LocalResponse) -> Result<()> {
+    let resp = match convert::local_response(r.status, &r.headers) {
+        Ok(resp) => resp,
+        Err(e) => {
+            tracing::warn!(target: "weir::proxy", error = %e, "invalid local reply from a filter; sending 500");
+            ResponseHeader::build(500, Some(1))?
+        }
+    };
+    let has_body = !r.body.is_empty();
+    session.write_response_header(Box::new(resp), !has_body).await?;
+    if has_body {
+        session.write_response_body(Some(r.body.clone()), true).await?;
+    }
+    Ok(())
+}
