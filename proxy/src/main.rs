@@ -1,25 +1,9 @@
 //! The `weir` binary: a Pingora reverse proxy running Proxy-Wasm filter chains.
 
-mod admin;
-mod builtin;
-mod callout;
-mod cli;
-mod clusters;
-mod config;
-mod convert;
-mod demo;
-mod generation;
-mod logging;
-mod metrics;
-mod routes;
-mod server;
-mod service;
-mod state;
-mod vmtasks;
-
 use std::process::ExitCode;
 
 use clap::Parser;
+use weir::{cli, logging, server};
 
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();

@@ -44,7 +44,11 @@ pub struct ApiKeys {
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.keys.iter().map(|(n, _)| n.as_str()).collect();
-        f.debug_struct("ApiKeys").field("header", &self.header).field("query", &self.query).field("keys", &names).finish()
+        f.debug_struct("ApiKeys")
+            .field("header", &self.header)
+            .field("query", &self.query)
+            .field("keys", &names)
+            .finish()
     }
 }
 
@@ -59,7 +63,10 @@ impl ApiKeys {
         if let Some(q) = &raw.query
             && (q.is_empty() || !q.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)))
         {
-            return Err(ConfigError::new("api_keys.query", format!("expected a parameter name (letters, digits, `-_.~`), got {q:?}")));
+            return Err(ConfigError::new(
+                "api_keys.query",
+                format!("expected a parameter name (letters, digits, `-_.~`), got {q:?}"),
+            ));
         }
         if raw.keys.is_empty() {
             return Err(ConfigError::new("api_keys.keys", "expected at least one key"));
@@ -72,9 +79,15 @@ impl ApiKeys {
             }
             let digest = match (k.key, k.sha256) {
                 (Some(key), None) if !key.is_empty() => sha256(key.as_bytes()),
-                (None, Some(hex)) => hex_array::<32>(&hex)
-                    .ok_or_else(|| ConfigError::new(&field("sha256"), "expected 64 hex digits"))?,
-                _ => return Err(ConfigError::new(&field("key"), "expected exactly one of a non-empty `key` or `sha256`")),
+                (None, Some(hex)) => {
+                    hex_array::<32>(&hex).ok_or_else(|| ConfigError::new(&field("sha256"), "expected 64 hex digits"))?
+                }
+                _ => {
+                    return Err(ConfigError::new(
+                        &field("key"),
+                        "expected exactly one of a non-empty `key` or `sha256`",
+                    ));
+                }
             };
             if keys.iter().any(|(_, d)| *d == digest) {
                 return Err(ConfigError::new(&field("key"), "the same key is listed twice"));
@@ -128,7 +141,8 @@ mod tests {
 
     #[test]
     fn plain_and_hashed_keys_match() {
-        let k = keys(&format!(r#"{{"keys":[{{"name":"ci","key":"abc"}},{{"name":"bot","sha256":"{SHA_OF_S3CR3T}"}}]}}"#));
+        let k =
+            keys(&format!(r#"{{"keys":[{{"name":"ci","key":"abc"}},{{"name":"bot","sha256":"{SHA_OF_S3CR3T}"}}]}}"#));
         let k = k.ok();
         assert_eq!(k.as_ref().and_then(|k| k.check("abc")), Some("ci"));
         assert_eq!(k.as_ref().and_then(|k| k.check("s3cr3t")), Some("bot"));

@@ -77,7 +77,10 @@ impl Basic {
     /// Checks `raw`: at least one user, unique names without `:`, known hash formats.
     pub fn new(raw: Raw) -> Result<Self, ConfigError> {
         if raw.realm.contains(['"', '\\']) || !headers::is_safe_value(&raw.realm) {
-            return Err(ConfigError::new("basic.realm", "expected text without quotes, backslashes or control characters"));
+            return Err(ConfigError::new(
+                "basic.realm",
+                "expected text without quotes, backslashes or control characters",
+            ));
         }
         if raw.users.is_empty() {
             return Err(ConfigError::new("basic.users", "expected at least one user"));
@@ -91,7 +94,10 @@ impl Basic {
                 ));
             }
             if users.iter().any(|(n, _)| *n == u.name) {
-                return Err(ConfigError::new(&format!("basic.users[{i}].name"), format!("{:?} is listed twice", u.name)));
+                return Err(ConfigError::new(
+                    &format!("basic.users[{i}].name"),
+                    format!("{:?} is listed twice", u.name),
+                ));
             }
             let hash = Hash::parse(&u.password_hash).ok_or_else(|| {
                 ConfigError::new(
@@ -149,7 +155,9 @@ mod tests {
     const BOB: &str = "sha256:f52fbd32b2b3b86ff88ef6c490628285f482af15ddcb29541f94bcf526a3f6c7";
 
     fn basic() -> Option<Basic> {
-        let json = format!(r#"{{"users":[{{"name":"alice","password_hash":"{ALICE}"}},{{"name":"bob","password_hash":"{BOB}"}}]}}"#);
+        let json = format!(
+            r#"{{"users":[{{"name":"alice","password_hash":"{ALICE}"}},{{"name":"bob","password_hash":"{BOB}"}}]}}"#
+        );
         serde_json::from_str(&json).ok().and_then(|raw| Basic::new(raw).ok())
     }
 
@@ -191,7 +199,8 @@ mod tests {
         assert!(e(r#"{"users":[{"name":"a","password_hash":"md5:00"}]}"#).contains("basic.users[0].password_hash"));
         assert!(e(r#"{"users":[{"name":"a","password_hash":"{SHA}AAAA"}]}"#).contains("password_hash"));
         assert!(e(r#"{"realm":"a\"b","users":[{"name":"a","password_hash":"x"}]}"#).contains("basic.realm"));
-        let dup = format!(r#"{{"users":[{{"name":"a","password_hash":"{BOB}"}},{{"name":"a","password_hash":"{BOB}"}}]}}"#);
+        let dup =
+            format!(r#"{{"users":[{{"name":"a","password_hash":"{BOB}"}},{{"name":"a","password_hash":"{BOB}"}}]}}"#);
         assert!(e(&dup).contains("twice"));
     }
 }

@@ -4,6 +4,8 @@
 use std::fmt;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::apikey::{self, ApiKeys};
 use crate::basic::{self, Basic};
@@ -31,21 +33,27 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Sections stay JSON until [`section`] reads them, so a type error names its section.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Raw {
     #[serde(default)]
-    api_keys: Option<apikey::Raw>,
+    api_keys: Option<Value>,
     #[serde(default)]
-    basic: Option<basic::Raw>,
+    basic: Option<Value>,
     #[serde(default)]
-    jwt: Option<jwt::Raw>,
+    jwt: Option<Value>,
     #[serde(default)]
-    external: Option<external::Raw>,
+    external: Option<Value>,
     #[serde(default)]
     exempt_paths: Vec<String>,
     #[serde(default = "default_identity_header")]
     identity_header: String,
+}
+
+/// Reads section `field`, prefixing serde's message with the section name.
+fn section<T: DeserializeOwned>(field: &str, value: Option<Value>) -> Result<Option<T>, ConfigError> {
+    value.map(|v| serde_json::from_value(v).map_err(|e| ConfigError::new(field, e))).transpose()
 }
 
 fn default_identity_header() -> String {
@@ -80,10 +88,10 @@ impl Config {
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
         let raw: Raw = serde_json::from_slice(bytes).map_err(|e| ConfigError::new("(config)", e))?;
         let config = Self {
-            api_keys: raw.api_keys.map(ApiKeys::new).transpose()?,
-            basic: raw.basic.map(Basic::new).transpose()?,
-            jwt: raw.jwt.map(Jwt::new).transpose()?,
-            external: raw.external.map(External::new).transpose()?,
+            api_keys: section::<apikey::Raw>("api_keys", raw.api_keys)?.map(ApiKeys::new).transpose()?,
+            basic: section::<basic::Raw>("basic", raw.basic)?.map(Basic::new).transpose()?,
+            jwt: section::<jwt::Raw>("jwt", raw.jwt)?.map(Jwt::new).transpose()?,
+            external: section::<external::Raw>("external", raw.external)?.map(External::new).transpose()?,
             exempt: Exempt::new(raw.exempt_paths)?,
             identity_header: headers::name("identity_header", &raw.identity_header)?,
             protected: Vec::new(),
@@ -161,6 +169,13 @@ mod tests {
     }
 
     #[test]
+    fn type_errors_name_the_section() {
+        let e = err(r#"{"jwt":{"keys":[],"clock_skew_seconds":-1}}"#);
+        assert!(e.starts_with("`jwt`") && e.contains("u32"), "{e}");
+        assert!(err(r#"{"external":{"path":"/"}}"#).starts_with("`external`: missing field `cluster`"));
+    }
+
+    #[test]
     fn protected_headers_collect_every_target() {
         let json = r#"{
             "jwt": {"keys": [{"alg": "HS256", "secret": "0123456789abcdef0123456789abcdef"}],
@@ -181,8 +196,10 @@ mod tests {
         assert!(err(&format!(r#"{{{basic},"identity_header":"Host"}}"#)).contains("framing"));
         let keys = r#""api_keys":{"keys":[{"name":"a","key":"k"}]}"#;
         assert!(
-            err(&format!(r#"{{{keys},"external":{{"cluster":"c","path":"/","headers_from_response":["x-api-key"]}}}}"#))
-                .contains("external.headers_from_response")
+            err(&format!(
+                r#"{{{keys},"external":{{"cluster":"c","path":"/","headers_from_response":["x-api-key"]}}}}"#
+            ))
+            .contains("external.headers_from_response")
         );
     }
 }

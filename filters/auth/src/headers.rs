@@ -31,8 +31,7 @@ impl Headers {
 
 /// True for an RFC 9110 field name (a token). Pseudo-headers are not names here.
 pub fn is_token(name: &str) -> bool {
-    !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Checks a configured header name and returns it lower-cased.

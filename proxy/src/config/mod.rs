@@ -502,14 +502,27 @@ fn list(items: &[&str]) -> String {
     if items.is_empty() { "(none)".into() } else { items.join(", ") }
 }
 
-/// The 1-based line of the first `key: value` (or of `value` alone when `key` is empty).
+/// The 1-based line of the first `key: value` (block or flow style), or of `value` alone when
+/// `key` is empty, or of `key:` when `value` is empty.
 fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
-    text.lines()
-        .position(|line| {
-            let t = line.trim_start().trim_start_matches("- ").trim_start();
-            if key.is_empty() { t.contains(value) } else { t.starts_with(&format!("{key}:")) && t.contains(value) }
+    let pairs = [format!("{key}: {value}"), format!("{key}: \"{value}\""), format!("{key}: '{value}'")];
+    let hit = |line: &str| -> bool {
+        if key.is_empty() {
+            return line.contains(value);
+        }
+        if value.is_empty() {
+            return line.contains(&format!("{key}:"));
+        }
+        pairs.iter().any(|p| {
+            line.match_indices(p.as_str()).any(|(i, _)| {
+                let before = line[..i].chars().next_back();
+                let after = line[i + p.len()..].chars().next();
+                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
+            })
         })
-        .map(|i| i + 1)
+    };
+    text.lines().position(hit).map(|i| i + 1)
 }
 
 /// A YAML value as the bytes a filter receives: strings raw, anything else as JSON.

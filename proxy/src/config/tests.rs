@@ -1,1 +1,53 @@
+use super::*;
 
+fn parse_str(y: &str) -> Result<Loaded, Vec<ConfigError>> {
+    parse(y.to_owned(), Some(PathBuf::from("test.yaml")))
+}
+
+const BASE: &str = "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\n";
+
+#[test]
+fn defaults_and_units() {
+    let l = parse_str(&format!("{BASE}plugins:\n  p: {{ builtin: auth, limits: {{ memory: 16MiB, deadline: 20ms }} }}\nroutes:\n  - cluster: o\n"))
+        .unwrap();
+    let p = &l.config.plugins["p"];
+    assert_eq!(p.limits.memory.0, 16 << 20);
+    assert_eq!(p.limits.deadline.0, Duration::from_millis(20));
+    assert_eq!(l.config.admin.address.to_string(), "127.0.0.1:9901");
+    assert_eq!(l.config.clusters["o"].connect_timeout.0, Duration::from_secs(1));
+    assert!(l.config.listeners[0].http2);
+}
+
+#[test]
+fn every_problem_is_reported_with_its_line() {
+    let errs = parse_str(&format!(
+        "{BASE}plugins:\n  a: {{ builtin: nope }}\n  b: {{ }}\nroutes:\n  - cluster: x\n    filters: [{{ plugin: c }}]\n"
+    ))
+    .unwrap_err();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert!(
+        text.iter().any(|e| e.starts_with("test.yaml:5: plugins.a.builtin: unknown built-in filter `nope`")),
+        "{text:#?}"
+    );
+    assert!(text.iter().any(|e| e.contains("plugins.b") && e.contains("exactly one of")), "{text:#?}");
+    assert!(text.iter().any(|e| e.starts_with("test.yaml:8: routes[0].cluster")), "{text:#?}");
+    assert!(text.iter().any(|e| e.starts_with("test.yaml:9: routes[0].filters[0].plugin")), "{text:#?}");
+}
+
+#[test]
+fn bad_units_name_the_field() {
+    let errs = parse_str(&format!(
+        "{BASE}  slow: {{ endpoints: [\"127.0.0.1:2\"], connect_timeout: 5 parsecs }}\nroutes: []\n"
+    ))
+    .unwrap_err();
+    assert!(errs[0].to_string().contains("connect_timeout") || errs[0].message.contains("duration"), "{}", errs[0]);
+    assert_eq!(errs[0].line, Some(4));
+}
+
+#[test]
+fn filter_configs_become_json_or_raw_strings() {
+    let v: serde_yaml::Value = serde_yaml::from_str("{ a: 1, b: [x] }").unwrap();
+    assert_eq!(value_bytes(&Some(v)), br#"{"a":1,"b":["x"]}"#);
+    assert_eq!(value_bytes(&Some(serde_yaml::Value::String("raw".into()))), b"raw");
+    assert!(value_bytes(&None).is_empty());
+}

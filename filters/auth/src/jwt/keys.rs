@@ -20,7 +20,8 @@ use sha2::Sha256;
 use crate::config::ConfigError;
 
 /// Base64 as found in PEM bodies and JWKs: padding optional.
-const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+const LENIENT: GeneralPurposeConfig =
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
 const PEM_BASE64: GeneralPurpose = GeneralPurpose::new(&STANDARD_ALPHABET, LENIENT);
 const JWK_BASE64URL: GeneralPurpose = GeneralPurpose::new(&URL_SAFE, LENIENT);
 
@@ -100,8 +101,9 @@ impl Key {
     /// A key from `jwt.keys[i]`.
     pub fn from_config(i: usize, raw: RawKey) -> Result<Self, ConfigError> {
         let field = |f: &str| format!("jwt.keys[{i}].{f}");
-        let alg = Alg::parse(&raw.alg)
-            .ok_or_else(|| ConfigError::new(&field("alg"), format!("expected HS256, RS256 or ES256, got {:?}", raw.alg)))?;
+        let alg = Alg::parse(&raw.alg).ok_or_else(|| {
+            ConfigError::new(&field("alg"), format!("expected HS256, RS256 or ES256, got {:?}", raw.alg))
+        })?;
         let verifier = match (alg, raw.secret, raw.pem) {
             (Alg::Hs256, Some(secret), None) => hmac_secret(&field("secret"), secret.into_bytes())?,
             (Alg::Rs256, None, Some(pem)) => rsa_from_pem(&field("pem"), &pem)?,
@@ -150,7 +152,10 @@ impl Key {
             }
             "oct" => ("HS256", hmac_secret(&format!("{field}.k"), bytes("k")?)?),
             other => {
-                return Err(ConfigError::new(&format!("{field}.kty"), format!("expected RSA, EC or oct, got {other:?}")));
+                return Err(ConfigError::new(
+                    &format!("{field}.kty"),
+                    format!("expected RSA, EC or oct, got {other:?}"),
+                ));
             }
         };
         if let Some(alg) = text("alg")?
@@ -280,7 +285,9 @@ mod tests {
         assert!(error(config_key(json!({"alg": "RS256", "pem": EC_PEM}))).contains("jwt.keys[0].pem"));
         assert!(error(config_key(json!({"alg": "ES256", "pem": RSA_PEM}))).contains("P-256"));
         assert!(error(config_key(json!({"alg": "ES256", "pem": RSA_PKCS1_PEM}))).contains("P-256"));
-        assert!(error(config_key(json!({"alg": "RS256", "pem": "-----BEGIN PUBLIC KEY-----\nAAAA\n"}))).contains("pem"));
+        assert!(
+            error(config_key(json!({"alg": "RS256", "pem": "-----BEGIN PUBLIC KEY-----\nAAAA\n"}))).contains("pem")
+        );
         let truncated = RSA_PEM.replace("mwIDAQAB", "");
         assert!(error(config_key(json!({"alg": "RS256", "pem": truncated}))).contains("pem"));
     }
@@ -290,7 +297,9 @@ mod tests {
         assert!(error(config_key(json!({"alg": "none", "secret": "x"}))).contains("jwt.keys[0].alg"));
         assert!(error(config_key(json!({"alg": "HS256", "secret": "short"}))).contains("at least 32 bytes"));
         assert!(error(config_key(json!({"alg": "HS256", "pem": RSA_PEM}))).contains("secret"));
-        assert!(error(config_key(json!({"alg": "RS256", "secret": "0123456789abcdef0123456789abcdef"}))).contains("pem"));
+        assert!(
+            error(config_key(json!({"alg": "RS256", "secret": "0123456789abcdef0123456789abcdef"}))).contains("pem")
+        );
     }
 
     #[test]

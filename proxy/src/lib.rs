@@ -1,0 +1,22 @@
+//! # weir
+//!
+//! A reverse proxy on Pingora that runs Proxy-Wasm filter chains (via [`weir_abi`]) on every
+//! request phase. The `weir` binary is a thin wrapper around [`server::run`]; the modules are
+//! public so tests and benchmarks can start parts of it (the demo origin, the config loader).
+
+pub mod admin;
+pub mod builtin;
+pub mod callout;
+pub mod cli;
+pub mod clusters;
+pub mod config;
+pub mod convert;
+pub mod demo;
+pub mod generation;
+pub mod logging;
+pub mod metrics;
+pub mod routes;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod vmtasks;

@@ -1,0 +1,158 @@
+//! Starts real parts for end-to-end tests: demo origins on `127.0.0.1:0`, and the real `weir`
+//! binary with a test configuration, whose ports are read back from its `weir ready:` line.
+//! Readiness is awaited by polling `/ready`, never by fixed sleeps.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A demo origin (answers with a JSON description of the request) on a free port.
+pub fn origin(name: &str) -> SocketAddr {
+    weir::demo::spawn("127.0.0.1:0".parse().unwrap(), name).expect("origin")
+}
+
+/// A running weir.
+pub struct Weir {
+    child: Child,
+    /// The proxy listener.
+    pub proxy: SocketAddr,
+    /// The admin listener.
+    pub admin: SocketAddr,
+    /// weir's stderr (logs, including filter logs).
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// The probe fixture's path.
+pub fn probe() -> &'static str {
+    weir_test_fixtures::PROBE
+}
+
+/// The trivial fixture's path.
+pub fn trivial() -> &'static str {
+    weir_test_fixtures::TRIVIAL
+}
+
+impl Weir {
+    /// Starts weir with `config` (YAML; listeners and admin on port 0 are filled in when the
+    /// config has no `listeners:` / `admin:`).
+    pub fn start(config: &str) -> Weir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut text = String::new();
+        if !config.contains("listeners:") {
+            text.push_str("listeners: [{ address: 127.0.0.1:0 }]\n");
+        }
+        if !config.contains("admin:") {
+            text.push_str("admin: { address: 127.0.0.1:0 }\n");
+        }
+        text.push_str(config);
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let log = dir.path().join("weir.log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+            .arg("-c")
+            .arg(&path)
+            .env("RUST_LOG", "info,weir::filter=debug")
+            .env("WEIR_TEST", "1")
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start weir");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        let mut reader = BufReader::new(stdout);
+        while !line.starts_with("weir ready:") {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                let _ = child.wait();
+                panic!("weir exited before it was ready:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
+        std::thread::spawn(move || for _ in reader.lines() {});
+        let addr = |key: &str| -> SocketAddr {
+            let at = line.find(key).unwrap() + key.len();
+            line[at..].split_whitespace().next().unwrap().trim_start_matches("http://").parse().unwrap()
+        };
+        let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, _dir: dir };
+        weir.wait_ready();
+        weir
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(mut s) = std::net::TcpStream::connect(self.admin) {
+                use std::io::{Read, Write};
+                let _ = s.write_all(b"GET /ready HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                if out.starts_with("HTTP/1.1 200") && std::net::TcpStream::connect(self.proxy).is_ok() {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("weir did not become ready:\n{}", self.logs());
+    }
+
+    /// `http://<proxy><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.proxy)
+    }
+
+    /// `http://<admin><path>`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin)
+    }
+
+    /// Everything weir logged so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Probe observations logged so far (the JSON after `probe `).
+    pub fn probe_lines(&self) -> Vec<serde_json::Value> {
+        self.logs()
+            .lines()
+            .filter_map(|l| l.split_once("probe {").map(|(_, rest)| format!("{{{rest}")))
+            // The JSON is followed by the log line's fields: read only the first value.
+            .filter_map(|j| serde_json::Deserializer::from_str(&j).into_iter::<serde_json::Value>().next()?.ok())
+            .collect()
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().ok().flatten().is_none()
+    }
+}
+
+impl Drop for Weir {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP/1.1 client (no pooling surprises: keep-alive on, no proxy from the environment).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// An HTTP/2 client with prior knowledge (h2c).
+pub fn h2_client() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().http2_prior_knowledge().timeout(Duration::from_secs(10)).build().unwrap()
+}
+
+/// Polls `check` until it is true or 10 s passed.
+pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}

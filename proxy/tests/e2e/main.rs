@@ -1,0 +1,8 @@
+//! End-to-end tests: the real weir binary, real origins on loopback, real HTTP/1.1 and HTTP/2
+//! clients, filters built from source with the Rust SDK.
+
+mod harness;
+
+mod config;
+mod failures;
+mod phases;

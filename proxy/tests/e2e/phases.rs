@@ -1,0 +1,149 @@
+//! Filters act on every phase through the proxy: header and body edits reach the origin and
+//! the client with correct framing, local replies, pause for a callout, shared data, ticks.
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// The headers the demo origin saw, from its JSON answer.
+fn seen(body: &Value, name: &str) -> Option<String> {
+    body["headers"].as_array()?.iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap_or("").to_owned())
+}
+
+fn probe_route(origin: std::net::SocketAddr, script: Value) -> String {
+    format!(
+        "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n  authz: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - match: {{ path_prefix: / }}\n    cluster: origin\n    filters: [{{ plugin: probe, config: {} }}]\n",
+        probe(),
+        serde_json::to_string(&script).unwrap()
+    )
+}
+
+#[tokio::test]
+async fn header_edits_reach_origin_and_client_over_h1_and_h2() {
+    let origin = origin("o");
+    let weir = Weir::start(&probe_route(
+        origin,
+        json!({ "steps": {
+            "request_headers": [["add_header", 0, "x-added", "yes"], ["remove_header", 0, "x-secret"], ["replace_header", 0, ":path", "/rewritten?q=1"]],
+            "response_headers": [["add_header", 2, "x-resp", "1"], ["remove_header", 2, "x-demo-origin"]],
+        }}),
+    ));
+    for c in [client(), h2_client()] {
+        let resp = c.get(weir.url("/original")).header("x-secret", "s").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-resp"], "1");
+        assert!(resp.headers().get("x-demo-origin").is_none());
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["path"], "/rewritten?q=1");
+        assert_eq!(seen(&body, "x-added").as_deref(), Some("yes"));
+        assert_eq!(seen(&body, "x-secret"), None);
+        assert!(seen(&body, "x-request-id").is_some(), "weir adds x-request-id as Envoy does");
+    }
+}
+
+#[tokio::test]
+async fn bodies_are_buffered_and_replaced_with_correct_framing() {
+    let origin = origin("o");
+    let weir = Weir::start(&probe_route(
+        origin,
+        json!({
+            "steps": {
+                "request_headers": [["remove_header", 0, "content-length"]],
+                "request_body": [["set_buffer", 0, 0, 4294967295u64, "REPLACED-REQUEST-BODY"]],
+                "response_headers": [["remove_header", 2, "content-length"]],
+                "response_body": [["set_buffer", 1, 0, 4294967295u64, "new response body"]],
+            },
+        }),
+    ));
+    let resp = client().post(weir.url("/upload")).body(vec![b'a'; 100_000]).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.text().await.unwrap(), "new response body");
+}
+
+#[tokio::test]
+async fn local_replies_never_reach_the_origin() {
+    let origin = origin("o");
+    let weir = Weir::start(&probe_route(
+        origin,
+        json!({ "steps": { "request_headers": [["local_response", 403, "blocked", "go away", [["x-why", "probe"]], -1]] } }),
+    ));
+    for c in [client(), h2_client()] {
+        let resp = c.get(weir.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 403);
+        assert_eq!(resp.headers()["x-why"], "probe");
+        assert_eq!(resp.headers()["content-type"], "text/plain");
+        assert_eq!(resp.text().await.unwrap(), "go away");
+    }
+}
+
+#[tokio::test]
+async fn pause_for_a_callout_holds_the_request_until_it_continues() {
+    let origin = origin("o");
+    let weir = Weir::start(&probe_route(
+        origin,
+        json!({
+            "steps": {
+                "request_headers": [["http_call", "authz", [[":method", "GET"], [":path", "/check"], [":authority", "authz"]], null, [], 2000]],
+                "http_call_response": [["get_header", 6, ":status"], ["set_effective_context", "$origin"], ["add_header", 0, "x-authz", "checked"], ["continue_stream", 0]],
+            },
+            "actions": { "request_headers": "pause" },
+        }),
+    ));
+    let resp = client().post(weir.url("/paused")).body("payload").send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(seen(&body, "x-authz").as_deref(), Some("checked"), "headers edited while paused reach the origin");
+    assert_eq!(body["body_bytes"], 7, "the held body follows");
+    let status =
+        weir.probe_lines().into_iter().find(|l| l["op"] == "get_header" && l["cb"] == "http_call_response").unwrap();
+    assert_eq!(status["value"], "200");
+}
+
+#[tokio::test]
+async fn callout_to_an_unreachable_cluster_gets_503() {
+    let origin = origin("o");
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let weir = Weir::start(&format!(
+        "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n  dead: {{ endpoints: [\"{dead}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - match: {{ path_prefix: / }}\n    cluster: origin\n    filters: [{{ plugin: probe, config: {} }}]\n",
+        probe(),
+        json!({
+            "steps": {
+                "request_headers": [["http_call", "dead", [[":method", "GET"], [":path", "/"], [":authority", "dead"]], null, [], 1000]],
+                "http_call_response": [["get_header", 6, ":status"], ["set_effective_context", "$origin"], ["continue_stream", 0]],
+            },
+            "actions": { "request_headers": "pause" },
+        })
+    ));
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+    let status =
+        weir.probe_lines().into_iter().find(|l| l["op"] == "get_header" && l["cb"] == "http_call_response").unwrap();
+    assert_eq!(status["value"], "503");
+}
+
+#[tokio::test]
+async fn shared_data_ticks_and_metrics() {
+    let origin = origin("o");
+    let weir = Weir::start(&probe_route(
+        origin,
+        json!({
+            "steps": {
+                "configure": [["set_tick_period", 20], ["define_metric", 0, "probe_requests"]],
+                "tick": [["set_shared", "ticked", "yes", 0]],
+                "request_headers": [["increment_metric", "$define_metric", 1], ["get_shared", "ticked"], ["set_shared", "seen", "1", 0]],
+            }
+        }),
+    ));
+    let c = client();
+    assert!(
+        eventually(async || {
+            let _ = c.get(weir.url("/")).send().await;
+            weir.probe_lines().iter().any(|l| l["op"] == "get_shared" && l["status"] == 0 && l["value"] == "yes")
+        })
+        .await,
+        "on_tick ran and its shared data is visible to requests"
+    );
+    let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("probe_requests "), "filter metrics are exported:\n{metrics}");
+    assert!(metrics.contains("weir_requests_total{"), "{metrics}");
+    assert!(metrics.contains("weir_filter_call_seconds_bucket{plugin=\"probe\""));
+}
