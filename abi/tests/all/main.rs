@@ -8,6 +8,7 @@ mod assemblyscript;
 mod buffers;
 mod callouts;
 mod failures;
+mod foreign;
 mod headers;
 mod lifecycle;
 mod loading;

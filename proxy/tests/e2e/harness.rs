@@ -156,3 +156,52 @@ pub async fn eventually(mut check: impl AsyncFnMut() -> bool) -> bool {
     }
     false
 }
+
+/// An authorization service: 200 with `x-tenant: acme` for `authorization: Bearer allow`,
+/// 403 otherwise. Counts the checks it answered.
+pub fn authz_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let seen = seen.clone();
+            std::thread::spawn(move || {
+                use std::io::{BufRead, Write};
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut allow = false;
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line.trim().is_empty() {
+                            break;
+                        }
+                        if line.to_ascii_lowercase().starts_with("authorization: bearer allow") {
+                            allow = true;
+                        }
+                    }
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    let resp = if allow {
+                        "HTTP/1.1 200 OK\r\nx-tenant: acme\r\ncontent-length: 0\r\n\r\n"
+                    } else {
+                        "HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n"
+                    };
+                    if stream.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, count)
+}

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod builtin_routing;
+mod builtin_security;
 mod config;
 mod failures;
 mod phases;

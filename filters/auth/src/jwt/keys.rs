@@ -236,26 +236,18 @@ enum Label {
 }
 
 /// The label and DER body of a single-block PEM. A small reader, so no PEM crate is needed.
+/// Whitespace inside the body is ignored, so a PEM whose line breaks YAML folded into
+/// spaces still reads.
 fn parse_pem(pem: &str) -> Option<(Label, Vec<u8>)> {
-    let mut lines = pem.trim().lines().map(str::trim);
-    let label = match lines.next()? {
-        "-----BEGIN PUBLIC KEY-----" => Label::Spki,
-        "-----BEGIN RSA PUBLIC KEY-----" => Label::Pkcs1,
-        _ => return None,
+    let pem = pem.trim();
+    let (label, begin, end) = if pem.starts_with("-----BEGIN PUBLIC KEY-----") {
+        (Label::Spki, "-----BEGIN PUBLIC KEY-----", "-----END PUBLIC KEY-----")
+    } else {
+        (Label::Pkcs1, "-----BEGIN RSA PUBLIC KEY-----", "-----END RSA PUBLIC KEY-----")
     };
-    let end = match label {
-        Label::Spki => "-----END PUBLIC KEY-----",
-        Label::Pkcs1 => "-----END RSA PUBLIC KEY-----",
-    };
-    let mut body = String::new();
-    for line in lines.by_ref() {
-        if line == end {
-            let rest: Vec<&str> = lines.collect();
-            return (rest.is_empty()).then(|| PEM_BASE64.decode(&body).ok().map(|der| (label, der))).flatten();
-        }
-        body.push_str(line);
-    }
-    None
+    let body = pem.strip_prefix(begin)?.strip_suffix(end)?;
+    let body: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    PEM_BASE64.decode(body).ok().map(|der| (label, der))
 }
 
 #[cfg(test)]
@@ -290,6 +282,16 @@ mod tests {
         );
         let truncated = RSA_PEM.replace("mwIDAQAB", "");
         assert!(error(config_key(json!({"alg": "RS256", "pem": truncated}))).contains("pem"));
+        let two = format!("{RSA_PEM}{RSA_PEM}");
+        assert!(error(config_key(json!({"alg": "RS256", "pem": two}))).contains("pem"));
+    }
+
+    #[test]
+    fn pems_with_folded_lines_read() {
+        let folded = RSA_PEM.replace('\n', " ");
+        assert_eq!(config_key(json!({"alg": "RS256", "pem": folded})).map(|k| k.alg()).ok(), Some(Alg::Rs256));
+        let crlf = EC_PEM.replace('\n', "\r\n");
+        assert_eq!(config_key(json!({"alg": "ES256", "pem": crlf})).map(|k| k.alg()).ok(), Some(Alg::Es256));
     }
 
     #[test]
