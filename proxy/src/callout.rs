@@ -146,10 +146,11 @@ impl Client {
             }
         }
         let mut trailers = HeaderMap::new();
-        if want_trailers && let HttpSession::H2(h2) = &mut session {
-            if let Ok(Some(t)) = h2.read_trailers().await {
-                trailers = crate::convert::trailers(&t);
-            }
+        if want_trailers
+            && let HttpSession::H2(h2) = &mut session
+            && let Ok(Some(t)) = h2.read_trailers().await
+        {
+            trailers = crate::convert::trailers(&t);
         }
         self.connector.release_http_session(session, &peer, Some(Duration::from_secs(60))).await;
         Ok((out, data.freeze(), trailers))

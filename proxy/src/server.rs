@@ -58,9 +58,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let tls: Vec<_> = generation.loaded.config.listeners.iter().map(|l| l.tls.clone()).collect();
     let state = State::new(runtime, generation);
 
-    let mut opt = Opt::default();
-    opt.upgrade = cli.upgrade;
-    opt.daemon = cli.daemon;
+    let opt = Opt { upgrade: cli.upgrade, daemon: cli.daemon, ..Opt::default() };
     let conf = ServerConf {
         threads: server_cfg
             .threads

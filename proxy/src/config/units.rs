@@ -62,13 +62,13 @@ impl<T> de::Visitor<'_> for Visit<T> {
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Visit(|s| parse_duration(s), "a duration such as 250ms, 1s, 2m")).map(Millis)
+        d.deserialize_any(Visit(parse_duration, "a duration such as 250ms, 1s, 2m")).map(Millis)
     }
 }
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Visit(|s| parse_size(s), "a size such as 1048576, 512KiB, 16MiB")).map(ByteSize)
+        d.deserialize_any(Visit(parse_size, "a size such as 1048576, 512KiB, 16MiB")).map(ByteSize)
     }
 }
 

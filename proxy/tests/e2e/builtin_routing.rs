@@ -35,7 +35,12 @@ routes:
           query: {{ add: [{{ name: api-version, value: "%PATH_CAPTURE(1)%" }}], remove: [debug] }}
 "#
     ));
-    let resp = client().get(weir.url("/api/v2/orders/42?debug=1&keep=yes")).header("x-internal", "secret").send().await.unwrap();
+    let resp = client()
+        .get(weir.url("/api/v2/orders/42?debug=1&keep=yes"))
+        .header("x-internal", "secret")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-served-by"], "weir");
     assert!(resp.headers().get("x-demo-origin").is_none());
@@ -75,7 +80,8 @@ async fn ab_routing_splits_by_weight_sticks_and_overrides() {
     let mut counts: HashMap<String, u32> = HashMap::new();
     let n = 600;
     for i in 0..n {
-        let body: Value = c.get(weir.url("/")).header("x-user", format!("user-{i}")).send().await.unwrap().json().await.unwrap();
+        let body: Value =
+            c.get(weir.url("/")).header("x-user", format!("user-{i}")).send().await.unwrap().json().await.unwrap();
         assert_eq!(seen(&body, "x-weir-variant").as_deref(), body["origin"].as_str(), "the origin is told the variant");
         *counts.entry(body["origin"].as_str().unwrap().to_owned()).or_default() += 1;
     }
@@ -87,7 +93,16 @@ async fn ab_routing_splits_by_weight_sticks_and_overrides() {
         let again: Value = c.get(weir.url("/")).header("x-user", "alice").send().await.unwrap().json().await.unwrap();
         assert_eq!(again["origin"], first["origin"], "sticky on x-user");
     }
-    let forced: Value = c.get(weir.url("/")).header("x-user", "alice").header("x-variant", "canary").send().await.unwrap().json().await.unwrap();
+    let forced: Value = c
+        .get(weir.url("/"))
+        .header("x-user", "alice")
+        .header("x-variant", "canary")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(forced["origin"], "canary");
 
     let resp = c.get(weir.url("/")).send().await.unwrap();

@@ -46,7 +46,8 @@ routes:
     assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "identity set, never the client's");
     let body: Value = c.get(weir.url("/x?api_key=s3cr3t-key")).send().await.unwrap().json().await.unwrap();
     assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "key in the query");
-    let body: Value = c.get(weir.url("/health")).header("x-auth-identity", "admin").send().await.unwrap().json().await.unwrap();
+    let body: Value =
+        c.get(weir.url("/health")).header("x-auth-identity", "admin").send().await.unwrap().json().await.unwrap();
     assert_eq!(seen(&body, "x-auth-identity"), None, "exempt, and still not spoofable");
 }
 
@@ -76,14 +77,25 @@ routes:
 "#
     ));
     let c = client();
-    let r = c.post(weir.url("/orders")).header("authorization", "Bearer allow").header("x-tenant", "evil").body("order").send().await.unwrap();
+    let r = c
+        .post(weir.url("/orders"))
+        .header("authorization", "Bearer allow")
+        .header("x-tenant", "evil")
+        .body("order")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(seen(&body, "x-tenant").as_deref(), Some("acme"), "header copied from the authz answer");
     assert_eq!(body["body_bytes"], 5, "the held body follows after the callout");
     assert_eq!(c.get(weir.url("/orders")).header("authorization", "Bearer deny").send().await.unwrap().status(), 403);
     assert_eq!(checks.load(Ordering::SeqCst), 2);
-    assert_eq!(c.get(weir.url("/down")).send().await.unwrap().status(), 403, "fails closed when the service is unreachable");
+    assert_eq!(
+        c.get(weir.url("/down")).send().await.unwrap().status(),
+        403,
+        "fails closed when the service is unreachable"
+    );
 }
 
 #[tokio::test]
