@@ -10,7 +10,6 @@ pub mod choose;
 pub mod config;
 pub mod cookies;
 pub mod hash;
-mod json_path;
 pub mod request;
 
 #[cfg(target_arch = "wasm32")]

@@ -1,8 +1,6 @@
 //! The filter's JSON configuration: parsed and checked completely in `on_configure`, so a
 //! running filter only holds keys and settings that are known to be usable.
 
-use std::fmt;
-
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -14,24 +12,7 @@ use crate::headers;
 use crate::jwt::{self, Jwt};
 use crate::path::Exempt;
 
-/// Why a configuration was refused: the field and what it should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    /// An error about `field` (a path such as `jwt.keys[1].pem`).
-    pub fn new(field: &str, expected: impl fmt::Display) -> Self {
-        Self(format!("`{field}`: {expected}"))
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use weir_filter_support::ConfigError;
 
 /// Sections stay JSON until [`section`] reads them, so a type error names its section.
 #[derive(Deserialize)]

@@ -8,7 +8,6 @@
 
 pub mod config;
 pub mod headers;
-mod json_path;
 pub mod names;
 pub mod path;
 pub mod query;

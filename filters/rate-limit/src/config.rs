@@ -1,31 +1,12 @@
 //! The filter's JSON configuration, checked completely in `on_configure`.
 
-use std::fmt;
-
 use serde::Deserialize;
 use serde_json::Value;
 
 use crate::bucket::{Limit, MILLI};
 use crate::descriptor::Descriptor;
 
-/// Why a configuration was refused: the field and what it should be.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(String);
-
-impl ConfigError {
-    /// An error about `field` (a path such as `rules[1].capacity`).
-    pub fn new(field: &str, expected: impl fmt::Display) -> Self {
-        Self(format!("`{field}`: {expected}"))
-    }
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for ConfigError {}
+pub use weir_filter_support::ConfigError;
 
 /// Rules stay JSON until each is read on its own, so a type error names its rule.
 #[derive(Deserialize)]
