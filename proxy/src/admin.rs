@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins`.
+//! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins`, and
+//! `POST /reload`.
 
 use std::sync::Arc;
 
@@ -15,6 +16,8 @@ pub struct Admin {
     pub state: Arc<State>,
     /// Where the proxy listens, reported by `/ready`.
     pub listeners: Vec<String>,
+    /// Runs reloads.
+    pub reloader: Arc<crate::reload::Reloader>,
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -62,7 +65,26 @@ impl ServeHttp for Admin {
                 let body = serde_json::json!({ "generation": generation.id, "plugins": plugins, "vms_live": weir_abi::live_instances() });
                 respond(StatusCode::OK, "application/json", body.to_string() + "\n")
             }
-            _ => respond(StatusCode::NOT_FOUND, "text/plain", "not found: try /ready, /metrics, /plugins\n"),
+            ("POST", "/reload") => match self.reloader.reload("POST /reload").await {
+                Ok(r) => {
+                    let body =
+                        serde_json::json!({ "generation": r.generation, "took_ms": r.took.as_secs_f64() * 1000.0 });
+                    respond(StatusCode::OK, "application/json", body.to_string() + "\n")
+                }
+                Err(errors) => {
+                    let body = serde_json::json!({ "errors": errors, "generation": gen_id(&self.state) });
+                    respond(StatusCode::UNPROCESSABLE_ENTITY, "application/json", body.to_string() + "\n")
+                }
+            },
+            _ => respond(
+                StatusCode::NOT_FOUND,
+                "text/plain",
+                "not found: try GET /ready, /metrics, /plugins or POST /reload\n",
+            ),
         }
     }
+}
+
+fn gen_id(state: &State) -> u64 {
+    state.current.load().id
 }

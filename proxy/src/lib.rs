@@ -15,6 +15,7 @@ pub mod demo;
 pub mod generation;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod service;

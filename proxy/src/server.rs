@@ -100,9 +100,14 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             None => proxy.add_tcp(&addr.to_string()),
         }
     }
+    let reloader = crate::reload::Reloader::new(state.clone(), cli.config.clone());
     let mut admin_service = Service::new(
         "weir admin".into(),
-        crate::admin::Admin { state: state.clone(), listeners: listeners.iter().map(ToString::to_string).collect() },
+        crate::admin::Admin {
+            state: state.clone(),
+            listeners: listeners.iter().map(ToString::to_string).collect(),
+            reloader: reloader.clone(),
+        },
     );
     admin_service.add_tcp(&admin.to_string());
 
@@ -111,6 +116,11 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(health);
+    let watch = reloader.watch().map(std::sync::Arc::new);
+    server.add_service(pingora::services::background::background_service(
+        "reload triggers",
+        ReloadTriggers { reloader, watch },
+    ));
     let proxy_list: Vec<String> = listeners.iter().map(|a| format!("http://{a}")).collect();
     println!("weir ready: proxy {} admin http://{admin}", proxy_list.join(" "));
     if quickstart {
@@ -161,6 +171,33 @@ impl pingora::services::background::BackgroundService for HealthChecks {
         });
         tokio::select! {
             _ = futures::future::join_all(checks) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+/// Reloads on SIGHUP and on changes to the configuration or its modules.
+struct ReloadTriggers {
+    reloader: std::sync::Arc<crate::reload::Reloader>,
+    watch: Option<std::sync::Arc<crate::reload::FileWatch>>,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for ReloadTriggers {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        let files = async {
+            match &self.watch {
+                Some(w) => self.reloader.clone().on_file_change(w.clone()).await,
+                None => std::future::pending().await,
+            }
+        };
+        let sighup = async {
+            self.reloader.clone().on_sighup().await;
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            _ = sighup => {}
+            _ = files => {}
             _ = shutdown.changed() => {}
         }
     }

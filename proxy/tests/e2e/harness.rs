@@ -39,7 +39,11 @@ impl Weir {
     /// Starts weir with `config` (YAML; listeners and admin on port 0 are filled in when the
     /// config has no `listeners:` / `admin:`).
     pub fn start(config: &str) -> Weir {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), config)
+    }
+
+    /// Like [`Weir::start`], with the config written as `weir.yaml` in `dir`.
+    pub fn start_in(dir: tempfile::TempDir, config: &str) -> Weir {
         let mut text = String::new();
         if !config.contains("listeners:") {
             text.push_str("listeners: [{ address: 127.0.0.1:0 }]\n");
@@ -54,7 +58,7 @@ impl Weir {
         let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
             .arg("-c")
             .arg(&path)
-            .env("RUST_LOG", "info,weir::filter=debug")
+            .env("RUST_LOG", "info,weir::filter=debug,weir::reload=debug")
             .env("WEIR_TEST", "1")
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
@@ -120,6 +124,11 @@ impl Weir {
             // The JSON is followed by the log line's fields: read only the first value.
             .filter_map(|j| serde_json::Deserializer::from_str(&j).into_iter::<serde_json::Value>().next()?.ok())
             .collect()
+    }
+
+    /// Sends a signal (`HUP`, `QUIT`, ...) to the process.
+    pub fn signal(&self, name: &str) {
+        let _ = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
     }
 
     /// True while the process runs.

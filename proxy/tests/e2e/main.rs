@@ -8,3 +8,4 @@ mod builtin_security;
 mod config;
 mod failures;
 mod phases;
+mod reload;

@@ -1,0 +1,226 @@
+//! Live reload: build a new generation off the request path and publish it with one atomic
+//! swap, or change nothing and report why. Triggered by `POST /reload` on the admin listener,
+//! by SIGHUP, and by changes to the configuration file or a module it references.
+//!
+//! Requests keep the generation they started with; the next request, even on the same
+//! keep-alive connection, gets the new one. Shared data, queues and filter metrics are keyed
+//! by `vm_id` in the runtime, so they carry over. Listener, admin and server settings apply at
+//! the next start (or binary upgrade).
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use notify::EventKind;
+
+use crate::config::{self, Loaded};
+use crate::state::State;
+
+/// Quiet time after a file change before reloading, so an editor's several writes make one
+/// reload.
+const DEBOUNCE: Duration = Duration::from_millis(150);
+/// Longest wait for quiet before reloading anyway.
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
+
+/// Rebuilds and publishes generations, one at a time.
+pub struct Reloader {
+    state: Arc<State>,
+    /// The configuration file; `None` for the embedded quick start.
+    path: Option<PathBuf>,
+    running: tokio::sync::Mutex<()>,
+}
+
+/// A successful reload.
+#[derive(Debug, Clone)]
+pub struct Reloaded {
+    /// The published generation.
+    pub generation: u64,
+    /// How long building and validating took.
+    pub took: Duration,
+}
+
+impl Reloader {
+    /// A reloader of the configuration at `path`.
+    pub fn new(state: Arc<State>, path: Option<PathBuf>) -> Arc<Self> {
+        Arc::new(Self { state, path, running: tokio::sync::Mutex::new(()) })
+    }
+
+    /// Files whose change triggers a reload: the configuration and the modules it names.
+    pub fn watched_files(&self) -> BTreeSet<PathBuf> {
+        let mut files = BTreeSet::new();
+        let Some(path) = &self.path else { return files };
+        files.insert(absolute(path));
+        let generation = self.state.current.load();
+        let base = generation.loaded.base_dir();
+        for p in generation.loaded.config.plugins.values() {
+            if let Some(m) = &p.module {
+                files.insert(absolute(&base.join(m)));
+            }
+        }
+        files
+    }
+
+    /// Reloads: parse, compile (or take from the cache), validate every filter in a canary VM,
+    /// then publish. On any error nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// Every problem found, each naming the file, line and field.
+    pub async fn reload(&self, trigger: &str) -> Result<Reloaded, Vec<String>> {
+        let _one_at_a_time = self.running.lock().await;
+        let started = Instant::now();
+        let path = self.path.clone();
+        let runtime = self.state.runtime.clone();
+        let running = self.state.current.load_full();
+        let built = tokio::task::spawn_blocking(move || -> Result<_, Vec<String>> {
+            let mut loaded = match &path {
+                Some(p) => config::load(p),
+                None => config::parse(crate::server::QUICKSTART.to_owned(), None),
+            }
+            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            keep_process_settings(&mut loaded, &running.loaded);
+            crate::generation::build(&runtime, loaded).map_err(|e| e.iter().map(ToString::to_string).collect())
+        })
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("the reload task failed: {e}")]));
+        match built {
+            Ok(generation) => {
+                let id = generation.id;
+                self.state.publish(generation);
+                self.state.metrics.reloads.with_label_values(&["ok"]).inc();
+                let took = started.elapsed();
+                tracing::info!(target: "weir::reload", trigger, generation = id, took_ms = took.as_millis() as u64, "configuration reloaded");
+                Ok(Reloaded { generation: id, took })
+            }
+            Err(errors) => {
+                self.state.metrics.reloads.with_label_values(&["error"]).inc();
+                for e in &errors {
+                    tracing::error!(target: "weir::reload", trigger, "reload refused, the running configuration stays: {e}");
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    /// Reloads on SIGHUP, forever.
+    pub async fn on_sighup(self: Arc<Self>) {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!(target: "weir::reload", "cannot listen for SIGHUP");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = self.reload("SIGHUP").await;
+        }
+    }
+
+    /// Starts watching the configuration and its modules (before the process reports ready, so
+    /// no change is missed). `None` for the embedded quick start, or when watching fails.
+    pub fn watch(&self) -> Option<FileWatch> {
+        self.path.as_ref()?;
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Reading a file (as a reload does) must not trigger a reload.
+            if let Ok(e) = event
+                && matches!(e.kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(_))
+                && !matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
+            {
+                let _ = tx.send(e.paths);
+            }
+        });
+        match watcher {
+            Ok(w) => {
+                let watch = FileWatch {
+                    watcher: std::sync::Mutex::new(w),
+                    rx: tokio::sync::Mutex::new(rx),
+                    dirs: Default::default(),
+                };
+                watch.follow(&self.watched_files());
+                Some(watch)
+            }
+            Err(e) => {
+                tracing::warn!(target: "weir::reload", error = %e, "cannot watch the configuration files; reload with SIGHUP or POST /reload");
+                None
+            }
+        }
+    }
+
+    /// Reloads when a watched file changes, forever.
+    pub async fn on_file_change(self: Arc<Self>, watch: Arc<FileWatch>) {
+        let mut rx = watch.rx.lock().await;
+        loop {
+            let files = self.watched_files();
+            watch.follow(&files);
+            let Some(paths) = rx.recv().await else { return };
+            let relevant = |paths: &[PathBuf]| paths.iter().any(|p| files.contains(&absolute(p)));
+            if !relevant(&paths) {
+                continue;
+            }
+            // Debounce: wait until the watched files have been quiet for a moment (other files
+            // in the same directories, such as a log, do not count), but not forever.
+            let first = Instant::now();
+            let mut last = first;
+            loop {
+                let wait = DEBOUNCE.saturating_sub(last.elapsed());
+                if wait.is_zero() || first.elapsed() > MAX_DEBOUNCE {
+                    break;
+                }
+                match tokio::time::timeout(wait, rx.recv()).await {
+                    Ok(Some(p)) if relevant(&p) => last = Instant::now(),
+                    Ok(Some(_)) => {}
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            let _ = self.reload("file change").await;
+        }
+    }
+}
+
+/// The file watcher and the changes it saw.
+pub struct FileWatch {
+    watcher: std::sync::Mutex<notify::RecommendedWatcher>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>>,
+    dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
+}
+
+impl FileWatch {
+    /// Watches the directories of `files`: editors and deploy tools replace files rather than
+    /// write them in place.
+    fn follow(&self, files: &BTreeSet<PathBuf>) {
+        use notify::Watcher;
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
+        for dir in files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)) {
+            if dirs.insert(dir.clone())
+                && let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive)
+            {
+                tracing::warn!(target: "weir::reload", dir = %dir.display(), error = %e, "cannot watch");
+            }
+        }
+    }
+}
+
+/// Listener, admin and server settings cannot change in a running process: keep the running
+/// ones (a port 0 was already resolved) and say so when the file differs.
+fn keep_process_settings(next: &mut Loaded, running: &Loaded) {
+    let changed = next.config.listeners.len() != running.config.listeners.len()
+        || next
+            .config
+            .listeners
+            .iter()
+            .zip(&running.config.listeners)
+            .any(|(a, b)| a.address.port() != 0 && a.address != b.address)
+        || (next.config.admin.address.port() != 0 && next.config.admin.address != running.config.admin.address);
+    if changed {
+        tracing::warn!(target: "weir::reload", "listener and admin addresses apply at the next start or binary upgrade; keeping the running ones");
+    }
+    next.config.listeners = running.config.listeners.clone();
+    next.config.admin = running.config.admin.clone();
+    next.config.server = running.config.server.clone();
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p)
+        .unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()))
+}
