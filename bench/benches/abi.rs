@@ -60,5 +60,49 @@ fn callbacks(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, instantiate, callbacks);
+/// One whole request (headers both ways, log) through each built-in filter, with a typical
+/// configuration.
+fn builtins(c: &mut Criterion) {
+    let rt = runtime();
+    rt.set_clusters(["stable".to_string(), "canary".to_string()]);
+    let cases: [(&str, &str); 4] = [
+        (
+            "header-rewrite",
+            r#"{"request":{"set":[{"name":"x-client","value":"%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%"}]},"response":{"set":[{"name":"x-served-by","value":"weir"}]}}"#,
+        ),
+        (
+            "ab-routing",
+            r#"{"variants":[{"name":"stable","cluster":"stable","weight":90},{"name":"canary","cluster":"canary","weight":10}],"sticky":{"header":"x-user"}}"#,
+        ),
+        (
+            "rate-limit",
+            r#"{"rules":[{"name":"per-client","descriptors":["client_address"],"capacity":1000000000,"refill_per_second":1000000}]}"#,
+        ),
+        ("auth", r#"{"api_keys":{"header":"x-api-key","keys":[{"name":"bench","key":"bench-key-0123456789"}]}}"#),
+    ];
+    for (name, config) in cases {
+        let wasm = weir::builtin::module(name).expect("built-in");
+        let module = rt.load_module(wasm).unwrap();
+        let vm = rt.vm(module, weir_abi::VmConfig { vm_id: name.into(), ..Default::default() }).unwrap();
+        let plugin = rt.plugin(
+            &vm,
+            weir_abi::PluginConfig { name: name.into(), configuration: config.into(), ..Default::default() },
+        );
+        c.bench_function(&format!("filter - whole request - {name}"), |b| {
+            b.iter(|| {
+                let mut chain = FilterChain::new(vec![plugin.clone()]);
+                let mut s = request(12);
+                s.request_headers.add(b"x-api-key", "bench-key-0123456789");
+                s.request_headers.add(b"x-user", "user-42");
+                s.info.source = Some("10.0.0.1:4000".parse().unwrap());
+                black_box(chain.on_request_headers(&mut s, true));
+                s.response_headers = weir_abi::HeaderMap::from_pairs([(":status", "200"), ("content-length", "2")]);
+                black_box(chain.on_response_headers(&mut s, true));
+                chain.finish(&mut s);
+            })
+        });
+    }
+}
+
+criterion_group!(benches, instantiate, callbacks, builtins);
 criterion_main!(benches);

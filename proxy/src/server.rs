@@ -55,7 +55,15 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let generation = crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
-    let tls: Vec<_> = generation.loaded.config.listeners.iter().map(|l| l.tls.clone()).collect();
+    // TLS files are relative to the configuration file.
+    let base = generation.loaded.base_dir();
+    let tls: Vec<_> = generation
+        .loaded
+        .config
+        .listeners
+        .iter()
+        .map(|l| l.tls.clone().map(|t| crate::config::ListenerTls { cert: base.join(t.cert), key: base.join(t.key) }))
+        .collect();
     let state = State::new(runtime, generation);
 
     let opt = Opt { upgrade: cli.upgrade, daemon: cli.daemon, ..Opt::default() };
@@ -121,7 +129,11 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         "reload triggers",
         ReloadTriggers { reloader, watch },
     ));
-    let proxy_list: Vec<String> = listeners.iter().map(|a| format!("http://{a}")).collect();
+    let proxy_list: Vec<String> = listeners
+        .iter()
+        .zip(&tls)
+        .map(|(a, t)| if t.is_some() { format!("https://{a}") } else { format!("http://{a}") })
+        .collect();
     println!("weir ready: proxy {} admin http://{admin}", proxy_list.join(" "));
     if quickstart {
         println!("weir quick start: try `curl -s -H 'x-api-key: demo-key' http://{}/hello`", listeners[0]);

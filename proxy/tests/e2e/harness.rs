@@ -77,7 +77,14 @@ impl Weir {
         std::thread::spawn(move || for _ in reader.lines() {});
         let addr = |key: &str| -> SocketAddr {
             let at = line.find(key).unwrap() + key.len();
-            line[at..].split_whitespace().next().unwrap().trim_start_matches("http://").parse().unwrap()
+            line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .parse()
+                .unwrap()
         };
         let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, _dir: dir };
         weir.wait_ready();

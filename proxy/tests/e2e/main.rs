@@ -9,3 +9,4 @@ mod config;
 mod failures;
 mod phases;
 mod reload;
+mod upstreams;
