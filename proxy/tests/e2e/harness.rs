@@ -13,6 +13,32 @@ pub fn origin(name: &str) -> SocketAddr {
     weir::demo::spawn("127.0.0.1:0".parse().unwrap(), name).expect("origin")
 }
 
+/// Starts the weir binary with `-c config` and `args`, logging to `log`, and waits for its
+/// `weir ready:` line, which it returns.
+pub fn launch(config: &std::path::Path, args: &[&str], log: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("-c")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "info,weir::filter=debug,weir::reload=debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(log).unwrap())
+        .spawn()
+        .expect("start weir");
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    let mut reader = BufReader::new(stdout);
+    while !line.starts_with("weir ready:") {
+        line.clear();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            let _ = child.wait();
+            panic!("weir exited before it was ready:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+    }
+    std::thread::spawn(move || for _ in reader.lines() {});
+    (child, line)
+}
+
 /// A running weir.
 pub struct Weir {
     child: Child,
@@ -55,36 +81,10 @@ impl Weir {
         let path = dir.path().join("weir.yaml");
         std::fs::write(&path, &text).unwrap();
         let log = dir.path().join("weir.log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
-            .arg("-c")
-            .arg(&path)
-            .env("RUST_LOG", "info,weir::filter=debug,weir::reload=debug")
-            .env("WEIR_TEST", "1")
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start weir");
-        let stdout = child.stdout.take().unwrap();
-        let mut line = String::new();
-        let mut reader = BufReader::new(stdout);
-        while !line.starts_with("weir ready:") {
-            line.clear();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                let _ = child.wait();
-                panic!("weir exited before it was ready:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
-            }
-        }
-        std::thread::spawn(move || for _ in reader.lines() {});
+        let (child, line) = launch(&path, &[], &log);
         let addr = |key: &str| -> SocketAddr {
             let at = line.find(key).unwrap() + key.len();
-            line[at..]
-                .split_whitespace()
-                .next()
-                .unwrap()
-                .trim_start_matches("http://")
-                .trim_start_matches("https://")
-                .parse()
-                .unwrap()
+            line[at..].split_whitespace().next().unwrap().trim_start_matches("http://").trim_start_matches("https://").parse().unwrap()
         };
         let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, _dir: dir };
         weir.wait_ready();

@@ -9,4 +9,5 @@ mod config;
 mod failures;
 mod phases;
 mod reload;
+mod upgrade;
 mod upstreams;
