@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Live-reload figures for weir (release build, loopback, bounded runs).
+
+Measures, with an nginx origin:
+  * time from `POST /reload` to the first response served by the new version,
+    for a module already in the cache and for a new module (compiled on reload);
+  * p50/p99 latency (wrk) in steady state and while reloading every 100 ms.
+
+Run: cargo build --release && cargo test -p weir-test-fixtures --no-run && python3 bench/reload_bench.py
+"""
+import json, os, shutil, subprocess, sys, tempfile, time, urllib.request, re, socket
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+WEIR = os.path.join(ROOT, "target", "release", "weir")
+PROBE = os.path.join(ROOT, "target", "wasm", "wasm32-wasip1", "release", "probe.wasm")
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def variant(tag):
+    wasm = open(PROBE, "rb").read()
+    name, payload = b"weir-bench", tag.encode()
+    body = bytes([len(name)]) + name + payload
+    return wasm + bytes([0, len(body)]) + body
+
+def config(origin, proxy, admin, module, version):
+    return f"""listeners: [{{ address: 127.0.0.1:{proxy} }}]
+admin: {{ address: 127.0.0.1:{admin} }}
+server: {{ threads: 1 }}
+clusters:
+  origin: {{ endpoints: ["127.0.0.1:{origin}"] }}
+plugins:
+  v: {{ module: {module}, vm_id: bench }}
+routes:
+  - cluster: origin
+    filters: [{{ plugin: v, config: {{ steps: {{ response_headers: [[add_header, 2, x-version, "{version}"]] }} }} }}]
+"""
+
+def get(url, method="GET"):
+    req = urllib.request.Request(url, method=method)
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, dict(r.headers), r.read()
+
+def wrk(url, seconds):
+    out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
+    p50 = re.search(r"50%\s+(\S+)", out).group(1); p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    rps = re.search(r"Requests/sec:\s+(\S+)", out).group(1)
+    return p50, p99, rps
+
+def main():
+    for tool in ("wrk", "nginx"):
+        if not shutil.which(tool):
+            subprocess.run(["apt-get", "install", "-y", "-qq", tool if tool != "nginx" else "nginx-light"], check=True)
+    d = tempfile.mkdtemp()
+    origin, proxy, admin = free_port(), free_port(), free_port()
+    open(f"{d}/nginx.conf", "w").write(f"worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err; events {{}} http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ return 200 'ok'; }} }} }}")
+    nginx = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-g", "daemon off;"])
+    open(f"{d}/a.wasm", "wb").write(variant("a")); open(f"{d}/b.wasm", "wb").write(variant("b"))
+    cfg = f"{d}/weir.yaml"
+    open(cfg, "w").write(config(origin, proxy, admin, f"{d}/a.wasm", "A"))
+    weir = subprocess.Popen([WEIR, "-c", cfg], stdout=subprocess.DEVNULL, stderr=open(f"{d}/weir.log", "w"))
+    base = f"http://127.0.0.1:{proxy}/"
+    for _ in range(100):
+        try: get(f"http://127.0.0.1:{admin}/ready"); get(base); break
+        except Exception: time.sleep(0.05)
+
+    def swap(module, version):
+        open(cfg + ".tmp", "w").write(config(origin, proxy, admin, module, version)); os.rename(cfg + ".tmp", cfg)
+        t0 = time.perf_counter()
+        status, _, body = get(f"http://127.0.0.1:{admin}/reload", "POST")
+        assert status == 200, body
+        while get(base)[1].get("x-version") != version: pass
+        return (time.perf_counter() - t0) * 1000
+
+    cached, fresh = [], []
+    for i in range(10):
+        cached.append(swap(f"{d}/b.wasm" if i % 2 == 0 else f"{d}/a.wasm", "B" if i % 2 == 0 else "A"))
+    for i in range(10):
+        path = f"{d}/fresh{i}.wasm"; open(path, "wb").write(variant(f"fresh{i}"))
+        fresh.append(swap(path, f"F{i}"))
+    swap(f"{d}/a.wasm", "A")
+    steady = wrk(base, 8)
+    stop = time.time() + 8
+    swapper = subprocess.Popen([sys.executable, "-c", f"""
+import time, urllib.request
+n = 0
+while time.time() < {stop}:
+    urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:{admin}/reload', method='POST')).read(); n += 1; time.sleep(0.1)
+print(n)
+"""], stdout=subprocess.PIPE, text=True)
+    swapping = wrk(base, 8)
+    swaps = swapper.communicate()[0].strip()
+    weir.terminate(); nginx.terminate()
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    print(json.dumps({
+        "reload_to_first_new_response_ms": {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
+                                            "new_module_median": round(med(fresh), 1), "new_module_max": round(max(fresh), 1)},
+        "steady": {"p50": steady[0], "p99": steady[1], "rps": steady[2]},
+        "during_reloads_every_100ms": {"p50": swapping[0], "p99": swapping[1], "rps": swapping[2], "reloads": swaps},
+    }, indent=2))
+
+if __name__ == "__main__":
+    main()
