@@ -150,3 +150,26 @@ routes:
     assert!(ok >= 30 && ok <= 30 + refilled + 2, "admitted {ok} of 160 with a bucket of 30");
     assert_eq!(ok + limited, 160);
 }
+
+#[tokio::test]
+async fn rate_limit_buckets_survive_a_reload_with_the_same_vm_id() {
+    let origin = origin("o");
+    let config = |capacity: u32| {
+        format!(
+            "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\nclusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  limiter: {{ builtin: rate-limit, vm_id: limits }}\nroutes:\n  - cluster: origin\n    filters:\n      - plugin: limiter\n        config: {{ rules: [{{ name: all, capacity: {capacity}, refill_per_second: 0.001 }}] }}\n"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    let weir = Weir::start_in(dir, &config(3));
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(c.get(weir.url("/")).send().await.unwrap().status(), 200);
+    }
+    // A new configuration (a new generation with fresh VMs; capacity raised to 10) keeps the
+    // emptied bucket: a reset one would admit 10 more requests.
+    std::fs::write(&path, config(10)).unwrap();
+    let r = c.post(weir.admin_url("/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(c.get(weir.url("/")).send().await.unwrap().status(), 429, "the bucket was not reset by the reload");
+}

@@ -84,7 +84,14 @@ impl Weir {
         let (child, line) = launch(&path, &[], &log);
         let addr = |key: &str| -> SocketAddr {
             let at = line.find(key).unwrap() + key.len();
-            line[at..].split_whitespace().next().unwrap().trim_start_matches("http://").trim_start_matches("https://").parse().unwrap()
+            line[at..]
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .parse()
+                .unwrap()
         };
         let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, _dir: dir };
         weir.wait_ready();

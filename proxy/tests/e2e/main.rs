@@ -5,6 +5,7 @@ mod harness;
 
 mod builtin_routing;
 mod builtin_security;
+mod callouts;
 mod config;
 mod failures;
 mod phases;

@@ -9,7 +9,12 @@ use crate::harness::*;
 
 async fn load(url: String, fresh_connections: bool, stop: Arc<AtomicBool>) -> (u64, Vec<String>) {
     let c = if fresh_connections {
-        reqwest::Client::builder().no_proxy().pool_max_idle_per_host(0).timeout(Duration::from_secs(10)).build().unwrap()
+        reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
     } else {
         client()
     };
