@@ -181,6 +181,12 @@ impl Runtime {
         self.inner.clusters.read().unwrap_or_else(|p| p.into_inner()).contains(name)
     }
 
+    /// True when weir provides the import `module.name` (for some ABI version; see
+    /// [`LoadError::UnknownImport`] for version-specific ones).
+    pub fn provides(&self, module: &str, name: &str) -> bool {
+        self.inner.provided.contains(&(module, name))
+    }
+
     /// Compiles (or takes from the cache) and validates a Proxy-Wasm module.
     ///
     /// # Errors

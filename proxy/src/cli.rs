@@ -47,4 +47,10 @@ pub enum LogFormat {
 pub enum Command {
     /// Print the embedded quick-start configuration.
     ShowQuickstart,
+    /// Describe a .wasm module: ABI version, callbacks, imports (provided or not), memory, and
+    /// whether weir will load it. Exits 1 when it will not.
+    Inspect {
+        /// The module.
+        file: PathBuf,
+    },
 }

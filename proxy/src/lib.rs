@@ -13,6 +13,7 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod generation;
+pub mod inspect;
 pub mod logging;
 pub mod metrics;
 pub mod reload;

@@ -8,9 +8,17 @@ use weir::{cli, logging, server};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
-    if let Some(cli::Command::ShowQuickstart) = cli.command {
-        print!("{}", server::QUICKSTART);
-        return ExitCode::SUCCESS;
+    match &cli.command {
+        Some(cli::Command::ShowQuickstart) => {
+            print!("{}", server::QUICKSTART);
+            return ExitCode::SUCCESS;
+        }
+        Some(cli::Command::Inspect { file }) => {
+            let (report, loads) = weir::inspect::inspect(file);
+            print!("{report}");
+            return if loads { ExitCode::SUCCESS } else { ExitCode::FAILURE };
+        }
+        None => {}
     }
     match server::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ mod builtin_security;
 mod callouts;
 mod config;
 mod failures;
+mod inspect;
 mod phases;
 mod reload;
 mod upgrade;
