@@ -181,7 +181,7 @@ pub(crate) enum CallKind {
 
 impl HostState {
     pub(crate) fn new(spec: Arc<VmSpec>) -> Self {
-        let limiter = MemoryLimiter::new(spec.config.limits.memory_bytes);
+        let limiter = MemoryLimiter::new(spec.config.limits.memory_bytes, spec.stats.clone());
         Self {
             guest: GuestHandles::default(),
             limiter,

@@ -55,7 +55,7 @@ pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink};
 pub use module::{CompiledModule, StartFunctions};
-pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec};
+pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{

@@ -31,11 +31,20 @@ impl Default for Limits {
 pub(crate) struct MemoryLimiter {
     max: usize,
     pub hit: bool,
+    /// This instance's memory, mirrored into its spec's totals.
+    pub size: usize,
+    stats: std::sync::Arc<crate::plugin::VmStats>,
 }
 
 impl MemoryLimiter {
-    pub(crate) fn new(max: usize) -> Self {
-        Self { max, hit: false }
+    pub(crate) fn new(max: usize, stats: std::sync::Arc<crate::plugin::VmStats>) -> Self {
+        Self { max, hit: false, size: 0, stats }
+    }
+}
+
+impl Drop for MemoryLimiter {
+    fn drop(&mut self) {
+        self.stats.memory_bytes.fetch_sub(self.size as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -45,6 +54,11 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             self.hit = true;
             wasmtime::bail!("memory limit of {} bytes exceeded (wanted {desired})", self.max);
         }
+        // Growth is rare (a few times per instance), so keeping the totals exact is cheap.
+        self.stats
+            .memory_bytes
+            .fetch_add(desired.saturating_sub(self.size) as u64, std::sync::atomic::Ordering::Relaxed);
+        self.size = desired;
         Ok(true)
     }
 

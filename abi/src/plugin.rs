@@ -42,6 +42,18 @@ pub struct VmSpec {
     pub config: VmConfig,
     pub(crate) runtime: Runtime,
     pub(crate) retired: std::sync::atomic::AtomicBool,
+    pub(crate) stats: Arc<VmStats>,
+}
+
+/// Live counts of one [`VmSpec`]'s instances, over all threads.
+#[derive(Debug, Default)]
+pub struct VmStats {
+    /// Instances alive.
+    pub instances: AtomicU64,
+    /// Linear memory of the live instances, in bytes.
+    pub memory_bytes: AtomicU64,
+    /// Instances that failed (trap, deadline, memory limit).
+    pub failures: AtomicU64,
 }
 
 impl VmSpec {
@@ -58,6 +70,11 @@ impl VmSpec {
     /// True after [`VmSpec::retire`].
     pub fn is_retired(&self) -> bool {
         self.retired.load(Ordering::Relaxed)
+    }
+
+    /// Live counts of this spec's instances.
+    pub fn stats(&self) -> &VmStats {
+        &self.stats
     }
 
     /// The runtime this VM belongs to.

@@ -211,7 +211,14 @@ impl Runtime {
                 config.limits.memory_bytes, p.max_memory_bytes
             )));
         }
-        Ok(Arc::new(VmSpec { id: next_id(), module, config, runtime: self.clone(), retired: Default::default() }))
+        Ok(Arc::new(VmSpec {
+            id: next_id(),
+            module,
+            config,
+            runtime: self.clone(),
+            retired: Default::default(),
+            stats: Default::default(),
+        }))
     }
 
     /// Describes one filter (a root context) running in `vm`.

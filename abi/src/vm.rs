@@ -161,6 +161,7 @@ impl Vm {
         store.data_mut().guest = crate::host::GuestHandles { memory, alloc };
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        spec.stats.instances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut vm = Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new() };
         vm.run_start_functions(&instance)?;
         Ok(vm)
@@ -628,6 +629,7 @@ impl Vm {
             }
             Err(e) => {
                 let failure = Failure::classify(&e, self.store.data().limiter.hit);
+                self.spec.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.failed = Some(failure.clone());
                 Err(failure)
             }
@@ -643,6 +645,7 @@ impl Vm {
 impl Drop for Vm {
     fn drop(&mut self) {
         LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.spec.stats.instances.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

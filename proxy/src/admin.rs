@@ -1,4 +1,5 @@
-//! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins`, and
+//! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins` (modules,
+//! generations, VMs and their memory, failures), `/config` (secrets redacted) and
 //! `POST /reload`.
 
 use std::sync::Arc;
@@ -52,18 +53,28 @@ impl ServeHttp for Admin {
                     .plugins
                     .iter()
                     .map(|(name, p)| {
+                        let stats = p.vm.stats();
+                        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
                         let v = serde_json::json!({
                             "sha256": p.sha256,
                             "abi": p.abi,
                             "vm_id": p.vm.config.vm_id,
-                            "failure_policy": format!("{:?}", p.failure_policy),
+                            "failure_policy": policy_name(p.failure_policy),
                             "memory_limit_bytes": p.vm.config.limits.memory_bytes,
+                            "deadline_ms": p.vm.config.limits.callback_deadline.as_millis() as u64,
+                            "vms_alive": load(&stats.instances),
+                            "memory_bytes": load(&stats.memory_bytes),
+                            "failures": load(&stats.failures),
                         });
                         (name.clone(), v)
                     })
                     .collect();
                 let body = serde_json::json!({ "generation": generation.id, "plugins": plugins, "vms_live": weir_abi::live_instances() });
                 respond(StatusCode::OK, "application/json", body.to_string() + "\n")
+            }
+            ("GET", "/config") => {
+                let body = crate::config::redacted_json(&generation.loaded.text);
+                respond(StatusCode::OK, "application/json", body + "\n")
             }
             ("POST", "/reload") => match self.reloader.reload("POST /reload").await {
                 Ok(r) => {
@@ -79,7 +90,7 @@ impl ServeHttp for Admin {
             _ => respond(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "not found: try GET /ready, /metrics, /plugins or POST /reload\n",
+                "not found: try GET /ready, /metrics, /plugins, /config or POST /reload\n",
             ),
         }
     }
@@ -87,4 +98,12 @@ impl ServeHttp for Admin {
 
 fn gen_id(state: &State) -> u64 {
     state.current.load().id
+}
+
+fn policy_name(p: weir_abi::FailurePolicy) -> &'static str {
+    match p {
+        weir_abi::FailurePolicy::FailClosed => "fail_closed",
+        weir_abi::FailurePolicy::FailOpen => "fail_open",
+        weir_abi::FailurePolicy::Reload => "reload",
+    }
 }

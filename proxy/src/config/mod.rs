@@ -525,6 +525,36 @@ fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
     text.lines().position(hit).map(|i| i + 1)
 }
 
+/// Keys whose values are credentials, redacted in `/config`.
+const SECRET_KEYS: &[&str] = &["key", "secret", "password", "password_hash", "token", "pem", "private_key", "sha256"];
+
+/// The configuration text as JSON with credentials replaced by `"<redacted>"`.
+pub fn redacted_json(text: &str) -> String {
+    fn redact(v: &mut serde_yaml::Value) {
+        match v {
+            serde_yaml::Value::Mapping(m) => {
+                for (k, val) in m.iter_mut() {
+                    let secret = k.as_str().is_some_and(|k| {
+                        let k = k.to_ascii_lowercase();
+                        SECRET_KEYS.contains(&k.as_str()) || k.contains("secret") || k.contains("password")
+                    });
+                    if secret && !val.is_mapping() && !val.is_sequence() {
+                        *val = serde_yaml::Value::String("<redacted>".into());
+                    } else {
+                        redact(val);
+                    }
+                }
+            }
+            serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(redact),
+            serde_yaml::Value::Tagged(t) => redact(&mut t.value),
+            _ => {}
+        }
+    }
+    let mut v: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
+    redact(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
 /// A YAML value as the bytes a filter receives: strings raw, anything else as JSON.
 pub fn value_bytes(v: &Option<serde_yaml::Value>) -> Vec<u8> {
     match v {

@@ -51,3 +51,12 @@ fn filter_configs_become_json_or_raw_strings() {
     assert_eq!(value_bytes(&Some(serde_yaml::Value::String("raw".into()))), b"raw");
     assert!(value_bytes(&None).is_empty());
 }
+
+#[test]
+fn config_dump_redacts_credentials() {
+    let dump = redacted_json(
+        "plugins:\n  a: { builtin: auth }\nroutes:\n  - filters:\n      - config: { api_keys: { keys: [{ name: ci, key: s3cr3t }] }, jwt: { keys: [{ alg: HS256, secret: hush }] } }\n",
+    );
+    assert!(!dump.contains("s3cr3t") && !dump.contains("hush"), "{dump}");
+    assert!(dump.contains("<redacted>") && dump.contains("\"ci\""), "{dump}");
+}
