@@ -105,6 +105,37 @@ pub struct FilterChain {
     finished: bool,
     acquired: Vec<u64>,
     clear_route_cache: bool,
+    /// The filter that ran last, and the one whose local reply ended the request.
+    last: usize,
+    replied_by: Option<usize>,
+}
+
+/// How a request went for one filter, for access logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOutcome {
+    /// Its callbacks ran and let the request through.
+    Passed,
+    /// It answered the request itself (`proxy_send_local_response`).
+    Replied,
+    /// Its VM failed and its policy failed the request.
+    Failed,
+    /// Its VM failed and its policy skipped it (fail-open).
+    Skipped,
+    /// The request ended before reaching it.
+    NotReached,
+}
+
+impl FilterOutcome {
+    /// A short name: `passed`, `replied`, `failed`, `skipped`, `not_reached`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passed => "passed",
+            Self::Replied => "replied",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+            Self::NotReached => "not_reached",
+        }
+    }
 }
 
 enum Step {
@@ -147,6 +178,8 @@ impl FilterChain {
             finished: false,
             acquired,
             clear_route_cache: false,
+            last: 0,
+            replied_by: None,
         }
     }
 
@@ -366,6 +399,9 @@ impl FilterChain {
         if skip_trailers {
             return Step::Continue;
         }
+        if phase != Phase::Log {
+            self.last = i;
+        }
         let plugin = self.slots[i].plugin.clone();
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
@@ -470,6 +506,7 @@ impl FilterChain {
             }
             Step::Reply(_, _) if self.response_started => Outcome::Close,
             Step::Reply(reply, grpc) => {
+                self.replied_by = Some(self.last);
                 let (headers, body) = crate::local_reply::finalize(&reply, grpc, s);
                 s.info.response_code = Some(reply.status);
                 s.info.response_code_details =
@@ -612,6 +649,24 @@ impl FilterChain {
                 self.run_headers(s, phase, next, eos)
             }
         }
+    }
+
+    /// How the request went for each filter, in chain order (call before [`Self::finish`]).
+    pub fn outcomes(&self) -> Vec<(&str, FilterOutcome)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let o = match s.state {
+                    SlotState::Failed => FilterOutcome::Failed,
+                    SlotState::Skipped => FilterOutcome::Skipped,
+                    SlotState::Active if self.replied_by == Some(i) => FilterOutcome::Replied,
+                    SlotState::Active if s.context.is_some() => FilterOutcome::Passed,
+                    SlotState::Active => FilterOutcome::NotReached,
+                };
+                (s.plugin.name(), o)
+            })
+            .collect()
     }
 
     /// Ends the request for every filter: `proxy_on_log` for each, then `proxy_on_done` and

@@ -47,7 +47,7 @@ mod stream;
 mod types;
 mod vm;
 
-pub use chain::{FilterChain, FilterFailure, Outcome};
+pub use chain::{FilterChain, FilterFailure, FilterOutcome, Outcome};
 pub use error::{Failure, FailureKind, LoadError, StartError};
 pub use headers::HeaderMap;
 pub use host::{Effects, Phase};

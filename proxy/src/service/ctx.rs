@@ -42,6 +42,8 @@ pub struct RequestCtx {
     /// When the request arrived.
     pub started: Instant,
     filters_ran: bool,
+    /// `name:outcome` per filter, taken when the request ends.
+    outcomes: String,
 }
 
 impl RequestCtx {
@@ -60,6 +62,7 @@ impl RequestCtx {
             held_response: 0,
             started: Instant::now(),
             filters_ran: false,
+            outcomes: String::new(),
         }
     }
 
@@ -127,20 +130,18 @@ impl RequestCtx {
         self.route.map(|r| self.generation.routes[r].name.as_str()).unwrap_or("-")
     }
 
-    /// The filters of the route, for the access log.
-    pub fn filter_summary(&self) -> String {
-        match self.route {
-            Some(r) if self.filters_ran => {
-                self.generation.routes[r].chain.iter().map(|p| p.name().to_owned()).collect::<Vec<_>>().join(",")
-            }
-            _ => "-".into(),
-        }
+    /// The route's filters and how the request went for each (`auth:passed,limiter:replied`),
+    /// for the access log.
+    pub fn filter_summary(&self) -> &str {
+        if self.filters_ran && !self.outcomes.is_empty() { &self.outcomes } else { "-" }
     }
 
     /// Ends the request for the filters (`on_log`, `on_done`, `on_delete`) and records metrics.
     pub fn finish(&mut self, metrics: &Metrics) {
         self.stream.info.duration = Some(self.started.elapsed());
         if let Some(chain) = self.chain.as_mut() {
+            self.outcomes =
+                chain.outcomes().iter().map(|(n, o)| format!("{n}:{}", o.as_str())).collect::<Vec<_>>().join(",");
             chain.finish(&mut self.stream);
             chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));

@@ -289,7 +289,7 @@ impl ProxyHttp for WeirProxy {
             path = ctx.stream.request_headers.get_str(":path").unwrap_or("-"),
             status,
             route = ctx.route_name(),
-            filters = %ctx.filter_summary(),
+            filters = ctx.filter_summary(),
             duration_us = ctx.started.elapsed().as_micros() as u64,
             error = e.map(|e| e.to_string()),
             "request"

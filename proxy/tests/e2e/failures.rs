@@ -30,6 +30,7 @@ async fn fail_closed_answers_503_and_keeps_serving_other_filters() {
     assert!(weir.alive());
     let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.contains("weir_filter_failures_total{kind=\"unreachable\",plugin=\"boom\"}"), "{metrics}");
+    assert!(weir.logs().contains("filters=\"boom:failed\""), "the access log names the failed filter");
 }
 
 #[tokio::test]
