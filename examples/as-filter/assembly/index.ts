@@ -49,7 +49,14 @@ class HelloRoot extends RootContext {
       log(LogLevelValues.error, "as_example: the configuration may not contain control characters");
       return false;
     }
-    this.greeting = config.length > 0 ? config : DEFAULT_GREETING;
+    // An if/else, not `cond ? config : DEFAULT_GREETING`: AssemblyScript 0.14's reference
+    // counting does not retain the result of such a conditional assigned to a field, so the
+    // string would be freed at the end of this function (and the next request would trap).
+    if (config.length > 0) {
+      this.greeting = config;
+    } else {
+      this.greeting = DEFAULT_GREETING;
+    }
     return true;
   }
 
