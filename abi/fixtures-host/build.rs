@@ -14,7 +14,22 @@ fn main() {
     let text = format!("--textFile={}", out.join("as_filter.wat").display());
     weir_wasm_build::build_npm_project(&here.join("../fixtures-as"), "build", &[&bin, &text], &as_out);
 
+    // The examples filter authors copy (examples/): built the same way, so CI runs them.
+    let examples = here.join("../../examples");
+    let rust_example = weir_wasm_build::build_workspace(&examples.join("rust-filter"), &["hello_filter"]);
+    let as_example = out.join("as_example.wasm");
+    let bin = format!("--binaryFile={}", as_example.display());
+    let text = format!("--textFile={}", out.join("as_example.wat").display());
+    weir_wasm_build::build_npm_project(&examples.join("as-filter"), "build", &[&bin, &text], &as_example);
+
     let mut code = String::new();
+    code.push_str(&format!(
+        "/// `examples/rust-filter`, built as its README says.\npub const EXAMPLE_RUST: &str = {:?};\n",
+        rust_example[0].path
+    ));
+    code.push_str(&format!(
+        "/// `examples/as-filter`, built with npm.\npub const EXAMPLE_AS: &str = {as_example:?};\n"
+    ));
     for a in &rust {
         code.push_str(&format!(
             "/// `{}.wasm`, built from `abi/fixtures`.\npub const {}: &str = {:?};\n",

@@ -150,14 +150,19 @@ impl Reloader {
         let mut rx = watch.rx.lock().await;
         loop {
             let files = self.watched_files();
-            watch.follow(&files);
-            let Some(paths) = rx.recv().await else { return };
-            let relevant = |paths: &[PathBuf]| paths.iter().any(|p| files.contains(&absolute(p)));
-            if !relevant(&paths) {
-                continue;
+            // A directory that came back (say after `cargo clean` and a rebuild) is watched again;
+            // a module that appeared while it was not watched counts as a change.
+            let appeared = watch.follow(&files);
+            if !appeared {
+                let Some(paths) = rx.recv().await else { return };
+                watch.forget_removed(&paths);
+                if !paths.iter().any(|p| files.contains(&absolute(p))) {
+                    continue;
+                }
             }
             // Debounce: wait until the watched files have been quiet for a moment (other files
             // in the same directories, such as a log, do not count), but not forever.
+            let relevant = |paths: &[PathBuf]| paths.iter().any(|p| files.contains(&absolute(p)));
             let first = Instant::now();
             let mut last = first;
             loop {
@@ -167,7 +172,7 @@ impl Reloader {
                 }
                 match tokio::time::timeout(wait, rx.recv()).await {
                     Ok(Some(p)) if relevant(&p) => last = Instant::now(),
-                    Ok(Some(_)) => {}
+                    Ok(Some(p)) => watch.forget_removed(&p),
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -181,23 +186,41 @@ impl Reloader {
 pub struct FileWatch {
     watcher: std::sync::Mutex<notify::RecommendedWatcher>,
     rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>>,
+    /// Directories with a live watch.
     dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
 }
 
 impl FileWatch {
-    /// Watches the directories of `files`: editors and deploy tools replace files rather than
-    /// write them in place.
-    fn follow(&self, files: &BTreeSet<PathBuf>) {
+    /// Watches the directory of each of `files`, or its closest existing ancestor while the
+    /// directory is missing (editors and deploy tools replace files rather than write them in
+    /// place, so directories are watched, not files). Returns true when a directory containing
+    /// a watched file was newly watched while that file exists: it may have changed unseen.
+    fn follow(&self, files: &BTreeSet<PathBuf>) -> bool {
         use notify::Watcher;
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
         let mut watcher = self.watcher.lock().unwrap_or_else(|p| p.into_inner());
-        for dir in files.iter().filter_map(|f| f.parent().map(Path::to_path_buf)) {
-            if dirs.insert(dir.clone())
-                && let Err(e) = watcher.watch(&dir, notify::RecursiveMode::NonRecursive)
-            {
-                tracing::warn!(target: "weir::reload", dir = %dir.display(), error = %e, "cannot watch");
+        let mut appeared = false;
+        for file in files {
+            let Some(dir) = file.parent() else { continue };
+            let Some(target) = dir.ancestors().find(|d| d.is_dir()).map(Path::to_path_buf) else { continue };
+            if dirs.contains(&target) {
+                continue;
+            }
+            match watcher.watch(&target, notify::RecursiveMode::NonRecursive) {
+                Ok(()) => {
+                    appeared |= target == dir && file.exists() && dirs.iter().any(|d| dir.starts_with(d));
+                    dirs.insert(target);
+                }
+                Err(e) => tracing::warn!(target: "weir::reload", dir = %target.display(), error = %e, "cannot watch"),
             }
         }
+        appeared
+    }
+
+    /// Forgets watches on directories that were removed (their watch is gone with them).
+    fn forget_removed(&self, paths: &[PathBuf]) {
+        let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
+        dirs.retain(|d| d.is_dir() || !paths.iter().any(|p| p.starts_with(d)));
     }
 }
 

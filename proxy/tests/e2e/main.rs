@@ -7,6 +7,8 @@ mod builtin_routing;
 mod builtin_security;
 mod callouts;
 mod config;
+mod docs;
+mod examples;
 mod failures;
 mod inspect;
 mod phases;

@@ -183,3 +183,30 @@ async fn file_changes_and_sighup_reload() {
         "SIGHUP reloads"
     );
 }
+
+#[tokio::test]
+async fn a_module_directory_that_comes_back_is_watched_again() {
+    let origin = origin("o");
+    let dir = tempfile::tempdir().unwrap();
+    let build = dir.path().join("target").join("release");
+    std::fs::create_dir_all(&build).unwrap();
+    let module = build.join("filter.wasm");
+    std::fs::write(&module, probe_variant("v1")).unwrap();
+    let weir = Weir::start_in(dir, &config(origin, module.to_str().unwrap(), "A"));
+    let c = client();
+    let generation = async || -> u64 {
+        let body: serde_json::Value = c.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+        body["generation"].as_u64().unwrap()
+    };
+    let before = generation().await;
+    // As `cargo clean` then a rebuild do.
+    std::fs::remove_dir_all(build.parent().unwrap()).unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::create_dir_all(&build).unwrap();
+    std::fs::write(&module, probe_variant("v2")).unwrap();
+    assert!(
+        eventually(async || generation().await > before).await,
+        "the rebuilt module was picked up:\n{}",
+        weir.logs()
+    );
+}
