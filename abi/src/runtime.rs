@@ -177,6 +177,14 @@ impl Runtime {
         *self.inner.clusters.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
     }
 
+    /// Adds cluster names to those callouts may target (while a new configuration is validated).
+    pub fn add_clusters(&self, names: impl IntoIterator<Item = String>) {
+        let mut guard = self.inner.clusters.write().unwrap_or_else(|p| p.into_inner());
+        let mut set: HashSet<String> = (**guard).clone();
+        set.extend(names);
+        *guard = Arc::new(set);
+    }
+
     pub(crate) fn has_cluster(&self, name: &str) -> bool {
         self.inner.clusters.read().unwrap_or_else(|p| p.into_inner()).contains(name)
     }

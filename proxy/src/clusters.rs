@@ -21,6 +21,8 @@ pub struct Cluster {
     pub name: String,
     config: ClusterConfig,
     balancer: Balancer,
+    /// Each endpoint's host name, by resolved address (the default TLS server name).
+    hosts: std::collections::HashMap<std::net::SocketAddr, String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -57,7 +59,13 @@ impl Cluster {
                 Balancer::Hash(Arc::new(lb))
             }
         };
-        Ok(Self { name: name.to_owned(), config: config.clone(), balancer })
+        let mut hosts = std::collections::HashMap::new();
+        for ep in &config.endpoints {
+            for addr in std::net::ToSocketAddrs::to_socket_addrs(ep.as_str())? {
+                hosts.insert(addr, host_of(ep));
+            }
+        }
+        Ok(Self { name: name.to_owned(), config: config.clone(), balancer, hosts })
     }
 
     /// The request header whose value is hashed (hash policy), if any.
@@ -72,7 +80,8 @@ impl Cluster {
             Balancer::Hash(lb) => lb.select(key, MAX_SELECT_TRIES),
         }?;
         let tls = self.config.tls.as_ref();
-        let sni = tls.and_then(|t| t.sni.clone()).unwrap_or_else(|| host_of(&self.config.endpoints[0]));
+        let endpoint_host = backend.addr.as_inet().and_then(|a| self.hosts.get(a)).cloned().unwrap_or_default();
+        let sni = tls.and_then(|t| t.sni.clone()).unwrap_or(endpoint_host);
         let mut peer = HttpPeer::new(backend.addr, tls.is_some(), sni);
         peer.options.connection_timeout = Some(self.config.connect_timeout.0);
         peer.options.read_timeout = Some(self.config.read_timeout.0);
@@ -86,18 +95,16 @@ impl Cluster {
         Some(peer)
     }
 
-    /// Runs health checks until the process stops (no-op without a health check).
-    pub async fn run_health_checks(&self) {
-        if self.config.health_check.is_none() {
-            return;
-        }
-        let interval = self.config.health_check.as_ref().map(|h| h.interval.0).unwrap_or_default();
-        loop {
-            match &self.balancer {
-                Balancer::RoundRobin(lb) => lb.backends().run_health_check(true).await,
-                Balancer::Hash(lb) => lb.backends().run_health_check(true).await,
-            }
-            tokio::time::sleep(interval).await;
+    /// How often this cluster's endpoints are checked, if they are.
+    pub fn health_interval(&self) -> Option<std::time::Duration> {
+        self.config.health_check.as_ref().map(|h| h.interval.0)
+    }
+
+    /// Checks every endpoint once.
+    pub async fn check_health(&self) {
+        match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.backends().run_health_check(true).await,
+            Balancer::Hash(lb) => lb.backends().run_health_check(true).await,
         }
     }
 }

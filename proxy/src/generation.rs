@@ -87,6 +87,8 @@ impl Generation {
 pub fn build(runtime: &Runtime, loaded: Loaded) -> Result<Generation, Vec<ConfigError>> {
     let c = &loaded.config;
     let mut errors = Vec::new();
+    // Filters may start callouts while they are validated: let them reach the new clusters.
+    runtime.add_clusters(c.clusters.keys().cloned());
 
     let mut clusters = HashMap::new();
     for (name, cc) in &c.clusters {

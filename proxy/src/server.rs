@@ -168,22 +168,44 @@ fn start_demo_origins(loaded: &Loaded) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs the clusters' health checks.
+/// Runs the health checks of the current generation's clusters (a reload brings new ones).
 struct HealthChecks {
     state: std::sync::Arc<State>,
 }
 
+/// How often the health-check loop looks for due clusters.
+const HEALTH_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for HealthChecks {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
-        let generation = self.state.current.load_full();
-        let checks = generation.clusters.values().map(|c| {
-            let c = c.clone();
-            async move { c.run_health_checks().await }
-        });
-        tokio::select! {
-            _ = futures::future::join_all(checks) => {}
-            _ = shutdown.changed() => {}
+        let mut last: std::collections::HashMap<usize, std::time::Instant> = std::collections::HashMap::new();
+        loop {
+            let generation = self.state.current.load_full();
+            let due: Vec<_> = generation
+                .clusters
+                .values()
+                .filter(|c| {
+                    let Some(every) = c.health_interval() else { return false };
+                    // Keyed by the cluster object: a reload's new clusters are checked at once.
+                    let key = std::sync::Arc::as_ptr(c) as usize;
+                    let is_due = last.get(&key).is_none_or(|t| t.elapsed() >= every);
+                    if is_due {
+                        last.insert(key, std::time::Instant::now());
+                    }
+                    is_due
+                })
+                .cloned()
+                .collect();
+            let checks = futures::future::join_all(due.iter().map(|c| c.check_health()));
+            tokio::select! {
+                _ = checks => {}
+                _ = shutdown.changed() => return,
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(HEALTH_TICK) => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

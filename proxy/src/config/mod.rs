@@ -551,7 +551,18 @@ pub fn redacted_json(text: &str) -> String {
         }
     }
     let mut v: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
+    // A plugin's module checksum is not a credential.
+    let checksums: Vec<(serde_yaml::Value, serde_yaml::Value)> = v
+        .get("plugins")
+        .and_then(|p| p.as_mapping())
+        .map(|m| m.iter().filter_map(|(k, p)| Some((k.clone(), p.get("sha256")?.clone()))).collect())
+        .unwrap_or_default();
     redact(&mut v);
+    for (name, sum) in checksums {
+        if let Some(p) = v.get_mut("plugins").and_then(|p| p.get_mut(&name)).and_then(|p| p.as_mapping_mut()) {
+            p.insert("sha256".into(), sum);
+        }
+    }
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 

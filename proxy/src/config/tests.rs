@@ -59,4 +59,6 @@ fn config_dump_redacts_credentials() {
     );
     assert!(!dump.contains("s3cr3t") && !dump.contains("hush"), "{dump}");
     assert!(dump.contains("<redacted>") && dump.contains("\"ci\""), "{dump}");
+    let dump = redacted_json("plugins:\n  m: { module: f.wasm, sha256: abc123 }\n");
+    assert!(dump.contains("abc123"), "a module checksum is not a credential: {dump}");
 }

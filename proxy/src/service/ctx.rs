@@ -70,7 +70,13 @@ impl RequestCtx {
     /// `x-request-id` and `x-forwarded-proto` when missing, as Envoy adds them) and connection
     /// facts.
     pub fn fill_request(&mut self, session: &Session) {
-        let tls = session.digest().and_then(|d| d.ssl_digest.as_ref()).is_some();
+        let ssl = session.digest().and_then(|d| d.ssl_digest.as_ref());
+        let tls = ssl.is_some();
+        self.stream.info.tls = ssl.map(|d| weir_abi::TlsInfo {
+            version: d.version.to_string(),
+            server_name: String::new(),
+            peer_certificate_presented: !d.cert_digest.is_empty(),
+        });
         let mut h = crate::convert::request_headers(session.req_header(), tls);
         if h.get(b"x-request-id").is_none() {
             h.add(b"x-request-id", Bytes::from(request_id()));

@@ -107,7 +107,12 @@ impl ProxyHttp for WeirProxy {
         let (name, cluster) = ctx.cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
         let key: Vec<u8> = match cluster.hash_header() {
             Some(h) => ctx.stream.request_headers.get(h.as_bytes()).map(|v| v.to_vec()).unwrap_or_default(),
-            None => session.client_addr().map(|a| a.to_string().into_bytes()).unwrap_or_default(),
+            // The client's IP, not ip:port, so a client sticks across connections.
+            None => session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string().into_bytes())
+                .unwrap_or_default(),
         };
         let peer = cluster.peer(&key).ok_or_else(|| {
             Error::explain(ErrorType::HTTPStatus(503), format!("no healthy endpoint in cluster {name}"))

@@ -92,4 +92,19 @@ async fn health_checks_take_dead_endpoints_out() {
         .await,
         "after a health check, requests only go to the live endpoint"
     );
+    // A reload brings new cluster objects: they are health-checked too.
+    assert_eq!(c.post(weir.admin_url("/reload")).send().await.unwrap().status(), 200);
+    assert!(
+        eventually(async || {
+            for _ in 0..10 {
+                match c.get(weir.url("/")).send().await {
+                    Ok(r) if r.status() == 200 => {}
+                    _ => return false,
+                }
+            }
+            true
+        })
+        .await,
+        "health checks go on after a reload"
+    );
 }
