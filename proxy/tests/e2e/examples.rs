@@ -69,3 +69,36 @@ async fn auth_and_rate_limit_and_ab_split_examples() {
     let forced: Value = c.get(weir.url("/")).header("x-variant", "green").send().await.unwrap().json().await.unwrap();
     assert_eq!(forced["origin"], "green");
 }
+
+#[tokio::test]
+async fn development_loop_example_picks_up_a_rebuilt_filter() {
+    let origin = origin("o");
+    let dir = tempfile::tempdir().unwrap();
+    // The filter's build output, as `cargo build` leaves it; the config points at it.
+    let module = dir.path().join("hello_filter.wasm");
+    std::fs::copy(weir_test_fixtures::EXAMPLE_RUST, &module).unwrap();
+    let config = example_config(
+        "dev-reload.yaml",
+        &[("127.0.0.1:9000", origin)],
+        &[("../rust-filter/target/wasm32-wasip1/release/hello_filter.wasm", module.to_str().unwrap())],
+    );
+    let weir = Weir::start_in(dir, &config);
+    let c = client();
+    let greeting =
+        async || c.get(weir.url("/")).send().await.unwrap().headers()["x-hello"].to_str().unwrap().to_owned();
+    assert_eq!(greeting().await, "hello from the development loop");
+    // "Rebuild" the filter: the same code as a different module (a custom section added).
+    let mut wasm = std::fs::read(weir_test_fixtures::EXAMPLE_RUST).unwrap();
+    wasm.extend_from_slice(&[0, 4, 3, b'd', b'e', b'v']);
+    std::fs::write(&module, &wasm).unwrap();
+    let c2 = client();
+    assert!(
+        eventually(async || {
+            let ready: Value = c2.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+            ready["generation"].as_u64().unwrap() >= 2
+        })
+        .await,
+        "the rebuilt module was loaded"
+    );
+    assert_eq!(greeting().await, "hello from the development loop", "and serves");
+}
