@@ -7,10 +7,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-fn seen(body: &Value, name: &str) -> Option<String> {
-    body["headers"].as_array()?.iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap_or("").to_owned())
-}
-
 #[tokio::test]
 async fn api_keys_identity_and_challenges() {
     let origin = origin("o");

@@ -228,3 +228,19 @@ pub fn authz_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUs
     });
     (addr, count)
 }
+
+/// The value of request header `name` as the demo origin saw it, from its JSON answer.
+pub fn seen(body: &serde_json::Value, name: &str) -> Option<String> {
+    body["headers"].as_array()?.iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap_or("").to_owned())
+}
+
+/// True when `n` requests in a row to `url` answer 200.
+pub async fn all_ok(c: &reqwest::Client, url: &str, n: usize) -> bool {
+    for _ in 0..n {
+        match c.get(url).send().await {
+            Ok(r) if r.status() == 200 => {}
+            _ => return false,
+        }
+    }
+    true
+}

@@ -5,11 +5,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-/// The headers the demo origin saw, from its JSON answer.
-fn seen(body: &Value, name: &str) -> Option<String> {
-    body["headers"].as_array()?.iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap_or("").to_owned())
-}
-
 fn probe_route(origin: std::net::SocketAddr, script: Value) -> String {
     format!(
         "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n  authz: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - match: {{ path_prefix: / }}\n    cluster: origin\n    filters: [{{ plugin: probe, config: {} }}]\n",

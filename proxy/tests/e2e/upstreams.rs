@@ -80,31 +80,10 @@ async fn health_checks_take_dead_endpoints_out() {
     ));
     let c = client();
     assert!(
-        eventually(async || {
-            for _ in 0..10 {
-                match c.get(weir.url("/")).send().await {
-                    Ok(r) if r.status() == 200 => {}
-                    _ => return false,
-                }
-            }
-            true
-        })
-        .await,
+        eventually(async || all_ok(&c, &weir.url("/"), 10).await).await,
         "after a health check, requests only go to the live endpoint"
     );
     // A reload brings new cluster objects: they are health-checked too.
     assert_eq!(c.post(weir.admin_url("/reload")).send().await.unwrap().status(), 200);
-    assert!(
-        eventually(async || {
-            for _ in 0..10 {
-                match c.get(weir.url("/")).send().await {
-                    Ok(r) if r.status() == 200 => {}
-                    _ => return false,
-                }
-            }
-            true
-        })
-        .await,
-        "health checks go on after a reload"
-    );
+    assert!(eventually(async || all_ok(&c, &weir.url("/"), 10).await).await, "health checks go on after a reload");
 }
