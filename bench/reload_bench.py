@@ -43,7 +43,7 @@ def get(url, method="GET"):
 
 def wrk(url, seconds):
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
-    p50 = re.search(r"50%\s+(\S+)", out).group(1); p99 = re.search(r"99%\s+(\S+)", out).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1); p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     rps = re.search(r"Requests/sec:\s+(\S+)", out).group(1)
     return p50, p99, rps
 

@@ -166,13 +166,33 @@ impl Drop for RequestCtx {
     }
 }
 
+thread_local! {
+    /// SplitMix64 state, seeded once per thread from the OS: request ids need to be unique,
+    /// not secret, and a syscall per request is too dear.
+    static ID_STATE: std::cell::Cell<u64> = std::cell::Cell::new({
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_err() {
+            seed = (SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) as u64).to_le_bytes();
+        }
+        u64::from_le_bytes(seed)
+    });
+}
+
+fn next_random() -> u64 {
+    ID_STATE.with(|s| {
+        let mut z = s.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+        s.set(z);
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    })
+}
+
 /// A random request id in UUID v4 form, as Envoy generates.
 fn request_id() -> String {
     let mut b = [0u8; 16];
-    if getrandom::fill(&mut b).is_err() {
-        let n = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-        b = n.to_le_bytes();
-    }
+    b[..8].copy_from_slice(&next_random().to_le_bytes());
+    b[8..].copy_from_slice(&next_random().to_le_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
