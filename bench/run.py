@@ -166,6 +166,27 @@ http {{ access_log off;
     for n in h1:
         r = med(h1[n], "rps")
         lines.append(f"| {n} | {r:,.0f} | {r / base:.2f} | {r / ng:.2f} | {med(h1[n], 'p50'):.0f} | {med(h1[n], 'p99'):.0f} | {med(h1[n], 'p999'):.0f} |")
+    r = lambda n: med(h1[n], "rps")
+    micro_us = {n: t for n, t in micro_rows}
+    def us(name):
+        t = micro_us.get(name, "nan µs").split()
+        return float(t[0]) * {"ns": 0.001, "µs": 1, "us": 1, "ms": 1000}.get(t[1], float("nan"))
+    reload_ms = swap["reload_to_first_new_response_ms"]["cached_module_median"]
+    p99_ratio = to_us(swap["during_reloads_every_100ms"]["p99"]) / to_us(swap["steady"]["p99"])
+    targets = [
+        ("four built-in filters keep ≥ 90% of weir-without-filters throughput", r("weir, 4 built-in filters") / base, 0.90, "ratio"),
+        ("one trivial filter keeps ≥ 97%", r("weir, 1 trivial filter") / base, 0.97, "ratio"),
+        ("weir without filters ≥ nginx proxy_pass throughput", base / ng, 1.0, "ratio"),
+        ("≤ 3 µs of CPU per request per trivial filter (whole request, criterion)", us("chain - whole request - trivial filter (create, headers, log, done, delete)"), 3.0, "max"),
+        ("a VM from a cached module in ≤ 50 µs", us("vm - instantiate - cached module (start functions + root context)"), 50.0, "max"),
+        ("a swapped (cached) module serving within 100 ms", reload_ms, 100.0, "max"),
+        ("≤ 1 MiB resident per VM instance (KiB)", per_vm_kib, 1024.0, "max"),
+        ("p99 during swaps ≤ 1.5 × steady", p99_ratio, 1.5, "max"),
+    ]
+    lines += ["", "## Targets (reported, never asserted)", "", "| target | measured | met |", "|---|---|---|"]
+    for name, value, goal, kind in targets:
+        met = value >= goal if kind == "ratio" else value <= goal
+        lines.append(f"| {name} | {value:.2f} | {'yes' if met else 'no'} |")
     lines += ["", "## Throughput (HTTP/2, h2c)", "", "| configuration | req/s |", "|---|---|"]
     for n in h2:
         lines.append(f"| {n} | {statistics.median(r['rps'] for r in h2[n]):,.0f} |")
