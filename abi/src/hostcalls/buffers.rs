@@ -9,17 +9,41 @@ use crate::memory;
 use crate::stream::{GrpcEvent, HttpCallResponse};
 use crate::types::{BufferType, Status};
 
-/// The bytes of a buffer as the current callback sees it.
-fn buffer(state: &HostState, t: BufferType) -> Result<Bytes, Status> {
-    Ok(match t {
+/// The bytes of a buffer as the current callback sees it: bodies borrowed (a body can be
+/// large and callers want its length or a slice), the rest shared.
+enum Buf<'a> {
+    Borrowed(&'a [u8]),
+    Shared(Bytes),
+}
+
+impl std::ops::Deref for Buf<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buf::Borrowed(b) => b,
+            Buf::Shared(b) => b,
+        }
+    }
+}
+
+fn buffer(state: &HostState, t: BufferType) -> Result<Buf<'_>, Status> {
+    let shared = |b: Bytes| Ok(Buf::Shared(b));
+    match t {
         BufferType::HttpRequestBody => match state.effective_stream() {
-            Some((s, Phase::RequestBody { .. })) => Bytes::copy_from_slice(&s.request_body),
-            _ => Bytes::new(),
+            Some((s, Phase::RequestBody { .. })) => Ok(Buf::Borrowed(&s.request_body)),
+            _ => shared(Bytes::new()),
         },
         BufferType::HttpResponseBody => match state.effective_stream() {
-            Some((s, Phase::ResponseBody { .. })) => Bytes::copy_from_slice(&s.response_body),
-            _ => Bytes::new(),
+            Some((s, Phase::ResponseBody { .. })) => Ok(Buf::Borrowed(&s.response_body)),
+            _ => shared(Bytes::new()),
         },
+        other => owned_buffer(state, other).map(Buf::Shared),
+    }
+}
+
+fn owned_buffer(state: &HostState, t: BufferType) -> Result<Bytes, Status> {
+    Ok(match t {
+        BufferType::HttpRequestBody | BufferType::HttpResponseBody => Bytes::new(),
         BufferType::DownstreamData | BufferType::UpstreamData => Bytes::new(),
         BufferType::HttpCallResponseBody => match &state.frame.http_response {
             Some(HttpCallResponse::Response { body, .. }) => body.clone(),
@@ -83,8 +107,11 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         if (start as u32).checked_add(max as u32).is_none() {
             return Ok(Status::BadArgument.code());
         }
-        let data = tri!(buffer(c.data(), t));
-        let slice = if start > data.len() { Bytes::new() } else { data.slice(start..data.len().min(start + max)) };
+        // Copy only the requested range out before handing it to the guest allocator.
+        let slice: Vec<u8> = {
+            let data = tri!(buffer(c.data(), t));
+            if start > data.len() { Vec::new() } else { data[start..data.len().min(start + max)].to_vec() }
+        };
         tri!(memory::hand_out(&mut c, &slice, ret_ptr, ret_len)?);
         Ok(Status::Ok.code())
     });

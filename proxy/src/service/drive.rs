@@ -22,7 +22,8 @@ pub enum Flow {
 
 /// Resolves `out`, running callouts while the chain is paused.
 pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -> Flow {
-    let mut inflight = FuturesUnordered::new();
+    // Created on the first pause only: most phases never wait.
+    let mut inflight = None;
     let flow = loop {
         match out {
             Outcome::Continue => break Flow::Continue,
@@ -34,12 +35,13 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
                 break Flow::Reply(f.reply);
             }
             Outcome::Pause { callouts } => {
+                let pending = inflight.get_or_insert_with(FuturesUnordered::new);
                 for c in callouts {
                     if let Some(fut) = run(state, &ctx.generation, c) {
-                        inflight.push(fut);
+                        pending.push(fut);
                     }
                 }
-                let Some((token, result)) = inflight.next().await else {
+                let Some((token, result)) = pending.next().await else {
                     tracing::warn!(target: "weir::proxy", "a filter paused with nothing to wait for; failing the request");
                     break Flow::Reply(reply::plain(
                         500,

@@ -26,7 +26,7 @@ use bytes::Bytes;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
-use weir_abi::{FilterChain, HeaderMap, LocalResponse, Outcome};
+use weir_abi::{FilterChain, Outcome};
 
 pub use ctx::RequestCtx;
 use drive::Flow;
@@ -59,13 +59,7 @@ impl ProxyHttp for WeirProxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.fill_request(session);
         let Some(route) = ctx.generation.route(&ctx.stream.request_headers) else {
-            let mut r = LocalResponse {
-                status: 404,
-                headers: HeaderMap::from_pairs([("content-type", "text/plain")]),
-                body: Bytes::from_static(b"no route matched\n"),
-                details: "route_not_found".into(),
-            };
-            r.headers.add(b"content-length", Bytes::from(r.body.len().to_string()));
+            let r = reply::plain(404, "no route matched\n", "route_not_found");
             ctx.stream.info.response_code_details = r.details.clone();
             reply::write(session, &r).await?;
             return Ok(true);
