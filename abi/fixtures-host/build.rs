@@ -1,6 +1,6 @@
 //! Builds the test fixtures from source: the Rust SDK filters in `../fixtures` (a workspace of
-//! its own, for wasm32-wasip1) and the AssemblyScript filter in `../fixtures-as` (npm), and
-//! writes their paths into `fixtures.rs`.
+//! its own, for wasm32-wasip1), the AssemblyScript filter in `../fixtures-as` (npm), the
+//! examples, and the conformance suite's probes, and writes their paths into `fixtures.rs`.
 
 use std::path::PathBuf;
 
@@ -22,7 +22,22 @@ fn main() {
     let text = format!("--textFile={}", out.join("as_example.wat").display());
     weir_wasm_build::build_npm_project(&examples.join("as-filter"), "build", &[&bin, &text], &as_example);
 
+    // The conformance suite's family probes (conformance/probes/SPEC.md), one per SDK.
+    let probes = here.join("../../conformance/probes");
+    let family = weir_wasm_build::build_workspace(&probes.join("rust"), &["family-probe"]);
+    let family_as = out.join("family_probe_as.wasm");
+    let bin = format!("--binaryFile={}", family_as.display());
+    let text = format!("--textFile={}", out.join("family_probe_as.wat").display());
+    weir_wasm_build::build_npm_project(&probes.join("as"), "build", &[&bin, &text], &family_as);
+
     let mut code = String::new();
+    code.push_str(&format!(
+        "/// The Rust SDK family probe (`conformance/probes/rust`).\npub const FAMILY_PROBE: &str = {:?};\n",
+        family[0].path
+    ));
+    code.push_str(&format!(
+        "/// The AssemblyScript family probe (`conformance/probes/as`).\npub const FAMILY_PROBE_AS: &str = {family_as:?};\n"
+    ));
     code.push_str(&format!(
         "/// `examples/rust-filter`, built as its README says.\npub const EXAMPLE_RUST: &str = {:?};\n",
         rust_example[0].path

@@ -54,7 +54,7 @@ pub use host::{Effects, Phase};
 pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink};
-pub use module::{CompiledModule, StartFunctions};
+pub use module::{CALLBACKS, CompiledModule, StartFunctions, callback_params, import_versions};
 pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};

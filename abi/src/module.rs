@@ -129,6 +129,50 @@ fn is_i32_func(f: &FuncType, params: usize, ret: bool) -> bool {
         && f.results().all(|t| matches!(t, ValType::I32))
 }
 
+/// Every callback export weir knows (ABI.md §4), whether or not it ever calls it.
+pub const CALLBACKS: &[&str] = &[
+    "proxy_on_context_create",
+    "proxy_on_vm_start",
+    "proxy_on_configure",
+    "proxy_validate_configuration",
+    "proxy_on_tick",
+    "proxy_on_queue_ready",
+    "proxy_on_foreign_function",
+    "proxy_on_done",
+    "proxy_on_log",
+    "proxy_on_delete",
+    "proxy_on_request_headers",
+    "proxy_on_request_body",
+    "proxy_on_request_trailers",
+    "proxy_on_request_metadata",
+    "proxy_on_response_headers",
+    "proxy_on_response_body",
+    "proxy_on_response_trailers",
+    "proxy_on_response_metadata",
+    "proxy_on_http_call_response",
+    "proxy_on_grpc_receive_initial_metadata",
+    "proxy_on_grpc_receive",
+    "proxy_on_grpc_receive_trailing_metadata",
+    "proxy_on_grpc_close",
+    "proxy_on_new_connection",
+    "proxy_on_downstream_data",
+    "proxy_on_upstream_data",
+    "proxy_on_downstream_connection_close",
+    "proxy_on_upstream_connection_close",
+    "proxy_on_memory_allocate",
+    "malloc",
+];
+
+/// The number of (i32) parameters callback `name` takes under `abi`, if it is a callback.
+pub fn callback_params(name: &str, abi: AbiVersion) -> Option<usize> {
+    callback_arity(name, abi).map(|(params, _)| params)
+}
+
+/// The ABI versions under which weir links import `env.<name>`.
+pub fn import_versions(name: &str) -> &'static [AbiVersion] {
+    version_of_import(name).unwrap_or(&AbiVersion::ALL)
+}
+
 /// Imports that exist only for some ABI versions (proxy-wasm-cpp-host links them only there).
 fn version_of_import(name: &str) -> Option<&'static [AbiVersion]> {
     use AbiVersion::*;

@@ -195,6 +195,13 @@ impl Runtime {
         self.inner.provided.contains(&(module, name))
     }
 
+    /// Every import weir provides, as `(module, name)`, sorted.
+    pub fn provided_imports(&self) -> Vec<(&'static str, &'static str)> {
+        let mut all: Vec<_> = self.inner.provided.iter().copied().collect();
+        all.sort_unstable();
+        all
+    }
+
     /// Compiles (or takes from the cache) and validates a Proxy-Wasm module.
     ///
     /// # Errors

@@ -213,6 +213,9 @@ pub enum AbiVersion {
 }
 
 impl AbiVersion {
+    /// Every version weir runs, oldest first.
+    pub const ALL: [AbiVersion; 3] = [Self::V0_1_0, Self::V0_2_0, Self::V0_2_1];
+
     /// The export that marks this version.
     pub fn marker(self) -> &'static str {
         match self {
@@ -224,7 +227,7 @@ impl AbiVersion {
 
     /// The version a marker export names, if it is one.
     pub fn from_marker(name: &str) -> Option<Self> {
-        [Self::V0_1_0, Self::V0_2_0, Self::V0_2_1].into_iter().find(|v| v.marker() == name)
+        Self::ALL.into_iter().find(|v| v.marker() == name)
     }
 }
 

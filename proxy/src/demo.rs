@@ -1,5 +1,5 @@
 //! The demo origin the quick start runs behind weir: answers every request with a small JSON
-//! document describing what it received (method, path, headers, body size), so a newcomer sees
+//! document describing what it received (method, path, headers, body and trailers), so a newcomer sees
 //! what the filters changed. Also used by tests and benchmarks as a fast, fixed origin.
 
 use std::net::SocketAddr;
@@ -9,6 +9,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Largest request head the demo origin reads.
 const MAX_HEAD: usize = 64 << 10;
+/// Most body bytes echoed back (as `body`); longer bodies are still read and counted.
+const ECHO_LIMIT: usize = 4 << 10;
 
 /// Serves on `listener` forever; `name` is reported in each answer (`"origin"`).
 pub async fn serve(listener: TcpListener, name: String) {
@@ -79,14 +81,21 @@ async fn connection(stream: TcpStream, name: &str) -> std::io::Result<()> {
                 headers.push((k, v));
             }
         }
-        let body_len =
-            if chunked { read_chunked(&mut reader).await? } else { skip(&mut reader, content_length).await? };
+        let mut echo = Vec::new();
+        let mut trailers = Vec::new();
+        let body_len = if chunked {
+            read_chunked(&mut reader, &mut echo, &mut trailers).await?
+        } else {
+            read_body(&mut reader, content_length, &mut echo).await?
+        };
         let doc = serde_json::json!({
             "origin": name,
             "method": method,
             "path": path,
             "headers": headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
             "body_bytes": body_len,
+            "body": String::from_utf8_lossy(&echo),
+            "trailers": trailers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
         });
         let body = doc.to_string() + "\n";
         let response = format!(
@@ -101,7 +110,8 @@ async fn connection(stream: TcpStream, name: &str) -> std::io::Result<()> {
     }
 }
 
-async fn skip(r: &mut BufReader<TcpStream>, n: usize) -> std::io::Result<usize> {
+/// Reads `n` body bytes, keeping the first [`ECHO_LIMIT`] of the whole body in `echo`.
+async fn read_body(r: &mut BufReader<TcpStream>, n: usize, echo: &mut Vec<u8>) -> std::io::Result<usize> {
     let mut left = n;
     let mut buf = [0u8; 8192];
     while left > 0 {
@@ -109,12 +119,20 @@ async fn skip(r: &mut BufReader<TcpStream>, n: usize) -> std::io::Result<usize> 
         if got == 0 {
             break;
         }
+        let keep = got.min(ECHO_LIMIT.saturating_sub(echo.len()));
+        echo.extend_from_slice(&buf[..keep]);
         left -= got;
     }
     Ok(n - left)
 }
 
-async fn read_chunked(r: &mut BufReader<TcpStream>) -> std::io::Result<usize> {
+type Fields = Vec<(String, String)>;
+
+async fn read_chunked(
+    r: &mut BufReader<TcpStream>,
+    echo: &mut Vec<u8>,
+    trailers: &mut Fields,
+) -> std::io::Result<usize> {
     let mut total = 0;
     loop {
         let mut size = String::new();
@@ -127,9 +145,12 @@ async fn read_chunked(r: &mut BufReader<TcpStream>) -> std::io::Result<usize> {
                 if r.read_line(&mut line).await? == 0 || line.trim().is_empty() {
                     return Ok(total);
                 }
+                if let Some((k, v)) = line.split_once(':') {
+                    trailers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+                }
             }
         }
-        total += skip(r, n).await?;
+        total += read_body(r, n, echo).await?;
         let mut crlf = String::new();
         r.read_line(&mut crlf).await?;
     }

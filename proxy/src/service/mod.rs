@@ -287,6 +287,7 @@ impl ProxyHttp for WeirProxy {
             method = ctx.stream.request_headers.get_str(":method").unwrap_or("-"),
             path = ctx.stream.request_headers.get_str(":path").unwrap_or("-"),
             status,
+            details = ctx.stream.info.response_code_details.as_str(),
             route = ctx.route_name(),
             filters = ctx.filter_summary(),
             duration_us = ctx.started.elapsed().as_micros() as u64,

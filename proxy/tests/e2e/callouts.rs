@@ -5,52 +5,6 @@ use serde_json::json;
 
 use crate::harness::*;
 
-/// A gRPC server (h2c) answering every unary call with the message `pong:<request message>`.
-fn grpc_server() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut conn = h2::server::handshake(tcp).await.unwrap();
-                    while let Some(Ok((req, mut respond))) = conn.accept().await {
-                        tokio::spawn(async move {
-                            let path = req.uri().path().to_owned();
-                            let mut body = req.into_body();
-                            let mut data = Vec::new();
-                            while let Some(Ok(chunk)) = body.data().await {
-                                let _ = body.flow_control().release_capacity(chunk.len());
-                                data.extend_from_slice(&chunk);
-                            }
-                            let message =
-                                format!("pong:{}:{}", path, String::from_utf8_lossy(data.get(5..).unwrap_or(&[])));
-                            let mut framed = vec![0u8];
-                            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-                            framed.extend_from_slice(message.as_bytes());
-                            let resp = http::Response::builder()
-                                .status(200)
-                                .header("content-type", "application/grpc")
-                                .body(())
-                                .unwrap();
-                            let mut send = respond.send_response(resp, false).unwrap();
-                            send.send_data(framed.into(), false).unwrap();
-                            let mut trailers = http::HeaderMap::new();
-                            trailers.insert("grpc-status", "0".parse().unwrap());
-                            send.send_trailers(trailers).unwrap();
-                        });
-                    }
-                });
-            }
-        });
-    });
-    addr
-}
-
 fn probe_config(clusters: &str, script: serde_json::Value) -> String {
     format!(
         "clusters:\n{clusters}plugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: origin\n    filters: [{{ plugin: probe, config: {script} }}]\n",
@@ -81,12 +35,7 @@ async fn grpc_unary_call_over_http2() {
 #[tokio::test]
 async fn callout_timeout_reaches_the_filter_as_504() {
     let origin = origin("o");
-    // Accepts connections and never answers.
-    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let silent_addr = silent.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let _held: Vec<_> = silent.incoming().flatten().collect();
-    });
+    let silent_addr = silent_server();
     let weir = Weir::start(&probe_config(
         &format!("  origin: {{ endpoints: [\"{origin}\"] }}\n  silent: {{ endpoints: [\"{silent_addr}\"] }}\n"),
         json!({

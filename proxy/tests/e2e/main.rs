@@ -1,6 +1,7 @@
 //! End-to-end tests: the real weir binary, real origins on loopback, real HTTP/1.1 and HTTP/2
 //! clients, filters built from source with the Rust SDK.
 
+#[allow(dead_code, reason = "the harness is shared with the conformance suite, which uses other parts of it")]
 mod harness;
 
 mod builtin_routing;

@@ -1,0 +1,60 @@
+//! One module per family of SPEC.md. Each has an HTTP context type `Stream`; the families with
+//! root-side behaviour (queue, metrics, timers) also have free functions the root calls.
+
+pub mod body;
+pub mod failure;
+pub mod headers;
+pub mod http_call;
+pub mod lifecycle;
+pub mod local_reply;
+pub mod logging;
+pub mod metrics;
+pub mod properties;
+pub mod queue;
+pub mod shared_data;
+pub mod timers;
+
+/// The family a plugin configuration names.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Family {
+    Lifecycle,
+    Headers,
+    Body,
+    LocalReply,
+    HttpCall,
+    SharedData,
+    Queue,
+    Metrics,
+    Properties,
+    Timers,
+    Logging,
+    Failure,
+    /// Any other name: logs `unknown_family`, otherwise behaves as `Lifecycle`.
+    Unknown,
+}
+
+impl Family {
+    /// `name` is the configuration with surrounding whitespace already removed.
+    pub fn parse(name: &str) -> Family {
+        match name {
+            "lifecycle" => Family::Lifecycle,
+            "headers" => Family::Headers,
+            "body" => Family::Body,
+            "local_reply" => Family::LocalReply,
+            "http_call" => Family::HttpCall,
+            "shared_data" => Family::SharedData,
+            "queue" => Family::Queue,
+            "metrics" => Family::Metrics,
+            "properties" => Family::Properties,
+            "timers" => Family::Timers,
+            "logging" => Family::Logging,
+            "failure" => Family::Failure,
+            _ => Family::Unknown,
+        }
+    }
+
+    /// Whether the family logs every callback.
+    pub fn is_lifecycle(self) -> bool {
+        matches!(self, Family::Lifecycle | Family::Unknown)
+    }
+}
