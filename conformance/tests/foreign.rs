@@ -19,3 +19,31 @@ conformance! {
         assert_eq!(back.wait_lines("request_headers", 1).await[0]["value"], "hellohellohello", "round trip");
     }
 }
+
+conformance! {
+    /// §10: 54, 150
+    /// proves: proxy_call_foreign_function, proxy_replace_header_map_value
+    async fn clear_route_cache_picks_the_route_again(mode) {
+        let (first, second) = (origin("first"), origin("second"));
+        let rewrite = |clear: bool| {
+            let mut ops = vec![json!(["replace_header", 0, ":path", "/b/x"])];
+            if clear {
+                ops.push(json!(["foreign", "clear_route_cache", ""]));
+            }
+            steps(json!({ "request_headers": ops }))
+        };
+        let proxy = Proxy::from_config(
+            mode,
+            &format!(
+                "clusters:\n  first: {{ endpoints: [\"{first}\"] }}\n  second: {{ endpoints: [\"{second}\"] }}\nplugins:\n{}routes:\n  - match: {{ path_prefix: /keep/ }}\n    cluster: first\n    filters: [{{ plugin: probe, config: {} }}]\n  - match: {{ path_prefix: /a/ }}\n    cluster: first\n    filters: [{{ plugin: probe, config: {} }}]\n  - match: {{ path_prefix: /b/ }}\n    cluster: second\n",
+                plugin(probe(), ""),
+                rewrite(false),
+                rewrite(true)
+            ),
+        );
+        let kept = origin_saw(proxy.get("/keep/x", &[]).await).await;
+        assert_eq!((kept["origin"].as_str(), kept["path"].as_str()), (Some("first"), Some("/b/x")), "a rewrite alone keeps the route (Envoy 1.33+)");
+        let moved = origin_saw(proxy.get("/a/x", &[]).await).await;
+        assert_eq!((moved["origin"].as_str(), moved["path"].as_str()), (Some("second"), Some("/b/x")), "after clear_route_cache the route is matched again");
+    }
+}

@@ -140,14 +140,21 @@ impl Proxy {
         let origin = origin("origin");
         let origin_cluster = origin_cluster.map_or_else(|| format!("{{ endpoints: [\"{origin}\"] }}"), str::to_owned);
         let server = if server.is_empty() { String::new() } else { format!("server: {server}\n") };
-        let config = format!(
-            "{server}clusters:\n  origin: {origin_cluster}\n{clusters}plugins:\n{plugins}routes:\n  - cluster: origin\n    filters: {filters}\n"
-        );
+        Self::from_config(
+            mode,
+            &format!(
+                "{server}clusters:\n  origin: {origin_cluster}\n{clusters}plugins:\n{plugins}routes:\n  - cluster: origin\n    filters: {filters}\n"
+            ),
+        )
+    }
+
+    /// weir with a whole configuration (listeners and admin are added).
+    pub fn from_config(mode: Mode, config: &str) -> Proxy {
         let client = |h2: bool| {
             let b = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10));
             if h2 { b.http2_prior_knowledge() } else { b }.build().unwrap()
         };
-        Proxy { weir: Weir::start(&config), mode, http1: client(false), http2: client(true) }
+        Proxy { weir: Weir::start(config), mode, http1: client(false), http2: client(true) }
     }
 
     /// `http://<proxy><path>`.

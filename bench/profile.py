@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+"""Where the time goes in the four-filter case: `python3 bench/profile.py` writes bench/PROFILE.md.
+
+`perf` gets no samples on the benchmark machine, so this counts instructions instead: the release
+weir runs under valgrind's callgrind with one worker thread and the four built-in filters in front
+of an nginx origin. Instrumentation is switched on only after start-up and a warm-up, for a fixed
+number of keep-alive requests, so the profile is the steady-state request path. The report splits
+the instructions per request by component (the crate or library each function belongs to; Wasm
+code compiled by Cranelift has no symbols and shows as `filter code (JIT)`) and lists the most
+expensive functions, exclusive and inclusive.
+
+Instruction counts are not time (cache misses, syscalls and waiting are not in them), but they
+rank where the CPU work is. Needs valgrind (installed with apt-get when missing).
+"""
+import http.client, os, re, shutil, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import FOUR, ROOT, WEIR, free_port, sh, wait_http, weir_config  # noqa: E402
+
+WARMUP, MEASURED = 300, 2000
+HEADERS = {"x-api-key": "bench-key-0123456789"}
+
+
+def requests(port, n):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    for _ in range(n):
+        conn.request("GET", "/", headers=HEADERS)
+        resp = conn.getresponse()
+        resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"unexpected status {resp.status}")
+    conn.close()
+
+
+def component(function):
+    """The crate or library a callgrind function name belongs to."""
+    if function.startswith("???") or function == "0x0000000000000000":
+        return "filter code (JIT)"
+    name = function.lstrip("<").split("::")[0].split(" as ")[0]
+    if "::" not in function:
+        return "libc / allocator" if re.match(r"^(_?_?mem|malloc|free|realloc|calloc|_int_|str|__libc|pthread|epoll|__GI|sys)", function) else "other C"
+    return {"weir_abi": "weir-abi (host)", "weir": "weir (proxy)"}.get(name, name)
+
+
+def annotate(out, inclusive):
+    text = subprocess.run(["callgrind_annotate", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100", out],
+                          capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in text.splitlines():
+        m = re.match(r"^\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(.*)$", line)
+        if not m or "PROGRAM TOTALS" in line:
+            continue
+        ir, where = int(m.group(1).replace(",", "")), m.group(2)
+        function = where.split(":", 1)[1] if ":" in where and not where.startswith("???:") else where.split(":", 1)[-1]
+        function = re.sub(r"\s*\[.*\]$", "", function).strip()
+        rows.append((ir, function))
+    total = re.search(r"^\s*([\d,]+)\s+\(100.0%\)\s+PROGRAM TOTALS", text, re.M)
+    return int(total.group(1).replace(",", "")), rows
+
+
+def short(function, width=110):
+    function = re.sub(r"::h[0-9a-f]{16}$", "", function)
+    return function if len(function) <= width else function[: width - 1] + "…"
+
+
+def main():
+    if not shutil.which("valgrind"):
+        sh("apt-get", "install", "-y", "-qq", "valgrind")
+    subprocess.run(["cargo", "build", "--release", "-p", "weir"], cwd=ROOT, check=True)
+    d = tempfile.mkdtemp()
+    origin, proxy, admin = free_port(), free_port(), free_port()
+    open(f"{d}/nginx.conf", "w").write(f"""worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err;
+events {{ worker_connections 1024; }}
+http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ return 200 "ok\\n"; }} }} }}""")
+    nginx = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-g", "daemon off;"])
+    open(f"{d}/weir.yaml", "w").write(weir_config(proxy, admin, origin, FOUR))
+    out = f"{d}/callgrind.out"
+    env = dict(os.environ, RUST_LOG="warn")
+    weir = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
+                             WEIR, "-c", f"{d}/weir.yaml"], stdout=subprocess.DEVNULL, stderr=open(f"{d}/valgrind.log", "w"), env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{origin}/")
+        wait_http(f"http://127.0.0.1:{admin}/ready", seconds=600)
+        requests(proxy, WARMUP)
+        subprocess.run(["callgrind_control", "-i", "on", str(weir.pid)], check=True, capture_output=True)
+        started = time.time()
+        requests(proxy, MEASURED)
+        took = time.time() - started
+        subprocess.run(["callgrind_control", "-i", "off", str(weir.pid)], check=True, capture_output=True)
+    finally:
+        weir.terminate()
+        weir.wait()
+        nginx.terminate()
+    total, exclusive = annotate(out, inclusive=False)
+    _, inclusive = annotate(out, inclusive=True)
+
+    by_component = {}
+    for ir, function in exclusive:
+        by_component[component(function)] = by_component.get(component(function), 0) + ir
+    per_request = total / MEASURED
+    lines = ["# Where the time goes: the four built-in filters", "",
+             "Generated by `python3 bench/profile.py` (see its docstring). The release `weir` runs under valgrind's "
+             f"callgrind with `server.threads: 1`, the four built-in filters (auth, rate-limit, ab-routing, header-rewrite, "
+             f"as configured in `bench/run.py`) and an nginx origin; {MEASURED} keep-alive GET requests are measured "
+             f"after start-up and {WARMUP} warm-up requests. Counted: instructions executed by the weir process "
+             "(all threads). Wasm compiled by Cranelift has no symbols: it is the `filter code (JIT)` row.", "",
+             f"**{per_request:,.0f} instructions per request** ({total:,} in all; the measured requests took {took:.1f} s under valgrind).", "",
+             "## By component (exclusive instructions)", "", "| component | instructions / request | share |", "|---|---|---|"]
+    for name, ir in sorted(by_component.items(), key=lambda kv: -kv[1])[:16]:
+        lines.append(f"| {name} | {ir / MEASURED:,.0f} | {100 * ir / total:.1f}% |")
+    lines += ["", "## Most expensive functions (exclusive)", "", "| instructions / request | share | function |", "|---|---|---|"]
+    for ir, function in exclusive[:25]:
+        lines.append(f"| {ir / MEASURED:,.0f} | {100 * ir / total:.1f}% | `{short(function)}` |")
+    lines += ["", "## Entry points (inclusive)", "", "What each request-path step costs with everything it calls.", "",
+              "| instructions / request | share | function |", "|---|---|---|"]
+    keys = ("FilterChain::on_", "FilterChain::new", "weir::service::", "weir::convert::", "weir::metrics::",
+            "pingora_proxy::HttpProxy", "pingora_core::protocols::http::v1", "tracing_subscriber", "weir_abi::pool::", "weir_abi::vm::Vm::")
+    seen = set()
+    for ir, function in inclusive:
+        name = short(function)
+        if any(k in function for k in keys) and name not in seen and len(seen) < 30:
+            seen.add(name)
+            lines.append(f"| {ir / MEASURED:,.0f} | {100 * ir / total:.1f}% | `{name}` |")
+    path = os.path.join(ROOT, "bench", "PROFILE.md")
+    open(path, "w").write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
