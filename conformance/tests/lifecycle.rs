@@ -82,3 +82,22 @@ conformance! {
         assert_eq!(names, ["http_context", "log", "done"]);
     }
 }
+
+conformance! {
+    /// §10: 27
+    /// proves: proxy_on_log, proxy_on_done
+    async fn a_client_that_goes_away_mid_request_still_ends_the_stream(mode) {
+        use std::io::Write;
+        for sdk in Sdk::ALL {
+            let proxy = Proxy::family(mode, sdk, "lifecycle");
+            proxy.reload_if_asked().await;
+            let mut s = std::net::TcpStream::connect(proxy.weir.proxy).unwrap();
+            s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\npartial body").unwrap();
+            drop(s);
+            proxy.value(sdk, "done").await;
+            assert_eq!(proxy.values(sdk, "log").len(), 1, "{sdk:?}: on_log once");
+            assert_eq!(proxy.values(sdk, "done").len(), 1, "{sdk:?}: on_done once");
+            assert_eq!(proxy.get("/", &[]).await.status(), 200, "{sdk:?}: the next request is served");
+        }
+    }
+}

@@ -32,6 +32,13 @@ fn report(errors: &[ConfigError]) -> String {
 ///
 /// # Errors
 ///
+/// The wasm runtime's settings from `server:` (fixed at start, like the other `server` keys).
+fn runtime_config(server: &config::Server) -> RuntimeConfig {
+    let pooling =
+        (server.vm_slots > 0).then(|| weir_abi::PoolingLimits { max_instances: server.vm_slots, ..Default::default() });
+    RuntimeConfig { pooling, ..Default::default() }
+}
+
 /// A message for the user: the configuration's problems, or what failed at startup.
 pub fn run(cli: &Cli) -> Result<(), String> {
     let quickstart = cli.config.is_none();
@@ -40,8 +47,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         None => config::parse(QUICKSTART.to_owned(), None),
     }
     .map_err(|e| report(&e))?;
-    let runtime =
-        Runtime::new(RuntimeConfig::default()).map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
+    let runtime = Runtime::new(runtime_config(&loaded.config.server))
+        .map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
     if cli.test {
         crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
         println!("weir: configuration OK");

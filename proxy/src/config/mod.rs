@@ -272,6 +272,10 @@ pub struct Server {
     /// PID file. Default `/tmp/weir.pid`.
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// VM instance slots the pooling allocator reserves address space for; 0 allocates each
+    /// instance on demand instead (slower to create, no large reservation). Default 1000.
+    #[serde(default = "default_vm_slots")]
+    pub vm_slots: u32,
 }
 
 impl Default for Server {
@@ -282,8 +286,13 @@ impl Default for Server {
             grace_period_seconds: default_grace(),
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
+            vm_slots: default_vm_slots(),
         }
     }
+}
+
+fn default_vm_slots() -> u32 {
+    weir_abi::PoolingLimits::default().max_instances
 }
 
 fn yes() -> bool {
