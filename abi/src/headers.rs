@@ -1,15 +1,47 @@
 //! An ordered, duplicate-keeping header map with Envoy's rules (ABI.md §3.6): names are stored
 //! lower-case, lookups ignore case, `get` returns the first value, pseudo-headers come first.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::Bytes;
 
 /// Header (or trailer, or metadata) map as a filter sees it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct HeaderMap {
     entries: Vec<(Bytes, Bytes)>,
+    /// Stamp of the last change (see [`HeaderMap::version`]).
+    version: u64,
+}
+
+impl PartialEq for HeaderMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for HeaderMap {}
+
+/// Stamps for [`HeaderMap::version`]: unique per change in the process, so a version taken
+/// from one map never matches a different map or a later state of the same one.
+static STAMPS: AtomicU64 = AtomicU64::new(1);
+
+fn next_stamp() -> u64 {
+    STAMPS.fetch_add(1, Ordering::Relaxed)
 }
 
 impl HeaderMap {
+    /// Changes whenever the map does. A host that converted the map from another
+    /// representation compares versions to learn whether a filter changed anything, and can
+    /// skip converting it back. Equal versions mean no change (a clone shares its source's
+    /// version until either changes).
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn touch(&mut self) {
+        self.version = next_stamp();
+    }
+
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -63,6 +95,7 @@ impl HeaderMap {
             self.entries.len()
         };
         self.entries.insert(at, (name, value.into()));
+        self.touch();
     }
 
     /// Sets `name` to exactly one value: replaces the first entry in place and removes the
@@ -81,17 +114,20 @@ impl HeaderMap {
             }
             None => self.add(name, value),
         }
+        self.touch();
     }
 
     /// Removes every entry of `name`.
     pub fn remove(&mut self, name: &[u8]) {
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
+        self.touch();
     }
 
     /// Replaces the whole map with `pairs`, in their order (names lower-cased).
     pub fn set_all(&mut self, pairs: Vec<(Bytes, Bytes)>) {
         self.entries.clear();
         self.entries.extend(pairs.into_iter().map(|(k, v)| (lower(&k), v)));
+        self.touch();
     }
 
     /// Envoy's `HeaderMap::byteSize()`: the sum of name and value lengths.
@@ -154,5 +190,27 @@ mod tests {
         m.replace(b"new", "v");
         assert_eq!(m.get(b"new").unwrap().as_ref(), b"v");
         assert_eq!(m.byte_size(), ":path".len() + 1 + "x-bar".len() + 1 + 3 + 1);
+    }
+
+    #[test]
+    fn every_change_moves_the_version_and_reads_do_not() {
+        let mut m = HeaderMap::from_pairs([("a", "1")]);
+        let mut seen = vec![m.version()];
+        let _ = (m.get(b"a"), m.len(), m.encode());
+        assert_eq!(m.version(), seen[0], "reads keep the version");
+        let copy = m.clone();
+        assert_eq!(copy.version(), m.version());
+        m.add(b"b", "2");
+        seen.push(m.version());
+        m.replace(b"b", "3");
+        seen.push(m.version());
+        m.remove(b"absent");
+        seen.push(m.version());
+        m.set_all(vec![]);
+        seen.push(m.version());
+        let mut sorted = seen.clone();
+        sorted.dedup();
+        assert_eq!(sorted.len(), seen.len(), "each change has its own version: {seen:?}");
+        assert_ne!(HeaderMap::from_pairs([("a", "1")]).version(), copy.version(), "another map, another version");
     }
 }

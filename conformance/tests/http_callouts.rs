@@ -72,7 +72,7 @@ conformance! {
     /// §10: 93, 94
     /// proves: proxy_http_call, proxy_on_http_call_response
     async fn silent_and_unreachable_upstreams_answer_504_and_503(mode) {
-        let (silent, closed) = (crate::harness::silent_server(), crate::harness::closed_port());
+        let (silent, (closed, _held)) = (crate::harness::silent_server(), crate::harness::closed_port());
         for (upstream, timeout, status, body) in [(silent, 300, "504", "upstream request timeout"), (closed, 3000, "503", "")] {
             let proxy = Proxy::custom(
                 mode,

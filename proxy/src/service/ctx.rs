@@ -41,6 +41,9 @@ pub struct RequestCtx {
     pub held_response: usize,
     /// When the request arrived.
     pub started: Instant,
+    /// [`HeaderMap::version`](weir_abi::HeaderMap::version) of the request headers as they
+    /// were sent on to Pingora's request; unchanged means nothing to write back.
+    pub request_headers_applied: u64,
     filters_ran: bool,
     /// `name:outcome` per filter, taken when the request ends.
     outcomes: String,
@@ -61,15 +64,16 @@ impl RequestCtx {
             held_request: 0,
             held_response: 0,
             started: Instant::now(),
+            request_headers_applied: 0,
             filters_ran: false,
             outcomes: String::new(),
         }
     }
 
     /// Fills the stream from the downstream request: headers with pseudo-headers (plus
-    /// `x-request-id` and `x-forwarded-proto` when missing, as Envoy adds them) and connection
-    /// facts.
-    pub fn fill_request(&mut self, session: &Session) {
+    /// `x-request-id` and `x-forwarded-proto` when missing, as Envoy adds them, to both views
+    /// of the request) and connection facts.
+    pub fn fill_request(&mut self, session: &mut Session) {
         let ssl = session.digest().and_then(|d| d.ssl_digest.as_ref());
         let tls = ssl.is_some();
         self.stream.info.tls = ssl.map(|d| weir_abi::TlsInfo {
@@ -78,12 +82,21 @@ impl RequestCtx {
             peer_certificate_presented: !d.cert_digest.is_empty(),
         });
         let mut h = crate::convert::request_headers(session.req_header(), tls);
-        if h.get(b"x-request-id").is_none() {
-            h.add(b"x-request-id", Bytes::from(request_id()));
+        let missing = |name: &str| session.req_header().headers.get(name).is_none();
+        let mut added = Vec::new();
+        if missing("x-request-id") {
+            added.push(("x-request-id", Bytes::from(request_id())));
         }
-        if h.get(b"x-forwarded-proto").is_none() {
-            h.add(b"x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" }));
+        if missing("x-forwarded-proto") {
+            added.push(("x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" })));
         }
+        for (name, value) in added {
+            h.add(name.as_bytes(), value.clone());
+            if let Ok(value) = http::HeaderValue::from_maybe_shared(value) {
+                let _ = session.req_header_mut().append_header(name, value);
+            }
+        }
+        self.request_headers_applied = h.version();
         self.stream.request_headers = h;
         let info = &mut self.stream.info;
         info.source = session.client_addr().and_then(|a| a.as_inet()).copied();

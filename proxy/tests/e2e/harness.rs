@@ -313,7 +313,10 @@ pub fn silent_server() -> SocketAddr {
     addr
 }
 
-/// An address nothing listens on (bound, then released).
-pub fn closed_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+/// An address that refuses connections: a socket bound to it that never listens, so no other
+/// test can take the port while the returned socket lives.
+pub fn closed_port() -> (SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
