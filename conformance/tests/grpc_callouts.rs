@@ -55,3 +55,24 @@ conformance! {
         assert_eq!((close[0]["code"].clone(), close[0]["value"].clone()), (json!(5), json!("nope")));
     }
 }
+
+conformance! {
+    /// §10: none
+    /// proves: proxy_grpc_stream, proxy_on_grpc_close, proxy_get_status
+    async fn a_stream_is_closed_at_once_as_unimplemented(mode) {
+        // weir's callout client carries unary calls only: a stream ends with UNIMPLEMENTED,
+        // so the filter learns why instead of waiting for messages that never come.
+        let proxy = grpc_proxy(mode, json!({
+            "steps": {
+                "request_headers": [["grpc_stream", "grpc", "pkg.Echo", "Chat", []]],
+                "grpc_close": [["get_status"], ["set_effective_context", "$origin"], ["continue_stream", 0]],
+            },
+            "actions": { "request_headers": "pause" },
+        }));
+        assert_eq!(proxy.get("/", &[]).await.status(), 200, "the filter resumed from on_grpc_close");
+        assert_eq!(proxy.wait_lines("request_headers", 1).await[0]["status"], 0, "the stream gets a token");
+        let close = proxy.wait_lines("grpc_close", 1).await;
+        assert_eq!(close[0]["code"], 12);
+        assert_eq!(close[0]["value"], "gRPC streams are not supported by weir");
+    }
+}

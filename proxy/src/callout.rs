@@ -5,10 +5,14 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use pingora::connectors::http::Connector;
 use pingora::http::RequestHeader;
 use pingora::protocols::http::client::HttpSession;
-use weir_abi::{GrpcCallRequest, GrpcEvent, HeaderMap, HttpCallRequest, HttpCallResponse};
+use weir_abi::{
+    Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HeaderMap, HttpCallRequest, HttpCallResponse,
+};
 
 use crate::clusters::Cluster;
 
@@ -16,6 +20,53 @@ use crate::clusters::Cluster;
 const MAX_RESPONSE_BODY: usize = 4 << 20;
 
 /// Connection pool for callouts.
+/// Starts the work of one callout a filter asked for: the future yields its token and result,
+/// to hand back to the VM. `None` for work that has no result of its own (messages, half-close
+/// or cancel on gRPC streams, which the client does not carry).
+pub fn start(
+    state: &std::sync::Arc<crate::state::State>,
+    generation: &std::sync::Arc<crate::generation::Generation>,
+    c: Callout,
+) -> Option<BoxFuture<'static, (u32, CalloutResult)>> {
+    let (state, generation, token) = (state.clone(), generation.clone(), c.token);
+    match c.kind {
+        CalloutKind::Http(req) => Some(
+            async move {
+                let cluster = generation.clusters.get(&req.cluster).cloned();
+                (token, CalloutResult::Http(state.callouts.http(cluster.as_deref(), &req).await))
+            }
+            .boxed(),
+        ),
+        CalloutKind::Grpc(req) if req.message.is_some() => Some(
+            async move {
+                let cluster = generation.clusters.get(&req.cluster).cloned();
+                (token, CalloutResult::Grpc(state.callouts.grpc_unary(cluster.as_deref(), &req).await))
+            }
+            .boxed(),
+        ),
+        // A stream: closed at once with UNIMPLEMENTED, so the filter hears why instead of
+        // waiting for events that never come.
+        CalloutKind::Grpc(_) => {
+            let message = "gRPC streams are not supported by weir".to_owned();
+            Some(futures::future::ready((token, CalloutResult::Grpc(GrpcEvent::Close { status: 12, message }))).boxed())
+        }
+        CalloutKind::GrpcSend { .. } | CalloutKind::GrpcClose | CalloutKind::GrpcCancel => None,
+    }
+}
+
+/// Awaits `work` and hands its result to `vm`'s instance on this thread, outside any stream
+/// (the root context's callouts, and calls their stream did not wait for).
+pub async fn deliver(vm: std::sync::Arc<weir_abi::VmSpec>, work: BoxFuture<'static, (u32, CalloutResult)>) {
+    let (token, result) = work.await;
+    weir_abi::pool::with_vm(&vm, None, |v| {
+        if let Ok((v, _)) = v
+            && let Err(f) = v.on_callout_result(None, token, result)
+        {
+            tracing::warn!(target: "weir::proxy", failure = %f, "filter failed handling a callout response");
+        }
+    });
+}
+
 pub struct Client {
     connector: Connector,
 }

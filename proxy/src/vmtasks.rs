@@ -8,7 +8,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weir_abi::{CalloutKind, CalloutResult, PluginSpec, VmSpec, pool};
+use weir_abi::{PluginSpec, VmSpec, pool};
 
 use crate::state::State;
 
@@ -62,26 +62,10 @@ async fn run(state: Arc<State>, spec: Arc<VmSpec>) {
             }
             vm.take_callouts()
         });
+        let generation = state.current.load_full();
         for (_, c) in callouts {
-            let state = state.clone();
-            let spec = spec.clone();
-            let generation = state.current.load_full();
-            tokio::spawn(async move {
-                let result = match c.kind {
-                    CalloutKind::Http(req) => CalloutResult::Http(
-                        state.callouts.http(generation.clusters.get(&req.cluster).map(|c| &**c), &req).await,
-                    ),
-                    CalloutKind::Grpc(req) if req.message.is_some() => CalloutResult::Grpc(
-                        state.callouts.grpc_unary(generation.clusters.get(&req.cluster).map(|c| &**c), &req).await,
-                    ),
-                    _ => return,
-                };
-                pool::with_vm(&spec, None, |vm| {
-                    if let Ok((vm, _)) = vm {
-                        let _ = vm.on_callout_result(None, c.token, result);
-                    }
-                });
-            });
+            let Some(work) = crate::callout::start(&state, &generation, c) else { continue };
+            tokio::spawn(crate::callout::deliver(spec.clone(), work));
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use weir_abi::{Callout, CalloutKind, CalloutResult, LocalResponse, Outcome, VmSpec};
+use weir_abi::{LocalResponse, Outcome};
 
 use super::RequestCtx;
 use super::reply;
@@ -41,7 +41,7 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
             Outcome::Pause { callouts } => {
                 let pending = inflight.get_or_insert_with(FuturesUnordered::new);
                 for c in callouts {
-                    if let Some(fut) = run(state, &ctx.generation, c) {
+                    if let Some(fut) = crate::callout::start(state, &ctx.generation, c) {
                         pending.push(fut);
                     }
                 }
@@ -62,48 +62,12 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
     flow
 }
 
-/// The future running one callout, or `None` for work that is not a request (gRPC stream
-/// messages, which weir does not support on the request path).
-fn run(
-    state: &Arc<State>,
-    generation: &Arc<crate::generation::Generation>,
-    c: Callout,
-) -> Option<impl std::future::Future<Output = (u32, CalloutResult)> + use<>> {
-    let state = state.clone();
-    let generation = generation.clone();
-    match c.kind {
-        CalloutKind::Http(req) => Some(futures::future::Either::Left(async move {
-            let cluster = generation.clusters.get(&req.cluster).cloned();
-            (c.token, CalloutResult::Http(state.callouts.http(cluster.as_deref(), &req).await))
-        })),
-        CalloutKind::Grpc(req) if req.message.is_some() => Some(futures::future::Either::Right(async move {
-            let cluster = generation.clusters.get(&req.cluster).cloned();
-            (c.token, CalloutResult::Grpc(state.callouts.grpc_unary(cluster.as_deref(), &req).await))
-        })),
-        other => {
-            tracing::debug!(target: "weir::proxy", kind = ?other, "gRPC streams are not supported; ignored");
-            None
-        }
-    }
-}
-
 /// Runs callouts filters started without waiting for them; results go back to the VM that
 /// made them, on this thread.
 pub fn spawn_detached(state: &Arc<State>, ctx: &mut RequestCtx) {
     let Some(chain) = ctx.chain.as_mut() else { return };
     for (vm, c) in chain.take_detached_callouts() {
-        let Some(fut) = run(state, &ctx.generation, c) else { continue };
-        tokio::spawn(deliver(vm, fut));
+        let Some(work) = crate::callout::start(state, &ctx.generation, c) else { continue };
+        tokio::spawn(crate::callout::deliver(vm, work));
     }
-}
-
-async fn deliver(vm: Arc<VmSpec>, fut: impl std::future::Future<Output = (u32, CalloutResult)>) {
-    let (token, result) = fut.await;
-    weir_abi::pool::with_vm(&vm, None, |v| {
-        if let Ok((v, _)) = v
-            && let Err(f) = v.on_callout_result(None, token, result)
-        {
-            tracing::warn!(target: "weir::proxy", failure = %f, "filter failed handling a callout response");
-        }
-    });
 }
