@@ -45,7 +45,11 @@ def wrk(url, seconds):
     out = subprocess.run(["wrk", "-t1", "-c16", f"-d{seconds}s", "--latency", url], capture_output=True, text=True).stdout
     p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1); p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1)
     rps = re.search(r"Requests/sec:\s+(\S+)", out).group(1)
-    return p50, p99, rps
+    # Failed requests: non-2xx answers plus socket errors (connect, read, write, timeout).
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, socket.groups())) if socket else 0)
+    return p50, p99, rps, errors
 
 def main():
     for tool in ("wrk", "nginx"):
@@ -95,8 +99,9 @@ print(n)
     print(json.dumps({
         "reload_to_first_new_response_ms": {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
                                             "new_module_median": round(med(fresh), 1), "new_module_max": round(max(fresh), 1)},
-        "steady": {"p50": steady[0], "p99": steady[1], "rps": steady[2]},
-        "during_reloads_every_100ms": {"p50": swapping[0], "p99": swapping[1], "rps": swapping[2], "reloads": swaps},
+        "steady": {"p50": steady[0], "p99": steady[1], "rps": steady[2], "errors": steady[3]},
+        "during_reloads_every_100ms": {"p50": swapping[0], "p99": swapping[1], "rps": swapping[2], "reloads": swaps,
+                                       "errors": swapping[3]},
     }, indent=2))
 
 if __name__ == "__main__":

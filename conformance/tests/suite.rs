@@ -247,6 +247,15 @@ impl Proxy {
     }
 }
 
+impl Drop for Proxy {
+    /// A failing test shows what weir logged: its requests, the filters' lines, any failure.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- weir's log ---\n{}--- end of weir's log ---", self.weir.logs());
+        }
+    }
+}
+
 /// The JSON the demo origin answered with.
 pub async fn origin_saw(resp: reqwest::Response) -> Value {
     assert_eq!(resp.status(), 200, "expected the origin's answer");

@@ -1,7 +1,7 @@
 //! Starting weir: load and validate the configuration, build the first generation, start the
 //! demo origins of the quick start, then run Pingora with the proxy and admin services.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 
 use pingora::apps::HttpServerOptions;
 use pingora::server::Server;
@@ -55,7 +55,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         return Ok(());
     }
     let mut loaded = loaded;
-    let (listeners, admin) = resolve_ports(&mut loaded)?;
+    // Kept until the process ends (`run_forever` never returns).
+    let (listeners, admin, _reserved) = resolve_ports(&mut loaded)?;
     if quickstart {
         start_demo_origins(&loaded)?;
     }
@@ -148,20 +149,36 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     server.run_forever()
 }
 
-/// Replaces port 0 with a free port so weir can report where it listens.
-fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr), String> {
-    let free = |a: SocketAddr| -> Result<SocketAddr, String> {
+/// Ports picked for `:0` addresses, held until the process ends.
+///
+/// Each is a socket bound (with `SO_REUSEADDR`) but never listening: Pingora binds and listens
+/// on the same address beside it, while no other process asking the kernel for a free port can
+/// be given it in between (which a bind-and-release would allow).
+struct ReservedPorts(#[allow(dead_code, reason = "held only to keep the ports")] Vec<tokio::net::TcpSocket>);
+
+/// Replaces port 0 with a free port, reserved, so weir can report where it listens.
+fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, ReservedPorts), String> {
+    let mut held = Vec::new();
+    let mut free = |a: SocketAddr| -> Result<SocketAddr, String> {
         if a.port() != 0 {
             return Ok(a);
         }
-        TcpListener::bind(a).and_then(|l| l.local_addr()).map_err(|e| format!("weir: cannot bind {a}: {e}"))
+        let reserve = || -> std::io::Result<(SocketAddr, tokio::net::TcpSocket)> {
+            let socket = if a.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+            socket.set_reuseaddr(true)?;
+            socket.bind(a)?;
+            Ok((socket.local_addr()?, socket))
+        };
+        let (addr, socket) = reserve().map_err(|e| format!("weir: cannot bind {a}: {e}"))?;
+        held.push(socket);
+        Ok(addr)
     };
     let c = &mut loaded.config;
     for l in &mut c.listeners {
         l.address = free(l.address)?;
     }
     c.admin.address = free(c.admin.address)?;
-    Ok((c.listeners.iter().map(|l| l.address).collect(), c.admin.address))
+    Ok((c.listeners.iter().map(|l| l.address).collect(), c.admin.address, ReservedPorts(held)))
 }
 
 /// The quick start's clusters point at demo origins weir starts itself.
