@@ -30,6 +30,17 @@ pub struct VmConfig {
     pub environment: Vec<(String, String)>,
     /// Memory and CPU limits.
     pub limits: Limits,
+    /// Envoy's `capability_restriction_config`: when set, the only hostcalls and callbacks the
+    /// module may use. A hostcall not listed answers INTERNAL_FAILURE (a WASI call errno 76,
+    /// NOTCAPABLE) and a callback not listed is never called. `None`: no restriction.
+    pub allowed_capabilities: Option<Arc<std::collections::HashSet<String>>>,
+}
+
+impl VmConfig {
+    /// False when an allow-list is set and does not name `capability`.
+    pub fn allows(&self, capability: &str) -> bool {
+        self.allowed_capabilities.as_ref().is_none_or(|allowed| allowed.contains(capability))
+    }
 }
 
 /// A module plus its VM configuration: the unit that is instantiated once per thread.

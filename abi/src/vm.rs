@@ -55,13 +55,19 @@ struct Callbacks {
 }
 
 impl Callbacks {
+    /// The module's callbacks, leaving out those its capability allow-list does not name
+    /// (Envoy never calls those).
     fn resolve(instance: &Instance, store: &mut Store<HostState>) -> Self {
+        let spec = store.data().spec.clone();
         macro_rules! get {
             ($name:literal) => {
-                instance.get_typed_func(&mut *store, $name).ok()
+                if spec.config.allows($name) { instance.get_typed_func(&mut *store, $name).ok() } else { None }
             };
         }
         let headers = |store: &mut Store<HostState>, name: &str| {
+            if !spec.config.allows(name) {
+                return None;
+            }
             instance
                 .get_typed_func::<(i32, i32, i32), i32>(&mut *store, name)
                 .map(HeadersFn::V2)

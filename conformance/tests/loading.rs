@@ -103,3 +103,35 @@ conformance! {
         }
     }
 }
+
+conformance! {
+    /// §10: 9
+    /// proves: proxy_get_header_map_value, random_get, proxy_on_response_headers
+    async fn a_capability_allow_list_refuses_what_it_does_not_name(mode) {
+        let allowed = "proxy_log, proxy_get_buffer_bytes, proxy_on_context_create, proxy_on_vm_start, proxy_on_configure, proxy_on_request_headers, proxy_on_done, proxy_on_delete";
+        let proxy = Proxy::raw_with(
+            mode,
+            steps(json!({
+                "request_headers": [["get_header", 0, ":path"], ["log", 2, "allowed"], ["random", 16]],
+                "response_headers": [["log", 2, "never called"]],
+            })),
+            &format!("allowed_capabilities: [{allowed}]"),
+        );
+        assert_eq!(proxy.get("/", &[]).await.status(), 200);
+        let l = proxy.wait_lines("request_headers", 3).await;
+        assert_eq!(l[0]["status"], 10, "a hostcall not listed: INTERNAL_FAILURE");
+        assert_eq!(l[1]["status"], 0);
+        assert_eq!(l[2]["errno"], 76, "a WASI call not listed: NOTCAPABLE");
+        assert!(proxy.lines_of("response_headers").is_empty(), "a callback not listed is never called");
+        assert!(proxy.weir.logs().contains("capability=\"proxy_get_header_map_value\""), "the refusal is logged");
+
+        // A name weir does not know is a configuration error, not a silent restriction.
+        let config = proxy.weir.log.with_file_name("weir.yaml");
+        let text = std::fs::read_to_string(&config).unwrap();
+        std::fs::write(&config, text.replace("proxy_on_done", "proxy_on_dnoe")).unwrap();
+        let resp = proxy.http1().post(proxy.weir.admin_url("/reload")).send().await.unwrap();
+        assert_eq!(resp.status(), 422);
+        let body = resp.text().await.unwrap();
+        assert!(body.contains("allowed_capabilities") && body.contains("proxy_on_dnoe"), "{body}");
+    }
+}

@@ -200,7 +200,12 @@ fn load_plugin(runtime: &Runtime, loaded: &Loaded, name: &str, p: &config::Plugi
     let module = runtime
         .load_module(&bytes)
         .map_err(|e| loaded.error(format!("{field}.module"), name, "", format!("cannot load the module: {e}")))?;
+    let allowed_capabilities = match &p.allowed_capabilities {
+        None => None,
+        Some(names) => Some(Arc::new(capabilities(runtime, loaded, &field, names)?)),
+    };
     let vm_config = VmConfig {
+        allowed_capabilities,
         vm_id: p.vm_id.clone().unwrap_or_else(|| name.to_owned()),
         configuration: Bytes::from(config::value_bytes(&p.vm_config)),
         environment: p.environment.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -219,6 +224,30 @@ fn load_plugin(runtime: &Runtime, loaded: &Loaded, name: &str, p: &config::Plugi
         config::FailurePolicy::Reload => FailurePolicy::Reload,
     };
     Ok(PluginInfo { sha256: module.sha256_hex(), abi: module.abi.to_string(), vm, failure_policy })
+}
+
+/// An allow-list of capabilities, each a hostcall weir provides or a callback it knows (a
+/// misspelt name would otherwise silently disable what it meant to allow).
+fn capabilities(
+    runtime: &Runtime,
+    loaded: &Loaded,
+    field: &str,
+    names: &[String],
+) -> Result<std::collections::HashSet<String>, ConfigError> {
+    for n in names {
+        let known = runtime.provides("env", n)
+            || runtime.provides("wasi_snapshot_preview1", n)
+            || weir_abi::CALLBACKS.contains(&n.as_str());
+        if !known {
+            return Err(loaded.error(
+                format!("{field}.allowed_capabilities"),
+                n,
+                "",
+                format!("unknown capability `{n}`: not a hostcall or callback weir knows (see docs/COMPATIBILITY.md)"),
+            ));
+        }
+    }
+    Ok(names.iter().cloned().collect())
 }
 
 fn hex(b: &[u8]) -> String {

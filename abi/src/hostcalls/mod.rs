@@ -50,6 +50,9 @@ macro_rules! hostcall {
     ($r:expr, $name:literal, |$c:ident $(, $a:ident : $t:ty)*| $body:expr) => {
         $r.add("env", $name, |$c: wasmtime::Caller<'_, $crate::host::HostState>, $($a: $t),*| -> wasmtime::Result<i32> {
             $crate::hostcalls::guard(&$c, $name)?;
+            if !$crate::hostcalls::capability_allowed(&$c, $name) {
+                return Ok($crate::types::Status::InternalFailure.code());
+            }
             #[allow(unused_mut, unused_variables, reason = "some bodies do not use the caller")]
             let mut $c = $c;
             $body
@@ -99,6 +102,18 @@ fn allowed_at_start(name: &str) -> bool {
 /// Hostcalls allowed while the host is inside the guest allocator.
 fn allowed_in_allocator(name: &str) -> bool {
     matches!(name, "proxy_log" | "fd_write" | "clock_time_get" | "poll_oneoff")
+}
+
+/// False when the VM's capability allow-list does not name `name` (ABI.md §1.6). Each refused
+/// call is logged, as Envoy does, so an operator sees which capability to add.
+pub(crate) fn capability_allowed(caller: &Caller<'_, HostState>, name: &'static str) -> bool {
+    let config = &caller.data().spec.config;
+    if config.allows(name) {
+        return true;
+    }
+    tracing::warn!(target: "weir::vm", vm_id = %config.vm_id, capability = name,
+        "a filter called a hostcall its allowed_capabilities do not list; it got an error");
+    false
 }
 
 /// Traps when `name` may not be called in the current callback.

@@ -18,6 +18,7 @@ const INVAL: i32 = 28;
 const NOENT: i32 = 44;
 const NOSYS: i32 = 52;
 const NOTSUP: i32 = 58;
+const NOTCAPABLE: i32 = 76;
 
 /// Largest `random_get` request (Envoy's limit).
 const MAX_RANDOM: u32 = 64 << 10;
@@ -88,6 +89,9 @@ macro_rules! wasi {
         for module in MODULES {
             $r.add(module, $name, |$c: C<'_>, $($a: $t),*| -> R {
                 super::guard(&$c, $name)?;
+                if !super::capability_allowed(&$c, $name) {
+                    return Ok(NOTCAPABLE);
+                }
                 #[allow(unused_mut, unused_variables, reason = "some bodies do not use the caller")]
                 let mut $c = $c;
                 $body

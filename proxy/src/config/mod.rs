@@ -167,6 +167,10 @@ pub struct Plugin {
     /// Memory and CPU limits.
     #[serde(default)]
     pub limits: PluginLimits,
+    /// Envoy's `capability_restriction_config`: the only hostcalls and callbacks the filter
+    /// may use. Default: no restriction.
+    #[serde(default)]
+    pub allowed_capabilities: Option<Vec<String>>,
 }
 
 /// Limits of one VM instance.
