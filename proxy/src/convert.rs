@@ -46,17 +46,59 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
         let uri: http::Uri = p.parse().map_err(|_| format!("invalid :path `{p}`"))?;
         req.set_uri(uri);
     }
-    let names: Vec<HeaderName> = req.headers.keys().cloned().collect();
-    for n in names {
-        req.remove_header(&n);
+    match h.get(b":authority") {
+        Some(a) if req.headers.get(http::header::HOST).map(HeaderValue::as_bytes) != Some(a.as_ref()) => {
+            req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
+        }
+        Some(_) => {}
+        None => {
+            req.remove_header(&http::header::HOST);
+        }
     }
-    if let Some(a) = h.get(b":authority") {
-        req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
+    // `Host` follows `:authority` above.
+    let edits = differences(h, &req.headers, Some("host"))?;
+    for n in &edits.remove {
+        req.remove_header(n);
     }
-    for (k, v) in h.regular() {
-        req.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
+    for (n, v) in edits.append {
+        req.append_header(n, v).map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+/// What turns `current` into `h`'s regular headers, by name: names `h` lacks are removed, and a
+/// name whose values differ is removed and appended again with `h`'s values. Names whose values
+/// already match are left alone, so a filter that changed one header costs one header.
+struct Edits {
+    remove: Vec<HeaderName>,
+    append: Vec<(HeaderName, HeaderValue)>,
+}
+
+fn differences(h: &HeaderMap, current: &http::HeaderMap, skip: Option<&str>) -> Result<Edits, String> {
+    let mut edits = Edits { remove: Vec::new(), append: Vec::new() };
+    for n in current.keys() {
+        if Some(n.as_str()) != skip && h.get(n.as_str().as_bytes()).is_none() {
+            edits.remove.push(n.clone());
+        }
+    }
+    let mut done: Vec<&[u8]> = Vec::new();
+    for (k, _) in h.regular() {
+        if done.contains(&k) || skip.is_some_and(|s| s.as_bytes() == k) {
+            continue;
+        }
+        done.push(k);
+        let wanted = || h.get_all(k).map(|v| v.as_ref());
+        let same =
+            std::str::from_utf8(k).is_ok_and(|key| current.get_all(key).iter().map(HeaderValue::as_bytes).eq(wanted()));
+        if !same {
+            let n = name(k)?;
+            edits.remove.push(n.clone());
+            for v in wanted() {
+                edits.append.push((n.clone(), value(v)?));
+            }
+        }
+    }
+    Ok(edits)
 }
 
 /// The response as filters see it.
@@ -81,12 +123,12 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), St
             resp.set_status(code).map_err(|e| e.to_string())?;
         }
     }
-    let names: Vec<HeaderName> = resp.headers.keys().cloned().collect();
-    for n in names {
-        resp.remove_header(&n);
+    let edits = differences(h, &resp.headers, None)?;
+    for n in &edits.remove {
+        resp.remove_header(n);
     }
-    for (k, v) in h.regular() {
-        resp.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
+    for (n, v) in edits.append {
+        resp.append_header(n, v).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
@@ -128,4 +170,58 @@ fn name(k: &[u8]) -> Result<HeaderName, String> {
 
 fn value(v: &[u8]) -> Result<HeaderValue, String> {
     HeaderValue::from_bytes(v).map_err(|_| format!("invalid header value `{}`", String::from_utf8_lossy(v)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(req: &RequestHeader) -> Vec<(String, String)> {
+        let mut all: Vec<_> =
+            req.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned())).collect();
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn only_what_filters_changed_is_rewritten_and_the_result_is_their_map() {
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        for (k, v) in [("host", "a.test"), ("x-keep", "1"), ("x-dup", "a"), ("x-dup", "b"), ("x-gone", "1")] {
+            req.append_header(k, v).unwrap();
+        }
+        let mut h = request_headers(&req, false);
+        h.remove(b"x-gone");
+        h.add(b"x-dup", "c");
+        h.add(b"x-new", "n");
+        h.replace(b":authority", "b.test");
+        apply_request(&h, &mut req).unwrap();
+        let expected: Vec<(String, String)> =
+            [("host", "b.test"), ("x-dup", "a"), ("x-dup", "b"), ("x-dup", "c"), ("x-keep", "1"), ("x-new", "n")]
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+        assert_eq!(sent(&req), expected);
+        // Applying an unchanged map changes nothing.
+        let again = request_headers(&req, false);
+        apply_request(&again, &mut req).unwrap();
+        assert_eq!(sent(&req), expected);
+    }
+
+    #[test]
+    fn response_edits_and_invalid_values() {
+        let mut resp = ResponseHeader::build(200, None).unwrap();
+        resp.append_header("server", "origin").unwrap();
+        resp.append_header("x-a", "1").unwrap();
+        let mut h = response_headers(&resp);
+        h.remove(b"server");
+        h.replace(b"x-a", "2");
+        h.replace(b":status", "201");
+        apply_response(&h, &mut resp).unwrap();
+        assert_eq!(resp.status.as_u16(), 201);
+        assert!(resp.headers.get("server").is_none());
+        assert_eq!(resp.headers["x-a"], "2");
+        h.add(b"x-bad", &b"a\nb"[..]);
+        let err = apply_response(&h, &mut resp).unwrap_err();
+        assert!(err.starts_with("invalid header value"), "{err}");
+    }
 }
