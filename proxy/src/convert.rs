@@ -46,59 +46,17 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
         let uri: http::Uri = p.parse().map_err(|_| format!("invalid :path `{p}`"))?;
         req.set_uri(uri);
     }
-    match h.get(b":authority") {
-        Some(a) if req.headers.get(http::header::HOST).map(HeaderValue::as_bytes) != Some(a.as_ref()) => {
-            req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
-        }
-        Some(_) => {}
-        None => {
-            req.remove_header(&http::header::HOST);
-        }
+    let names: Vec<HeaderName> = req.headers.keys().cloned().collect();
+    for n in names {
+        req.remove_header(&n);
     }
-    // `Host` follows `:authority` above.
-    let edits = differences(h, &req.headers, Some("host"))?;
-    for n in &edits.remove {
-        req.remove_header(n);
+    if let Some(a) = h.get(b":authority") {
+        req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
     }
-    for (n, v) in edits.append {
-        req.append_header(n, v).map_err(|e| e.to_string())?;
+    for (k, v) in h.regular() {
+        req.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// What turns `current` into `h`'s regular headers, by name: names `h` lacks are removed, and a
-/// name whose values differ is removed and appended again with `h`'s values. Names whose values
-/// already match are left alone, so a filter that changed one header costs one header.
-struct Edits {
-    remove: Vec<HeaderName>,
-    append: Vec<(HeaderName, HeaderValue)>,
-}
-
-fn differences(h: &HeaderMap, current: &http::HeaderMap, skip: Option<&str>) -> Result<Edits, String> {
-    let mut edits = Edits { remove: Vec::new(), append: Vec::new() };
-    for n in current.keys() {
-        if Some(n.as_str()) != skip && h.get(n.as_str().as_bytes()).is_none() {
-            edits.remove.push(n.clone());
-        }
-    }
-    let mut done: Vec<&[u8]> = Vec::new();
-    for (k, _) in h.regular() {
-        if done.contains(&k) || skip.is_some_and(|s| s.as_bytes() == k) {
-            continue;
-        }
-        done.push(k);
-        let wanted = || h.get_all(k).map(|v| v.as_ref());
-        let same =
-            std::str::from_utf8(k).is_ok_and(|key| current.get_all(key).iter().map(HeaderValue::as_bytes).eq(wanted()));
-        if !same {
-            let n = name(k)?;
-            edits.remove.push(n.clone());
-            for v in wanted() {
-                edits.append.push((n.clone(), value(v)?));
-            }
-        }
-    }
-    Ok(edits)
 }
 
 /// The response as filters see it.
@@ -123,12 +81,12 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), St
             resp.set_status(code).map_err(|e| e.to_string())?;
         }
     }
-    let edits = differences(h, &resp.headers, None)?;
-    for n in &edits.remove {
-        resp.remove_header(n);
+    let names: Vec<HeaderName> = resp.headers.keys().cloned().collect();
+    for n in names {
+        resp.remove_header(&n);
     }
-    for (n, v) in edits.append {
-        resp.append_header(n, v).map_err(|e| e.to_string())?;
+    for (k, v) in h.regular() {
+        resp.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
