@@ -98,7 +98,7 @@ H2_NOTE = "nginx's h2c row is far below its HTTP/1.1 figure on this machine (its
 # The reading of bench/PROFILE.md (bench/profile.py, run at the end of main()).
 WHERE_THE_TIME_GOES = (
     "`perf` gets no samples on this machine; [PROFILE.md](PROFILE.md) counts instructions instead (callgrind, "
-    "`python3 bench/profile.py`, run by this script). In the four-filter case a request costs about 420,000 "
+    "`python3 bench/profile.py`, run by this script). In the four-filter case a request costs about 430,000 "
     "instructions. A quarter is the filters' own Wasm code (the built-ins' real work: SHA-256 of the API key, "
     "token-bucket CAS, weighted choice, header templates). Another quarter is malloc/free/memcpy, and with Rust's "
     "`alloc`, `bytes` and the `http` header map about 40% goes to allocating and copying. That is mostly header maps "
