@@ -494,7 +494,11 @@ impl FilterChain {
         let request_side = matches!(phase, Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers);
         match step {
             Step::Continue | Step::Stop => Outcome::Continue,
-            Step::Close => Outcome::Close,
+            Step::Close => {
+                // Envoy's details for a stream a filter closed.
+                s.info.response_code_details = "wasm_close_stream".into();
+                Outcome::Close
+            }
             Step::Fail(f) if self.response_started => {
                 let _ = f;
                 Outcome::Close

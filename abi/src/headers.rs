@@ -1,16 +1,21 @@
 //! An ordered, duplicate-keeping header map with Envoy's rules (ABI.md §3.6): names are stored
 //! lower-case, lookups ignore case, `get` returns the first value, pseudo-headers come first.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use bytes::Bytes;
 
 /// Header (or trailer, or metadata) map as a filter sees it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct HeaderMap {
     entries: Vec<(Bytes, Bytes)>,
-    /// Stamp of the last change (see [`HeaderMap::version`]).
-    version: u64,
+    /// Set by every change, cleared by [`HeaderMap::mark_unchanged`].
+    changed: bool,
+}
+
+impl Default for HeaderMap {
+    /// Empty, and changed: nothing says it matches any other copy yet.
+    fn default() -> Self {
+        Self { entries: Vec::new(), changed: true }
+    }
 }
 
 impl PartialEq for HeaderMap {
@@ -21,25 +26,21 @@ impl PartialEq for HeaderMap {
 
 impl Eq for HeaderMap {}
 
-/// Stamps for [`HeaderMap::version`]: unique per change in the process, so a version taken
-/// from one map never matches a different map or a later state of the same one.
-static STAMPS: AtomicU64 = AtomicU64::new(1);
-
-fn next_stamp() -> u64 {
-    STAMPS.fetch_add(1, Ordering::Relaxed)
-}
-
 impl HeaderMap {
-    /// Changes whenever the map does. A host that converted the map from another
-    /// representation compares versions to learn whether a filter changed anything, and can
-    /// skip converting it back. Equal versions mean no change (a clone shares its source's
-    /// version until either changes).
-    pub fn version(&self) -> u64 {
-        self.version
+    /// True when the map changed since [`HeaderMap::mark_unchanged`] (a new map counts as
+    /// changed). A host that converted the map from another representation marks it unchanged
+    /// and, after the filters ran, converts it back only if a filter changed it.
+    pub fn is_changed(&self) -> bool {
+        self.changed
+    }
+
+    /// Records that the map is in step with the host's own copy.
+    pub fn mark_unchanged(&mut self) {
+        self.changed = false;
     }
 
     fn touch(&mut self) {
-        self.version = next_stamp();
+        self.changed = true;
     }
 
     /// An empty map.
@@ -193,24 +194,18 @@ mod tests {
     }
 
     #[test]
-    fn every_change_moves_the_version_and_reads_do_not() {
+    fn every_change_is_noticed_and_reads_are_not() {
         let mut m = HeaderMap::from_pairs([("a", "1")]);
-        let mut seen = vec![m.version()];
-        let _ = (m.get(b"a"), m.len(), m.encode());
-        assert_eq!(m.version(), seen[0], "reads keep the version");
-        let copy = m.clone();
-        assert_eq!(copy.version(), m.version());
-        m.add(b"b", "2");
-        seen.push(m.version());
-        m.replace(b"b", "3");
-        seen.push(m.version());
-        m.remove(b"absent");
-        seen.push(m.version());
-        m.set_all(vec![]);
-        seen.push(m.version());
-        let mut sorted = seen.clone();
-        sorted.dedup();
-        assert_eq!(sorted.len(), seen.len(), "each change has its own version: {seen:?}");
-        assert_ne!(HeaderMap::from_pairs([("a", "1")]).version(), copy.version(), "another map, another version");
+        assert!(m.is_changed() && HeaderMap::new().is_changed(), "a new map counts as changed");
+        type Change = fn(&mut HeaderMap);
+        let changes: [Change; 4] =
+            [|m| m.add(b"b", "2"), |m| m.replace(b"b", "3"), |m| m.remove(b"absent"), |m| m.set_all(vec![])];
+        for change in changes {
+            m.mark_unchanged();
+            let _ = (m.get(b"a"), m.len(), m.encode(), m.clone());
+            assert!(!m.is_changed(), "reads change nothing");
+            change(&mut m);
+            assert!(m.is_changed());
+        }
     }
 }

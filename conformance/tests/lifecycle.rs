@@ -69,6 +69,7 @@ conformance! {
                 "[{{ plugin: probe, config: {} }}, {{ plugin: second, config: lifecycle }}]",
                 steps(json!({ "request_headers": [["local_response", 403, "first", "no", [], -1]] }))
             ),
+            "",
         );
         assert_eq!(proxy.get("/", &[]).await.status(), 403);
         proxy.value(sdk, "done").await;

@@ -20,6 +20,7 @@ conformance! {
                     "log": [["get_header", 3, "grpc-status"], ["add_header", 3, "x-late", "1"]],
                 }))
             ),
+            "",
         );
         let message = [0u8, 0, 0, 0, 2, b'h', b'i'];
         let request = proxy

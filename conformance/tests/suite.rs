@@ -111,25 +111,21 @@ impl Proxy {
     /// [`Proxy::family_with`] on one worker thread: every request meets the same VM instance.
     pub fn family_one_worker(mode: Mode, sdk: Sdk, family: &str, plugin_keys: &str) -> Proxy {
         let filters = format!("[{{ plugin: probe, config: {} }}]", serde_json::to_string(family).unwrap());
-        Self::setup_with_server(mode, None, "", &plugin(sdk.module(), plugin_keys), &filters, "{ threads: 1 }")
+        Self::setup(mode, None, "", &plugin(sdk.module(), plugin_keys), &filters, "{ threads: 1 }")
     }
 
     /// weir with `clusters` (YAML lines under `clusters:`, besides `origin`), the `plugins`
     /// lines, and one route to `origin` through plugin `probe` configured with `filter_config`
     /// (a YAML/JSON value).
     pub fn custom(mode: Mode, clusters: &str, plugins: &str, filter_config: &str) -> Proxy {
-        Self::setup(mode, None, clusters, plugins, &format!("[{{ plugin: probe, config: {filter_config} }}]"))
+        Self::setup(mode, None, clusters, plugins, &format!("[{{ plugin: probe, config: {filter_config} }}]"), "")
     }
 
     /// The general form: cluster `origin` is the demo origin unless `origin_cluster` (its YAML)
-    /// is given; the only route goes to it through `filters` (a YAML list).
-    pub fn setup(mode: Mode, origin_cluster: Option<&str>, clusters: &str, plugins: &str, filters: &str) -> Proxy {
-        Self::setup_with_server(mode, origin_cluster, clusters, plugins, filters, "")
-    }
-
-    /// [`Proxy::setup`] with a `server:` section (e.g. `{ threads: 1 }`, so that consecutive
-    /// requests meet the same VM instance).
-    pub fn setup_with_server(
+    /// is given; the only route goes to it through `filters` (a YAML list); `server` is the
+    /// `server:` section or empty (`{ threads: 1 }` makes consecutive requests meet the same
+    /// VM instance).
+    pub fn setup(
         mode: Mode,
         origin_cluster: Option<&str>,
         clusters: &str,
@@ -185,6 +181,16 @@ impl Proxy {
             request = request.header(*k, *v);
         }
         self.send(request).await
+    }
+
+    /// True when `GET path` fails midway: the client sees a reset or a broken body, never a
+    /// complete answer (what Envoy does once the response has started).
+    pub async fn get_is_broken(&self, path: &str) -> bool {
+        self.reload_if_asked().await;
+        match self.http1.get(self.url(path)).send().await {
+            Err(_) => true,
+            Ok(resp) => resp.bytes().await.is_err(),
+        }
     }
 
     /// In [`Mode::Reload`], publishes a new generation and waits until it serves.

@@ -59,13 +59,14 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
     Ok(())
 }
 
-/// The response as filters see it.
+/// The response as filters see it, marked unchanged: in step with `resp`.
 pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.add(b":status", Bytes::from(resp.status.as_u16().to_string()));
     for (n, v) in resp.headers.iter() {
         h.add(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
     }
+    h.mark_unchanged();
     h
 }
 

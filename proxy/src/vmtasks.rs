@@ -62,10 +62,12 @@ async fn run(state: Arc<State>, spec: Arc<VmSpec>) {
             }
             vm.take_callouts()
         });
-        let generation = state.current.load_full();
-        for (_, c) in callouts {
-            let Some(work) = crate::callout::start(&state, &generation, c) else { continue };
-            tokio::spawn(crate::callout::deliver(spec.clone(), work));
+        if !callouts.is_empty() {
+            let generation = state.current.load_full();
+            for (_, c) in callouts {
+                let Some(work) = crate::callout::start(&state, &generation, c) else { continue };
+                tokio::spawn(crate::callout::deliver(spec.clone(), work));
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep_until(next.into()) => {}

@@ -1,5 +1,7 @@
 //! A filter built with the AssemblyScript SDK (`@solo-io/proxy-runtime`) loads and runs
-//! (ABI.md §9.3: `malloc`, start section, `plugin_root_id` lookup at root creation).
+//! (ABI.md §9.3: `malloc`, start section, `plugin_root_id` lookup at root creation). The module
+//! is the conformance suite's AssemblyScript probe (`conformance/probes/as`), configured with
+//! the name of the family to exercise.
 
 use weir_abi::*;
 
@@ -8,28 +10,35 @@ use crate::common::*;
 #[test]
 fn assemblyscript_filter_runs() {
     let h = host();
-    let wasm = weir_test_fixtures::read(weir_test_fixtures::AS_FILTER);
+    let wasm = weir_test_fixtures::read(weir_test_fixtures::FAMILY_PROBE_AS);
     let module = h.rt.load_module(&wasm).expect("the AssemblyScript filter loads");
     assert_eq!(module.allocator, "malloc");
-    let vm = h.rt.vm(module, VmConfig::default()).unwrap();
-    let p =
-        h.rt.plugin(&vm, PluginConfig { name: "as".into(), configuration: "cfg-value".into(), ..Default::default() });
+    let plugin = |family: &str| {
+        let vm = h.rt.vm(module.clone(), VmConfig::default()).unwrap();
+        h.rt.plugin(
+            &vm,
+            PluginConfig { name: "as".into(), configuration: family.to_owned().into(), ..Default::default() },
+        )
+    };
 
-    let mut s = get("/");
-    let mut chain = FilterChain::new(vec![p.clone()]);
-    let out = exchange(&mut chain, &mut s);
+    let mut s = get("/p");
+    s.request_headers.add(b"x-remove-me", "1");
+    let out = exchange(&mut FilterChain::new(vec![plugin("headers")]), &mut s);
     assert!(out.iter().all(is_continue), "{out:?}");
-    assert_eq!(s.request_headers.get_str("x-as-seen"), Some("1"));
-    assert_eq!(s.response_headers.get_str("x-as-config"), Some("cfg-value"));
+    assert_eq!(s.request_headers.get_str("x-added"), Some("1"));
+    assert!(s.request_headers.get(b"x-remove-me").is_none());
+    assert_eq!(s.response_headers.get_str("x-response-added"), Some("1"));
+    let observed = h.log.raw();
+    assert!(
+        observed.iter().any(|(_, m)| m.contains(r#""sdk":"as","family":"headers","check":"path","value":"/p""#)),
+        "the family named by the plugin configuration ran: {observed:?}"
+    );
 
-    let mut deny = get("/");
-    deny.request_headers.add(b"x-as-deny", "1");
-    match FilterChain::new(vec![p]).on_request_headers(&mut deny, true) {
+    match FilterChain::new(vec![plugin("local_reply")]).on_request_headers(&mut get("/"), true) {
         Outcome::LocalResponse(r) => {
-            assert_eq!((r.status, &r.body[..]), (403, &b"denied by as"[..]));
-            assert_eq!(r.headers.get_str("x-as-reply"), Some("yes"));
+            assert_eq!((r.status, &r.body[..]), (403, &b"denied by probe"[..]));
+            assert_eq!(r.headers.get_str("x-conformance"), Some("denied"));
         }
         other => panic!("{other:?}"),
     }
-    assert!(h.log.raw().iter().any(|(_, m)| m.contains("as filter done")));
 }

@@ -11,6 +11,8 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 use crate::choose::choose;
+use weir_filter_support::log;
+
 use crate::config::Config;
 use crate::cookies;
 use crate::hash::SplitMix64;
@@ -31,11 +33,6 @@ fn seed() -> u64 {
     RandomState::new().hash_one(0x5eed_u64)
 }
 
-fn log(level: LogLevel, message: &str) {
-    // Nothing sensible to do when logging itself fails.
-    let _ = hostcalls::log(level, message);
-}
-
 struct Root {
     /// `None` until configured; requests then pass through untouched.
     config: Option<Rc<Config>>,
@@ -48,20 +45,12 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        if bytes.is_empty() {
-            log(LogLevel::Error, "ab-routing: no configuration; expected a JSON object with `variants`");
+        let expected = "a JSON object with `variants` (see docs/filters/ab-routing.md)";
+        let Some(config) = weir_filter_support::configure("ab-routing", &bytes, expected, Config::parse) else {
             return false;
-        }
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                log(LogLevel::Error, &format!("ab-routing: invalid configuration: {e}"));
-                false
-            }
-        }
+        };
+        self.config = Some(Rc::new(config));
+        true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {

@@ -8,6 +8,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
+use weir_filter_support::log;
+
 use crate::config::Config;
 use crate::external::Decision;
 use crate::flow::{self, Step};
@@ -18,11 +20,6 @@ proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(AuthRoot { config: None }) });
 }}
 
-fn log(level: LogLevel, message: &str) {
-    // Logging cannot usefully fail; the result is ignored.
-    let _ = hostcalls::log(level, message);
-}
-
 struct AuthRoot {
     config: Option<Rc<Config>>,
 }
@@ -32,17 +29,13 @@ impl Context for AuthRoot {}
 impl RootContext for AuthRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match Config::from_json(&bytes) {
-            Ok(config) => {
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                // The previous configuration, if any, stays in force.
-                log(LogLevel::Error, &format!("auth: configuration refused: {e}"));
-                false
-            }
-        }
+        let expected = "a JSON object (see docs/filters/auth.md)";
+        // On refusal the previous configuration, if any, stays in force.
+        let Some(config) = weir_filter_support::configure("auth", &bytes, expected, Config::from_json) else {
+            return false;
+        };
+        self.config = Some(Rc::new(config));
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

@@ -7,6 +7,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
+use weir_filter_support::log;
+
 use crate::config::{Config, Needs};
 use crate::headers::{HeaderMap, Rules};
 use crate::template::Vars;
@@ -14,11 +16,6 @@ use crate::template::Vars;
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root { config: Rc::default() }) });
 }}
-
-fn log(level: LogLevel, message: &str) {
-    // Nothing sensible to do when logging itself fails.
-    let _ = hostcalls::log(level, message);
-}
 
 /// One of the host's header or trailer maps.
 struct HostMap(MapType);
@@ -48,23 +45,12 @@ impl Context for Root {}
 impl RootContext for Root {
     fn on_configure(&mut self, _: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        if bytes.is_empty() {
-            log(
-                LogLevel::Error,
-                "header-rewrite: no configuration; expected a JSON object (see docs/filters/header-rewrite.md)",
-            );
+        let expected = "a JSON object (see docs/filters/header-rewrite.md)";
+        let Some(config) = weir_filter_support::configure("header-rewrite", &bytes, expected, Config::parse) else {
             return false;
-        }
-        match Config::parse(&bytes) {
-            Ok(config) => {
-                self.config = Rc::new(config);
-                true
-            }
-            Err(e) => {
-                log(LogLevel::Error, &format!("header-rewrite: invalid configuration: {e}"));
-                false
-            }
-        }
+        };
+        self.config = Rc::new(config);
+        true
     }
 
     fn create_http_context(&self, _: u32) -> Option<Box<dyn HttpContext>> {

@@ -8,6 +8,8 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, Status};
 
+use weir_filter_support::log;
+
 use crate::config::Config;
 use crate::descriptor::{Request, strip_port};
 use crate::limiter::{self, Quota, Verdict};
@@ -16,11 +18,6 @@ use crate::store::{SetError, Store};
 proxy_wasm::main! {{
     proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(LimitRoot { config: None }) });
 }}
-
-fn log(level: LogLevel, message: &str) {
-    // Logging cannot usefully fail; the result is ignored.
-    let _ = hostcalls::log(level, message);
-}
 
 /// Shared data of this VM (`vm_id`), shared by every worker.
 struct SharedData;
@@ -47,17 +44,13 @@ impl Context for LimitRoot {}
 impl RootContext for LimitRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
         let bytes = self.get_plugin_configuration().unwrap_or_default();
-        match Config::from_json(&bytes) {
-            Ok(config) => {
-                self.config = Some(Rc::new(config));
-                true
-            }
-            Err(e) => {
-                // The previous configuration, if any, stays in force.
-                log(LogLevel::Error, &format!("rate-limit: configuration refused: {e}"));
-                false
-            }
-        }
+        let expected = "a JSON object with `rules` (see docs/filters/rate-limit.md)";
+        // On refusal the previous configuration, if any, stays in force.
+        let Some(config) = weir_filter_support::configure("rate-limit", &bytes, expected, Config::from_json) else {
+            return false;
+        };
+        self.config = Some(Rc::new(config));
+        true
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {

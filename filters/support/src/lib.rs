@@ -1,6 +1,10 @@
-//! What weir's built-in filters share: configuration errors that name the field at fault.
+//! What weir's built-in filters share: loading their configuration, logging, and
+//! configuration errors that name the field at fault.
 
 use std::fmt;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::types::LogLevel;
 
 pub mod json_path;
 
@@ -22,3 +26,30 @@ impl fmt::Display for ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+/// Logs through the host. A filter has nothing better to do when logging itself fails.
+pub fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+/// The parsed plugin configuration for `on_configure`, or `None` after logging why it was
+/// refused (`<filter>: configuration refused: <error>`, or `<filter>: no configuration;
+/// expected <expected>` when it is empty). On `None` the filter keeps the configuration it had
+/// and returns false, so the host refuses the new one.
+pub fn configure<T, E: fmt::Display>(
+    filter: &str,
+    bytes: &[u8],
+    expected: &str,
+    parse: impl FnOnce(&[u8]) -> Result<T, E>,
+) -> Option<T> {
+    let refused = if bytes.is_empty() {
+        format!("{filter}: no configuration; expected {expected}")
+    } else {
+        match parse(bytes) {
+            Ok(config) => return Some(config),
+            Err(e) => format!("{filter}: configuration refused: {e}"),
+        }
+    };
+    log(LogLevel::Error, &refused);
+    None
+}

@@ -41,9 +41,6 @@ pub struct RequestCtx {
     pub held_response: usize,
     /// When the request arrived.
     pub started: Instant,
-    /// [`HeaderMap::version`](weir_abi::HeaderMap::version) of the request headers as they
-    /// were sent on to Pingora's request; unchanged means nothing to write back.
-    pub request_headers_applied: u64,
     filters_ran: bool,
     /// `name:outcome` per filter, taken when the request ends.
     outcomes: String,
@@ -64,7 +61,6 @@ impl RequestCtx {
             held_request: 0,
             held_response: 0,
             started: Instant::now(),
-            request_headers_applied: 0,
             filters_ran: false,
             outcomes: String::new(),
         }
@@ -82,21 +78,22 @@ impl RequestCtx {
             peer_certificate_presented: !d.cert_digest.is_empty(),
         });
         let mut h = crate::convert::request_headers(session.req_header(), tls);
-        let missing = |name: &str| session.req_header().headers.get(name).is_none();
-        let mut added = Vec::new();
-        if missing("x-request-id") {
-            added.push(("x-request-id", Bytes::from(request_id())));
-        }
-        if missing("x-forwarded-proto") {
-            added.push(("x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" })));
-        }
-        for (name, value) in added {
+        let lacks = |name: &str| h.get(name.as_bytes()).is_none();
+        let (lacks_id, lacks_proto) = (lacks("x-request-id"), lacks("x-forwarded-proto"));
+        let mut add_to_both = |name: &'static str, value: Bytes| {
             h.add(name.as_bytes(), value.clone());
             if let Ok(value) = http::HeaderValue::from_maybe_shared(value) {
                 let _ = session.req_header_mut().append_header(name, value);
             }
+        };
+        if lacks_id {
+            add_to_both("x-request-id", Bytes::from(request_id()));
         }
-        self.request_headers_applied = h.version();
+        if lacks_proto {
+            add_to_both("x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" }));
+        }
+        // In step with Pingora's request: only a filter's change needs writing back.
+        h.mark_unchanged();
         self.stream.request_headers = h;
         let info = &mut self.stream.info;
         info.source = session.client_addr().and_then(|a| a.as_inet()).copied();

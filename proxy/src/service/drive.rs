@@ -29,11 +29,7 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
             Outcome::Continue => break Flow::Continue,
             Outcome::Buffer => break Flow::Buffer,
             Outcome::LocalResponse(r) => break Flow::Reply(r),
-            Outcome::Close => {
-                // Envoy's details for a stream a filter closed (`response.code_details`).
-                ctx.stream.info.response_code_details = "wasm_close_stream".into();
-                break Flow::Reset;
-            }
+            Outcome::Close => break Flow::Reset,
             Outcome::Failed(f) => {
                 tracing::warn!(target: "weir::proxy", plugin = %f.plugin, failure = %f.failure, "filter failed; failing the request");
                 break Flow::Reply(f.reply);

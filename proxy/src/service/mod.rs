@@ -89,8 +89,9 @@ impl ProxyHttp for WeirProxy {
             }
         }
         // Most requests leave the headers as they came (or no filter runs): nothing to write back.
-        let changed = ctx.stream.request_headers.version() != ctx.request_headers_applied;
-        if changed && let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut()) {
+        if ctx.stream.request_headers.is_changed()
+            && let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut())
+        {
             tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid request");
             reply::write(session, &reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers"))
                 .await?;
@@ -170,13 +171,13 @@ impl ProxyHttp for WeirProxy {
         ctx.stream.info.response_code = Some(resp.status.as_u16());
         let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
         ctx.stream.response_headers = convert::response_headers(resp);
-        let converted = ctx.stream.response_headers.version();
         let no_body = ctx.stream.is_head() || matches!(resp.status.as_u16(), 204 | 304);
         let out = chain.on_response_headers(&mut ctx.stream, no_body);
         match drive::drive(&self.state, ctx, out).await {
             Flow::Continue | Flow::Buffer => {
-                let changed = ctx.stream.response_headers.version() != converted;
-                if changed && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp) {
+                if ctx.stream.response_headers.is_changed()
+                    && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp)
+                {
                     tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid response");
                     ctx.reset = true;
                     return Err(reset_error());
