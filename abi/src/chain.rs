@@ -626,6 +626,85 @@ impl FilterChain {
         }
     }
 
+    /// The phase the chain is paused in, if it is.
+    pub fn paused_phase(&self) -> Option<Phase> {
+        self.paused.map(|p| p.phase)
+    }
+
+    /// The paused filter's slot, stream context and VM instance.
+    fn paused_slot(&self) -> Option<(usize, u32, u64)> {
+        let p = self.paused?;
+        let i = *self.order(p.phase).get(p.pos)?;
+        let (ctx, instance) = self.slots[i].context?;
+        Some((i, ctx, instance))
+    }
+
+    /// Lends the paused stream's data to the paused filter's VM, where any of its contexts can
+    /// act on it (Envoy's `proxy_set_effective_context` from a tick, a queue notification or
+    /// another context's callout answer). `waker` is called when one of them continued,
+    /// replied to or closed the stream, or the VM failed: then call [`Self::unpark`]. Returns
+    /// false (and keeps `s`) when the chain is not paused.
+    pub fn park(&mut self, s: &mut StreamState, waker: Arc<dyn Fn() + Send + Sync>) -> bool {
+        let Some((i, ctx, instance)) = self.paused_slot() else { return false };
+        let (phase, plugin) = (self.phase, self.slots[i].plugin.clone());
+        pool::with_instance(&plugin.vm, instance, |vm| match vm {
+            Some(vm) => {
+                vm.park(ctx, std::mem::take(s), phase, waker);
+                true
+            }
+            None => false,
+        })
+    }
+
+    /// Takes a parked stream back into `s` and acts on what was asked for it while it was
+    /// parked: the paused phase resumes, or the stream replies, closes or fails, or stays
+    /// paused (`Outcome::Pause` with no callouts).
+    pub fn unpark(&mut self, s: &mut StreamState) -> Outcome {
+        let Some((i, ctx, instance)) = self.paused_slot() else { return self.still() };
+        let plugin = self.slots[i].plugin.clone();
+        let taken = pool::with_instance(&plugin.vm, instance, |vm| {
+            let vm = vm?;
+            let (stream, effects) = vm.unpark(ctx)?;
+            Some((stream, effects, vm.failure().cloned()))
+        });
+        let phase = self.phase;
+        let (effects, failure) = match taken {
+            Some((stream, effects, failure)) => {
+                *s = stream;
+                (effects, failure)
+            }
+            None => {
+                let gone = "the filter's VM was replaced while the request was paused";
+                (Effects::default(), Some(Failure { kind: FailureKind::Other, message: gone.into() }))
+            }
+        };
+        if let Some(failure) = failure {
+            return match self.fail(i, failure, s) {
+                Step::Continue => self.resume(s, i),
+                other => self.finish_step(other, s, phase, Vec::new()),
+            };
+        }
+        match self.effects_step(Some(Action::Stop), effects, phase) {
+            Step::Continue => self.resume(s, i),
+            Step::Stop => self.still(),
+            other => self.finish_step(other, s, phase, Vec::new()),
+        }
+    }
+
+    /// Stops tracking callout `token` (its answer goes to the VM directly); returns that VM.
+    pub fn forget_callout(&mut self, token: u32) -> Option<Arc<VmSpec>> {
+        let at = self.tokens.iter().position(|(t, _)| *t == token)?;
+        let (_, i) = self.tokens.remove(at);
+        Some(self.slots[i].plugin.vm.clone())
+    }
+
+    /// Hands over the outstanding callouts of this request with the VM each belongs to: their
+    /// answers go to the VM without the chain (the phase that started them has moved on).
+    pub fn take_outstanding(&mut self) -> Vec<(u32, Arc<VmSpec>)> {
+        let slots = &self.slots;
+        self.tokens.drain(..).map(|(t, i)| (t, slots[i].plugin.vm.clone())).collect()
+    }
+
     fn detach(&mut self, list: Vec<(usize, Callout)>) {
         for (i, c) in list {
             self.detached.push((self.slots[i].plugin.vm.clone(), c));
@@ -679,6 +758,14 @@ impl FilterChain {
     pub fn finish(&mut self, s: &mut StreamState) {
         if std::mem::replace(&mut self.finished, true) {
             return;
+        }
+        // A request dropped while paused left its data parked in the filter's VM.
+        if let Some((i, ctx, instance)) = self.paused_slot() {
+            let plugin = self.slots[i].plugin.clone();
+            if let Some((stream, _)) = pool::with_instance(&plugin.vm, instance, |vm| vm.and_then(|vm| vm.unpark(ctx)))
+            {
+                *s = stream;
+            }
         }
         let mut ignored = Vec::new();
         for i in 0..self.slots.len() {

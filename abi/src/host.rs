@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::{Memory, TypedFunc};
@@ -82,6 +82,9 @@ pub(crate) struct RootContext {
     pub plugin: Arc<PluginSpec>,
     /// Set by `proxy_set_tick_period_milliseconds`; `None` = no timer.
     pub tick_period: Option<Duration>,
+    /// When the next `proxy_on_tick` is due: re-armed from now by every
+    /// `proxy_set_tick_period_milliseconds`, and from the end of each tick.
+    pub next_tick: Option<Instant>,
     /// `proxy_on_done` returned false: waiting for `proxy_done`.
     pub shutting_down: bool,
     /// What `proxy_get_status` reports.
@@ -160,8 +163,24 @@ pub(crate) struct HostState {
     pub next_metric: [u32; 3],
     /// Arguments of the foreign-function callback being delivered.
     pub foreign_args: Bytes,
-    /// Where other threads post queue notifications for this instance.
+    /// Where other threads post queue notifications for this instance; its waker also wakes
+    /// the VM's loop when a timer changes.
     pub inbox: Arc<crate::shared::Inbox>,
+    /// Streams paused in this VM, by context id: their data waits here so any context of the
+    /// VM can act on them (`proxy_set_effective_context`, then continue, reply or close).
+    pub parked: HashMap<u32, Parked>,
+    /// Parked streams a callback continued, replied to or closed: woken after it returns.
+    pub to_wake: Vec<u32>,
+}
+
+/// A paused stream's data, lent to the VM until the stream is woken.
+pub(crate) struct Parked {
+    pub stream: StreamState,
+    pub phase: Phase,
+    /// What the VM's contexts asked for the stream while it was parked.
+    pub effects: Effects,
+    /// Tells the stream's owner to take it back.
+    pub waker: Arc<dyn Fn() + Send + Sync>,
 }
 
 /// A callout the guest started and has not seen the end of.
@@ -199,6 +218,8 @@ impl HostState {
             next_metric: [0; 3],
             foreign_args: Bytes::new(),
             inbox: Arc::new(crate::shared::Inbox::default()),
+            parked: HashMap::new(),
+            to_wake: Vec::new(),
         }
     }
 
@@ -227,14 +248,50 @@ impl HostState {
         }
     }
 
-    /// The lent stream, when the effective context is the stream it belongs to.
+    /// The stream of the effective context: the one lent for this callback, or a parked one.
     pub(crate) fn effective_stream(&self) -> Option<(&StreamState, Phase)> {
-        (self.stream_context == Some(self.frame.effective)).then_some((&self.stream, self.phase))
+        if self.stream_context == Some(self.frame.effective) {
+            return Some((&self.stream, self.phase));
+        }
+        self.parked.get(&self.frame.effective).map(|p| (&p.stream, p.phase))
     }
 
-    /// Mutable access to the lent stream, likewise.
+    /// Mutable access to the effective context's stream, likewise.
     pub(crate) fn effective_stream_mut(&mut self) -> Option<(&mut StreamState, Phase)> {
-        (self.stream_context == Some(self.frame.effective)).then_some((&mut self.stream, self.phase))
+        if self.stream_context == Some(self.frame.effective) {
+            return Some((&mut self.stream, self.phase));
+        }
+        self.parked.get_mut(&self.frame.effective).map(|p| (&mut p.stream, p.phase))
+    }
+
+    /// What was asked so far for the effective context's stream.
+    pub(crate) fn effective_effects(&self) -> &Effects {
+        match self.parked.get(&self.frame.effective) {
+            Some(p) if self.stream_context != Some(self.frame.effective) => &p.effects,
+            _ => &self.frame.effects,
+        }
+    }
+
+    /// Where a stream-control hostcall records its wish: the lent stream's effects, or a
+    /// parked stream's (which is then woken after the callback). `None` without a stream.
+    pub(crate) fn stream_effects_mut(&mut self) -> Option<&mut Effects> {
+        let ctx = self.frame.effective;
+        if self.stream_context == Some(ctx) {
+            return Some(&mut self.frame.effects);
+        }
+        let parked = self.parked.get_mut(&ctx)?;
+        if !self.to_wake.contains(&ctx) {
+            self.to_wake.push(ctx);
+        }
+        Some(&mut parked.effects)
+    }
+
+    /// True when the effective root's plugin may send callouts to `cluster`.
+    pub(crate) fn allows_cluster(&self, cluster: &str) -> bool {
+        match self.effective_root().and_then(|r| r.plugin.config.clusters.as_ref()) {
+            Some(clusters) => clusters.contains(cluster),
+            None => self.spec.runtime.has_cluster(cluster),
+        }
     }
 
     /// A token for a new callout: HTTP calls are multiples of 4, gRPC calls ≡ 1 and gRPC

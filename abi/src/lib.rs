@@ -55,7 +55,7 @@ pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink};
 pub use module::{CALLBACKS, CompiledModule, StartFunctions, callback_params, import_versions};
-pub use plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
+pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
@@ -63,4 +63,4 @@ pub use stream::{
     StreamInfo, StreamState, TlsInfo,
 };
 pub use types::{AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status, StreamType};
-pub use vm::{Vm, live_instances};
+pub use vm::{RootWork, Vm, live_instances};

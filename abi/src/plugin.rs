@@ -2,6 +2,7 @@
 //! per thread) and the filter configurations that share that VM ([`PluginSpec`], one root
 //! context each). Both are immutable and shared with `Arc`; a reload builds new ones.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -108,6 +109,31 @@ pub struct PluginConfig {
     /// With [`FailurePolicy::Reload`]: the wait before the first fresh VM; it doubles after
     /// each failure in a row, up to 30 s. Default 1 s (Envoy's default base interval).
     pub reload_backoff: Duration,
+    /// The clusters its callouts may target (those of the configuration it serves in);
+    /// `None`: the runtime's list ([`crate::Runtime::set_clusters`]).
+    pub clusters: Option<Arc<CalloutClusters>>,
+}
+
+/// The cluster names a plugin's callouts may target. A reload that keeps the plugin (and its
+/// root contexts) gives it the new configuration's names when that configuration is published.
+#[derive(Debug, Default)]
+pub struct CalloutClusters(std::sync::RwLock<Arc<HashSet<String>>>);
+
+impl CalloutClusters {
+    /// A list of `names`.
+    pub fn new(names: impl IntoIterator<Item = String>) -> Self {
+        Self(std::sync::RwLock::new(Arc::new(names.into_iter().collect())))
+    }
+
+    /// Replaces the names.
+    pub fn set(&self, names: impl IntoIterator<Item = String>) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(names.into_iter().collect());
+    }
+
+    /// True when `name` is listed.
+    pub fn contains(&self, name: &str) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).contains(name)
+    }
 }
 
 impl Default for PluginConfig {
@@ -118,6 +144,7 @@ impl Default for PluginConfig {
             configuration: Bytes::new(),
             failure_policy: FailurePolicy::FailClosed,
             reload_backoff: Duration::from_secs(1),
+            clusters: None,
         }
     }
 }

@@ -93,6 +93,21 @@ pub fn with_vm<R>(spec: &Arc<VmSpec>, reload_backoff: Option<Duration>, f: impl 
     })
 }
 
+/// Runs `f` with this thread's instance `instance` of `spec`, failed or not; `None` when that
+/// instance is gone (replaced or dropped).
+pub(crate) fn with_instance<R>(spec: &Arc<VmSpec>, instance: u64, f: impl FnOnce(Option<&mut Vm>) -> R) -> R {
+    SLOTS.with(|slots| {
+        let mut slots = slots.borrow_mut();
+        let vm = slots.get_mut(&spec.id).filter(|s| s.instance == instance).and_then(|s| s.vm.as_mut());
+        f(vm)
+    })
+}
+
+/// The specs of this thread's VMs (live or failed).
+pub fn specs() -> Vec<Arc<VmSpec>> {
+    SLOTS.with(|s| s.borrow().values().map(|slot| slot.spec.clone()).collect())
+}
+
 /// Counts a request that uses `spec` on this thread.
 pub(crate) fn acquire(spec: &Arc<VmSpec>) {
     with_vm(spec, None, |_| ());
@@ -119,7 +134,16 @@ pub fn sweep() -> usize {
     SLOTS.with(|s| {
         let mut slots = s.borrow_mut();
         let before = slots.len();
-        slots.retain(|_, slot| !(slot.users == 0 && slot.spec.is_retired()));
+        slots.retain(|_, slot| {
+            let keep = !(slot.users == 0 && slot.spec.is_retired());
+            if !keep && let Some(vm) = slot.vm.as_mut() {
+                // The plugins go before their VM: `proxy_on_done` for every root context.
+                for (plugin, _) in vm.roots() {
+                    vm.stop_plugin(&plugin);
+                }
+            }
+            keep
+        });
         before - slots.len()
     })
 }

@@ -88,6 +88,11 @@ impl Inbox {
 
     pub(crate) fn post(&self, root: u32, token: u32) {
         lock(&self.events).push_back((root, token));
+        self.wake();
+    }
+
+    /// Calls the waker: the VM has root-context work (a notification, a re-armed timer).
+    pub(crate) fn wake(&self) {
         let waker = lock(&self.waker).clone();
         if let Some(w) = waker {
             w();

@@ -3,7 +3,7 @@
 //! classified and the instance marked failed.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use wasmtime::{Instance, Store, TypedFunc};
@@ -111,6 +111,17 @@ pub(crate) enum StreamCallback {
     Log,
     Done,
     Delete,
+}
+
+/// Root-context work a [`Vm::poll`] leaves to the host.
+#[derive(Debug, Default)]
+pub struct RootWork {
+    /// Callouts root contexts started: `(originating context, callout)`.
+    pub callouts: Vec<(u32, Callout)>,
+    /// When the next timer is due; `None`: no timer runs.
+    pub next_wake: Option<Instant>,
+    /// The VM failed in a root callback.
+    pub failure: Option<Failure>,
 }
 
 /// What a stream callback returned and asked for.
@@ -248,7 +259,8 @@ impl Vm {
     }
 
     /// Creates the plugin's root context: `proxy_on_context_create(R, 0)`, `proxy_on_vm_start`,
-    /// `proxy_on_configure` (ABI.md §5.2). Returns the root id.
+    /// `proxy_on_configure` (ABI.md §5.2), as Envoy's `ContextBase::onStart` does for every
+    /// root context (`proxy_on_vm_start` included). Returns the root id.
     ///
     /// # Errors
     ///
@@ -264,6 +276,7 @@ impl Vm {
         let ctx = RootContext {
             plugin: plugin.clone(),
             tick_period: None,
+            next_tick: None,
             shutting_down: false,
             last_status: (0, Bytes::new()),
         };
@@ -303,6 +316,66 @@ impl Vm {
         }
         self.roots.push((plugin.id, root));
         Ok(root)
+    }
+
+    /// Root contexts whose plugin nothing else holds any more (its configuration was removed
+    /// and no request uses it): the host stops them.
+    pub fn orphaned_plugins(&self) -> Vec<Arc<PluginSpec>> {
+        self.roots().into_iter().filter(|(p, _)| Arc::strong_count(p) == 2).map(|(p, _)| p).collect()
+    }
+
+    /// Parks a paused stream's data in the VM, so any of its contexts can act on it until
+    /// [`Vm::unpark`]; `waker` is called once a callback continued, replied to or closed it.
+    pub(crate) fn park(&mut self, ctx: u32, stream: StreamState, phase: Phase, waker: Arc<dyn Fn() + Send + Sync>) {
+        let parked = crate::host::Parked { stream, phase, effects: Effects::default(), waker };
+        self.store.data_mut().parked.insert(ctx, parked);
+    }
+
+    /// Takes a parked stream back, with what was asked for it meanwhile.
+    pub(crate) fn unpark(&mut self, ctx: u32) -> Option<(StreamState, Effects)> {
+        let data = self.store.data_mut();
+        data.to_wake.retain(|c| *c != ctx);
+        data.parked.remove(&ctx).map(|p| (p.stream, p.effects))
+    }
+
+    /// Runs the root contexts' due work at `now`: queue notifications, then every timer that
+    /// is due (each re-armed from the end of its tick, so ticks never pile up). Returns the
+    /// callouts root contexts started and when the VM next needs a call.
+    pub fn poll(&mut self, now: Instant) -> RootWork {
+        let mut work = RootWork::default();
+        if self.failed.is_some() {
+            return work;
+        }
+        if let Err(f) = self.deliver_queue_ready() {
+            work.failure = Some(f);
+            return work;
+        }
+        for (_, root) in self.roots() {
+            let Some((period, due)) = self.timer(root) else { continue };
+            if due <= now {
+                if let Err(f) = self.on_tick(root) {
+                    work.failure = Some(f);
+                    break;
+                }
+                // A period set inside the tick already re-armed the timer.
+                if let Some(Context::Root(r)) = self.store.data_mut().contexts.get_mut(&root)
+                    && r.next_tick == Some(due)
+                    && r.tick_period == Some(period)
+                {
+                    r.next_tick = Some(Instant::now() + period);
+                }
+            }
+        }
+        work.callouts = self.take_callouts();
+        work.next_wake = self.roots().into_iter().filter_map(|(_, r)| self.timer(r).map(|(_, at)| at)).min();
+        work
+    }
+
+    fn timer(&self, root: u32) -> Option<(Duration, Instant)> {
+        match self.store.data().contexts.get(&root)? {
+            Context::Root(r) => r.tick_period.zip(r.next_tick),
+            Context::Stream { .. } => None,
+        }
     }
 
     /// Ends a plugin's root context: `proxy_on_done(R)`, then `proxy_on_delete(R)` unless the
@@ -631,13 +704,28 @@ impl Vm {
                 if let Some(root) = frame.done_root {
                     self.delete_context(root);
                 }
+                self.wake_parked(false);
                 Ok((r, frame.effects))
             }
             Err(e) => {
                 let failure = Failure::classify(&e, self.store.data().limiter.hit);
                 self.spec.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.failed = Some(failure.clone());
+                // A failed VM resumes nobody: its parked streams must hear of it now.
+                self.wake_parked(true);
                 Err(failure)
+            }
+        }
+    }
+
+    /// Calls the wakers of the parked streams a callback acted on (or of all, when `all`).
+    fn wake_parked(&mut self, all: bool) {
+        let data = self.store.data_mut();
+        let woken: Vec<u32> =
+            if all { data.parked.keys().copied().collect() } else { std::mem::take(&mut data.to_wake) };
+        for ctx in woken {
+            if let Some(p) = data.parked.get(&ctx) {
+                (p.waker)();
             }
         }
     }
@@ -645,11 +733,14 @@ impl Vm {
     /// Marks the VM failed on purpose (tests, and the host when it gives up on an instance).
     pub fn fail(&mut self, kind: FailureKind, message: impl Into<String>) {
         self.failed.get_or_insert(Failure { kind, message: message.into() });
+        self.wake_parked(true);
     }
 }
 
 impl Drop for Vm {
     fn drop(&mut self) {
+        // Streams parked here lose their data with the VM: wake them to find out.
+        self.wake_parked(true);
         LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.spec.stats.instances.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }

@@ -41,3 +41,4 @@ mod queues;
 mod root;
 mod shared_data;
 mod timers;
+mod vm_lifecycle;

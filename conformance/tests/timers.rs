@@ -7,7 +7,8 @@ conformance! {
     /// proves: proxy_set_tick_period_milliseconds, proxy_on_tick, proxy_get_current_time_nanoseconds
     async fn sdk_ticks_run_and_stop(mode) {
         for sdk in Sdk::ALL {
-            let proxy = Proxy::family(mode, sdk, "timers");
+            // Every worker's root ticks from the start (item 151): one worker, one sequence.
+            let proxy = Proxy::family_one_worker(mode, sdk, "timers", "");
             assert_eq!(proxy.get("/", &[]).await.status(), 200, "{sdk:?}");
             assert_eq!(proxy.value(sdk, "now_nonzero").await, "true", "{sdk:?}");
             proxy.value(sdk, "stopped").await;

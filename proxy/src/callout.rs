@@ -58,13 +58,20 @@ pub fn start(
 /// (the root context's callouts, and calls their stream did not wait for).
 pub async fn deliver(vm: std::sync::Arc<weir_abi::VmSpec>, work: BoxFuture<'static, (u32, CalloutResult)>) {
     let (token, result) = work.await;
-    weir_abi::pool::with_vm(&vm, None, |v| {
+    deliver_result(&vm, token, result);
+}
+
+/// Hands a callout's result to `vm`'s instance on this thread; the VM's loop then runs what the
+/// callback started.
+pub fn deliver_result(vm: &std::sync::Arc<weir_abi::VmSpec>, token: u32, result: CalloutResult) {
+    weir_abi::pool::with_vm(vm, None, |v| {
         if let Ok((v, _)) = v
             && let Err(f) = v.on_callout_result(None, token, result)
         {
             tracing::warn!(target: "weir::proxy", failure = %f, "filter failed handling a callout response");
         }
     });
+    crate::workers::wake_this_thread();
 }
 
 pub struct Client {

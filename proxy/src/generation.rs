@@ -1,7 +1,14 @@
 //! A generation: everything one version of the configuration needs to serve requests —
 //! routes with their filter chains, clusters, and the validated plugins. Built off the request
 //! path (compile or take from the module cache, instantiate a validation VM, run
-//! `on_vm_start` and `on_configure` for every filter) and published only when all succeeded.
+//! `on_vm_start` and `on_configure` for every new filter) and published only when all
+//! succeeded.
+//!
+//! VMs and plugins are keyed as Envoy keys them (`makeVmKey`, `makePluginKey` in
+//! proxy-wasm-cpp-host): plugins whose VM key matches share one VM per worker, each a root
+//! context; a reload keeps every VM whose key it still uses (with its globals) and every plugin
+//! whose key is unchanged (with its root contexts). A plugin whose configuration changed is a
+//! new root context in the kept VM; the old root gets `proxy_on_done` once nothing uses it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -9,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use weir_abi::{FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, Vm, VmConfig, VmSpec};
+use weir_abi::{CalloutClusters, FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, Vm, VmConfig, VmSpec};
 
 use crate::clusters::Cluster;
 use crate::config::{self, ConfigError, Loaded};
@@ -28,6 +35,32 @@ pub struct Route {
     pub cluster: String,
     /// Its filters, in request order.
     pub chain: Vec<Arc<PluginSpec>>,
+    /// How long a filter may keep a request paused with nothing to wake it.
+    pub request_timeout: std::time::Duration,
+}
+
+/// What makes two VMs the same VM (Envoy's vm key: vm_id, VM configuration and code, plus
+/// weir's per-VM settings).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct VmKey {
+    vm_id: String,
+    sha256: String,
+    configuration: Bytes,
+    environment: Vec<(String, String)>,
+    memory: usize,
+    deadline: std::time::Duration,
+    capabilities: Option<Vec<String>>,
+}
+
+/// What makes two plugins the same root context (Envoy's plugin key: root_id, configuration
+/// and name; weir adds the failure policy, which Envoy keeps beside the plugin).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct PluginKey {
+    vm: u64,
+    name: String,
+    root_id: String,
+    configuration: Bytes,
+    failure_policy: FailurePolicy,
 }
 
 /// A plugin as loaded, for the admin listing.
@@ -41,6 +74,8 @@ pub struct PluginInfo {
     pub vm: Arc<VmSpec>,
     /// Failure policy.
     pub failure_policy: FailurePolicy,
+    /// Its VM's key.
+    pub key: VmKey,
 }
 
 /// A complete, validated configuration.
@@ -54,8 +89,14 @@ pub struct Generation {
     pub clusters: HashMap<String, Arc<Cluster>>,
     /// Plugins by name.
     pub plugins: BTreeMap<String, PluginInfo>,
+    /// Every root context every worker runs: route filters and per-worker services, once each.
+    pub root_plugins: Vec<Arc<PluginSpec>>,
+    /// Singleton services: run once, on the services thread.
+    pub singletons: Vec<Arc<PluginSpec>>,
     /// The configuration it was built from.
     pub loaded: Loaded,
+    vms: HashMap<VmKey, Arc<VmSpec>>,
+    specs: HashMap<PluginKey, Arc<PluginSpec>>,
 }
 
 impl Generation {
@@ -69,26 +110,39 @@ impl Generation {
         self.loaded.config.server.max_buffered_body.0
     }
 
-    /// Marks this generation's VMs as replaced: each thread drops them when their last request
-    /// ends.
-    pub fn retire(&self) {
-        for p in self.plugins.values() {
-            p.vm.retire();
+    /// Marks this generation's VMs that `next` does not use as replaced: each thread drops
+    /// them when their last request ends.
+    pub fn retire(&self, next: &Generation) {
+        for vm in self.vms.values() {
+            if !next.vms.values().any(|v| Arc::ptr_eq(v, vm)) {
+                vm.retire();
+            }
+        }
+    }
+
+    /// Makes this generation's cluster names the ones its plugins' callouts may target (kept
+    /// plugins had the previous generation's).
+    pub fn own_clusters(&self) {
+        let names: Vec<String> = self.clusters.keys().cloned().collect();
+        for p in self.specs.values() {
+            if let Some(c) = &p.config.clusters {
+                c.set(names.iter().cloned());
+            }
         }
     }
 }
 
-/// Builds and validates a generation from `loaded`. Runs the filters' start-up callbacks on
-/// the calling thread (in a throw-away VM), so call it off the request path.
+/// Builds and validates a generation from `loaded`, keeping what it can of `previous` (the
+/// running generation). Runs the new filters' start-up callbacks on the calling thread (in a
+/// throw-away VM, Envoy's canary), so call it off the request path.
 ///
 /// # Errors
 ///
 /// Every problem found, each naming the file, line and field.
-pub fn build(runtime: &Runtime, loaded: Loaded) -> Result<Generation, Vec<ConfigError>> {
+pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -> Result<Generation, Vec<ConfigError>> {
     let c = &loaded.config;
     let mut errors = Vec::new();
-    // Filters may start callouts while they are validated: let them reach the new clusters.
-    runtime.add_clusters(c.clusters.keys().cloned());
+    let cluster_names: Vec<String> = c.clusters.keys().cloned().collect();
 
     let mut clusters = HashMap::new();
     for (name, cc) in &c.clusters {
@@ -100,57 +154,102 @@ pub fn build(runtime: &Runtime, loaded: Loaded) -> Result<Generation, Vec<Config
         }
     }
 
+    let mut vms: HashMap<VmKey, Arc<VmSpec>> = HashMap::new();
     let mut plugins = BTreeMap::new();
     for (name, p) in &c.plugins {
-        match load_plugin(runtime, &loaded, name, p) {
+        match load_plugin(runtime, &loaded, name, p, &mut vms, previous) {
             Ok(info) => {
                 plugins.insert(name.clone(), info);
             }
             Err(e) => errors.push(e),
         }
     }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+
+    let mut specs: HashMap<PluginKey, Arc<PluginSpec>> = HashMap::new();
+    let mut fresh: Vec<(String, Arc<PluginSpec>)> = Vec::new();
+    let mut spec_for = |field: String, plugin: &str, config: &Option<serde_yaml::Value>| -> Arc<PluginSpec> {
+        let info = &plugins[plugin];
+        let key = PluginKey {
+            vm: info.vm.id(),
+            name: plugin.to_owned(),
+            root_id: c.plugins[plugin].root_id.clone(),
+            configuration: Bytes::from(config::value_bytes(config)),
+            failure_policy: info.failure_policy,
+        };
+        let kept = specs.get(&key).or_else(|| previous.and_then(|g| g.specs.get(&key))).cloned();
+        if let Some(spec) = kept {
+            specs.insert(key, spec.clone());
+            return spec;
+        }
+        let spec = runtime.plugin(
+            &info.vm,
+            PluginConfig {
+                name: key.name.clone(),
+                root_id: key.root_id.clone(),
+                configuration: key.configuration.clone(),
+                failure_policy: info.failure_policy,
+                clusters: Some(Arc::new(CalloutClusters::new(cluster_names.iter().cloned()))),
+                ..Default::default()
+            },
+        );
+        specs.insert(key, spec.clone());
+        fresh.push((field, spec.clone()));
+        spec
+    };
 
     let mut routes = Vec::new();
     for (i, r) in c.routes.iter().enumerate() {
         let name = r.name.clone().unwrap_or_else(|| format!("route-{i}"));
-        let mut chain = Vec::new();
-        for f in &r.filters {
-            let Some(info) = plugins.get(&f.plugin) else { continue };
-            let plugin_cfg = &c.plugins[&f.plugin];
-            chain.push(runtime.plugin(
-                &info.vm,
-                PluginConfig {
-                    name: f.plugin.clone(),
-                    root_id: plugin_cfg.root_id.clone(),
-                    configuration: Bytes::from(config::value_bytes(&f.config)),
-                    failure_policy: info.failure_policy,
-                    ..Default::default()
-                },
-            ));
-        }
-        routes.push(Route { name, matcher: Matcher::new(&r.matcher), cluster: r.cluster.clone(), chain });
+        let chain = r
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(j, f)| spec_for(format!("routes[{i}].filters[{j}]"), &f.plugin, &f.config))
+            .collect();
+        routes.push(Route {
+            name,
+            matcher: Matcher::new(&r.matcher),
+            cluster: r.cluster.clone(),
+            chain,
+            request_timeout: r.request_timeout.0,
+        });
     }
-    if !errors.is_empty() {
-        return Err(errors);
+    let mut root_plugins: Vec<Arc<PluginSpec>> = Vec::new();
+    let mut singletons = Vec::new();
+    for (i, svc) in c.services.iter().enumerate() {
+        let spec = spec_for(format!("services[{i}]"), &svc.plugin, &svc.config);
+        if svc.singleton { singletons.push(spec) } else { root_plugins.push(spec) }
+    }
+    for spec in routes.iter().flat_map(|r| r.chain.iter()) {
+        if !root_plugins.iter().any(|p| Arc::ptr_eq(p, spec)) {
+            root_plugins.push(spec.clone());
+        }
     }
 
-    // Validate every filter configuration in a canary VM per plugin, as Envoy does.
-    for (i, r) in routes.iter().enumerate() {
-        for (j, spec) in r.chain.iter().enumerate() {
-            if let Err(e) = validate(spec) {
-                errors.push(loaded.error(
-                    format!("routes[{i}].filters[{j}] (plugin `{}`)", spec.name()),
-                    "plugin",
-                    spec.name(),
-                    e,
-                ));
-            }
+    // Validate every new filter configuration in a canary VM, as Envoy does; kept plugins
+    // were validated when they were new.
+    for (field, spec) in &fresh {
+        if let Err(e) = validate(spec) {
+            errors.push(loaded.error(format!("{field} (plugin `{}`)", spec.name()), "plugin", spec.name(), e));
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Generation { id: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed), routes, clusters, plugins, loaded })
+    Ok(Generation {
+        id: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
+        routes,
+        clusters,
+        plugins,
+        root_plugins,
+        singletons,
+        loaded,
+        vms,
+        specs,
+    })
 }
 
 fn validate(spec: &Arc<PluginSpec>) -> Result<(), String> {
@@ -160,7 +259,14 @@ fn validate(spec: &Arc<PluginSpec>) -> Result<(), String> {
     Ok(())
 }
 
-fn load_plugin(runtime: &Runtime, loaded: &Loaded, name: &str, p: &config::Plugin) -> Result<PluginInfo, ConfigError> {
+fn load_plugin(
+    runtime: &Runtime,
+    loaded: &Loaded,
+    name: &str,
+    p: &config::Plugin,
+    vms: &mut HashMap<VmKey, Arc<VmSpec>>,
+    previous: Option<&Generation>,
+) -> Result<PluginInfo, ConfigError> {
     let field = format!("plugins.{name}");
     let bytes: Vec<u8> = match (&p.builtin, &p.module) {
         (Some(b), _) => crate::builtin::module(b)
@@ -215,15 +321,35 @@ fn load_plugin(runtime: &Runtime, loaded: &Loaded, name: &str, p: &config::Plugi
             ..Default::default()
         },
     };
-    let vm = runtime
-        .vm(module.clone(), vm_config)
-        .map_err(|e| loaded.error(format!("{field}.limits"), "memory", "", e.to_string()))?;
+    let key = VmKey {
+        vm_id: vm_config.vm_id.clone(),
+        sha256: module.sha256_hex(),
+        configuration: vm_config.configuration.clone(),
+        environment: vm_config.environment.clone(),
+        memory: vm_config.limits.memory_bytes,
+        deadline: vm_config.limits.callback_deadline,
+        capabilities: p.allowed_capabilities.as_ref().map(|c| {
+            let mut c = c.clone();
+            c.sort();
+            c
+        }),
+    };
+    // A VM that failed is not kept: a reload is how an operator gets fresh instances.
+    let healthy = |vm: &&Arc<VmSpec>| vm.stats().failures.load(Ordering::Relaxed) == 0;
+    let kept = vms.get(&key).or_else(|| previous.and_then(|g| g.vms.get(&key)).filter(healthy)).cloned();
+    let vm = match kept {
+        Some(vm) => vm,
+        None => runtime
+            .vm(module.clone(), vm_config)
+            .map_err(|e| loaded.error(format!("{field}.limits"), "memory", "", e.to_string()))?,
+    };
+    vms.insert(key.clone(), vm.clone());
     let failure_policy = match p.failure_policy {
         config::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
         config::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
         config::FailurePolicy::Reload => FailurePolicy::Reload,
     };
-    Ok(PluginInfo { sha256: module.sha256_hex(), abi: module.abi.to_string(), vm, failure_policy })
+    Ok(PluginInfo { sha256: module.sha256_hex(), abi: module.abi.to_string(), vm, failure_policy, key })
 }
 
 /// An allow-list of capabilities, each a hostcall weir provides or a callback it knows (a

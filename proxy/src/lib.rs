@@ -21,4 +21,4 @@ pub mod routes;
 pub mod server;
 pub mod service;
 pub mod state;
-pub mod vmtasks;
+pub mod workers;

@@ -80,7 +80,8 @@ impl Reloader {
             }
             .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
             keep_process_settings(&mut loaded, &running.loaded);
-            crate::generation::build(&runtime, loaded).map_err(|e| e.iter().map(ToString::to_string).collect())
+            crate::generation::build(&runtime, loaded, Some(&running))
+                .map_err(|e| e.iter().map(ToString::to_string).collect())
         })
         .await
         .unwrap_or_else(|e| Err(vec![format!("the reload task failed: {e}")]));

@@ -50,7 +50,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let runtime = Runtime::new(runtime_config(&loaded.config.server))
         .map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
     if cli.test {
-        crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
+        crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
         println!("weir: configuration OK");
         return Ok(());
     }
@@ -60,7 +60,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if quickstart {
         start_demo_origins(&loaded)?;
     }
-    let generation = crate::generation::build(&runtime, loaded).map_err(|e| report(&e))?;
+    let generation = crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
     // TLS files are relative to the configuration file.
@@ -127,11 +127,19 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     );
     admin_service.add_tcp(&admin.to_string());
 
+    let threads = server.configuration.threads;
+    let proxy = crate::workers::WithVmHosts { inner: proxy, state: state.clone(), threads };
+    let mut singletons = pingora::services::background::background_service(
+        "wasm services",
+        crate::workers::Singletons { state: state.clone() },
+    );
+    singletons.threads = Some(1);
     let hc_state = state.clone();
     let health = pingora::services::background::background_service("health checks", HealthChecks { state: hc_state });
     server.add_service(proxy);
     server.add_service(admin_service);
     server.add_service(health);
+    server.add_service(singletons);
     let watch = reloader.watch().map(std::sync::Arc::new);
     server.add_service(pingora::services::background::background_service(
         "reload triggers",

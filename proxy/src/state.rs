@@ -19,26 +19,36 @@ pub struct State {
     pub metrics: Metrics,
     /// Connects to clusters for callouts.
     pub callouts: crate::callout::Client,
+    /// Tells the VM hosts of every thread that a generation was published.
+    published: tokio::sync::watch::Sender<u64>,
 }
 
 impl State {
     /// State serving `first`.
     pub fn new(runtime: Runtime, first: Generation) -> Arc<Self> {
-        runtime.set_clusters(first.clusters.keys().cloned());
+        let (published, _) = tokio::sync::watch::channel(first.id);
         Arc::new(Self {
             current: ArcSwap::from_pointee(first),
             runtime,
             metrics: Metrics::new(),
             callouts: crate::callout::Client::new(),
+            published,
         })
     }
 
-    /// Makes `next` the generation for new requests; in-flight requests keep theirs, and the
-    /// old one's VMs go when its last request ends.
+    /// Makes `next` the generation for new requests; in-flight requests keep theirs. The VMs
+    /// it no longer uses go when their last request ends; every thread's VM host adopts it.
     pub fn publish(&self, next: Generation) -> Arc<Generation> {
-        self.runtime.set_clusters(next.clusters.keys().cloned());
+        next.own_clusters();
+        let id = next.id;
         let old = self.current.swap(Arc::new(next));
-        old.retire();
+        old.retire(&self.current.load());
+        self.published.send_replace(id);
         old
+    }
+
+    /// Changes whenever a generation is published.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.published.subscribe()
     }
 }

@@ -25,6 +25,11 @@ fn start(state: &mut HostState, kind: CallKind, work: CalloutKind) -> Option<u32
     let token = state.new_token(kind);
     state.tokens.insert(token, OutstandingCall { root, origin, kind });
     state.callouts.push((origin, Callout { token, kind: work }));
+    if state.stream_context != Some(origin) {
+        // Not the stream whose callback runs (a root, or a parked stream): the VM's loop
+        // starts it.
+        state.inbox.wake();
+    }
     Some(token)
 }
 
@@ -50,7 +55,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         let body = Bytes::from(tri!(memory::read(&mut c, bp, bl)));
         let trailers = HeaderMap::from_pairs(crate::pairs::decode(&tri!(memory::read(&mut c, tp, tl))));
         let state = c.data_mut();
-        if !state.spec.runtime.has_cluster(&cluster) {
+        if !state.allows_cluster(&cluster) {
             return Ok(Status::BadArgument.code());
         }
         if [&b":method"[..], b":path", b":authority"].iter().any(|h| headers.get(h).is_none_or(|v| v.is_empty())) {
@@ -153,7 +158,7 @@ fn open_grpc(
     ret: i32,
 ) -> wasmtime::Result<i32> {
     let state = c.data_mut();
-    if !state.spec.runtime.has_cluster(&req.cluster) {
+    if !state.allows_cluster(&req.cluster) {
         return Ok(Status::ParseFailure.code());
     }
     let Some(token) = start(state, kind, CalloutKind::Grpc(req)) else {

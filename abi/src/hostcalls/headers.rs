@@ -20,7 +20,7 @@ enum Access {
 }
 
 fn access(state: &HostState, t: MapType) -> Access {
-    let e = &state.frame.effects;
+    let e = state.effective_effects();
     let stream_phase = state.effective_stream().map(|(_, p)| p);
     let request_open = !e.continue_request && !e.continue_response;
     match (t, stream_phase) {

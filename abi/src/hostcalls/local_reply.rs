@@ -22,14 +22,12 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         let details = tri!(memory::read(&mut c, dp, dl));
         let body = tri!(memory::read(&mut c, bp, bl));
         let headers = tri!(memory::read(&mut c, hp, hl));
-        let state = c.data_mut();
-        if state.effective_stream().is_none() {
-            // From a root context, or a stream that is gone: OK, nothing happens.
+        // From a root context, or a stream that is gone: OK, nothing happens.
+        let Some(e) = c.data_mut().stream_effects_mut() else {
             return Ok(Status::Ok.code());
-        }
+        };
         let details: String =
             String::from_utf8_lossy(&details).chars().map(|ch| if ch.is_whitespace() { '_' } else { ch }).collect();
-        let e = &mut state.frame.effects;
         e.local_response = Some(LocalResponse {
             status: code as u32 as u16,
             headers: HeaderMap::from_pairs(crate::pairs::decode(&headers)),

@@ -7,10 +7,10 @@ use crate::host::HostState;
 use crate::types::{Status, StreamType};
 
 fn continue_stream(state: &mut HostState, t: StreamType) -> Status {
-    if state.effective_stream().is_some() {
+    if let Some(effects) = state.stream_effects_mut() {
         match t {
-            StreamType::HttpRequest => state.frame.effects.continue_request = true,
-            StreamType::HttpResponse => state.frame.effects.continue_response = true,
+            StreamType::HttpRequest => effects.continue_request = true,
+            StreamType::HttpResponse => effects.continue_response = true,
             StreamType::Downstream | StreamType::Upstream => {}
         }
     }
@@ -31,8 +31,8 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(match StreamType::from_raw(t) {
             None => Status::BadArgument,
             Some(StreamType::HttpRequest | StreamType::HttpResponse) => {
-                if state.effective_stream().is_some() {
-                    state.frame.effects.close = true;
+                if let Some(effects) = state.stream_effects_mut() {
+                    effects.close = true;
                 }
                 Status::Ok
             }

@@ -1,7 +1,7 @@
 //! Time and timers (ABI.md §3.4): `proxy_get_current_time_nanoseconds`,
 //! `proxy_set_tick_period_milliseconds`, and the 0.1.0 `proxy_get_configuration`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::{Registrar, hostcall, tri};
 use crate::host::CallbackKind;
@@ -19,10 +19,14 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(Status::Ok.code())
     });
     hostcall!(r, "proxy_set_tick_period_milliseconds", |c, period: i32| {
-        // The timer belongs to the effective context's root; 0 cancels it.
-        if let Some(root) = c.data_mut().effective_root_mut() {
+        // The timer belongs to the effective context's root. As in Envoy, every call re-arms it
+        // from now with the new period, and 0 stops it.
+        let state = c.data_mut();
+        if let Some(root) = state.effective_root_mut() {
             let ms = period as u32;
             root.tick_period = (ms > 0).then(|| Duration::from_millis(ms.into()));
+            root.next_tick = root.tick_period.map(|p| Instant::now() + p);
+            state.inbox.wake();
         }
         Ok(Status::Ok.code())
     });

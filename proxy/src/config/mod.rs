@@ -30,6 +30,10 @@ pub struct Config {
     pub plugins: BTreeMap<String, Plugin>,
     /// Routes, tried in order; the first match wins.
     pub routes: Vec<Route>,
+    /// Plugins that run without a route (Envoy's bootstrap `WasmService`): timers, callouts,
+    /// shared data and queues only.
+    #[serde(default)]
+    pub services: Vec<WasmService>,
     /// The admin listener (metrics, readiness, reload). Default `127.0.0.1:9901`.
     #[serde(default)]
     pub admin: Admin,
@@ -206,6 +210,29 @@ pub struct Route {
     /// Filters run on every phase: request phases in this order, response phases reversed.
     #[serde(default)]
     pub filters: Vec<FilterRef>,
+    /// Longest time a filter may keep the request paused with nothing to wake it (Envoy's
+    /// stream idle timeout): then 408, or 504 once the whole request was received. Default 5m.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Millis,
+}
+
+fn default_request_timeout() -> Millis {
+    Millis(std::time::Duration::from_secs(300))
+}
+
+/// A plugin run as a service, outside any route.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmService {
+    /// The plugin (key of `plugins`).
+    pub plugin: String,
+    /// Passed to `proxy_on_configure`, as a filter's `config`.
+    #[serde(default)]
+    pub config: Option<serde_yaml::Value>,
+    /// One instance for the whole process, on a thread of its own (Envoy's main thread);
+    /// otherwise one on every worker. Default false.
+    #[serde(default)]
+    pub singleton: bool,
 }
 
 /// Route conditions.
@@ -497,18 +524,23 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
             ));
         }
         for (j, f) in r.filters.iter().enumerate() {
-            if !c.plugins.contains_key(&f.plugin) {
-                let known: Vec<&str> = c.plugins.keys().map(String::as_str).collect();
-                errors.push(l.error(
-                    format!("routes[{i}].filters[{j}].plugin"),
-                    "plugin",
-                    &f.plugin,
-                    format!("unknown plugin `{}`; defined plugins: {}", f.plugin, list(&known)),
-                ));
-            }
+            errors.extend(unknown_plugin(l, format!("routes[{i}].filters[{j}].plugin"), &f.plugin));
         }
     }
+    for (i, svc) in c.services.iter().enumerate() {
+        errors.extend(unknown_plugin(l, format!("services[{i}].plugin"), &svc.plugin));
+    }
     errors
+}
+
+/// The error for a reference to a plugin `plugins` does not define.
+fn unknown_plugin(l: &Loaded, field: String, name: &str) -> Option<ConfigError> {
+    let plugins = &l.config.plugins;
+    if plugins.contains_key(name) {
+        return None;
+    }
+    let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
+    Some(l.error(field, "plugin", name, format!("unknown plugin `{name}`; defined plugins: {}", list(&known))))
 }
 
 fn list(items: &[&str]) -> String {

@@ -36,6 +36,8 @@ pub struct RequestCtx {
     pub reset: bool,
     /// The request had no body.
     pub request_done_at_headers: bool,
+    /// The request body's last chunk arrived.
+    pub request_body_done: bool,
     /// Body bytes filters hold, per direction (for the buffer limit).
     pub held_request: usize,
     pub held_response: usize,
@@ -58,6 +60,7 @@ impl RequestCtx {
             body_replacement: None,
             reset: false,
             request_done_at_headers: false,
+            request_body_done: false,
             held_request: 0,
             held_response: 0,
             started: Instant::now(),
@@ -139,6 +142,16 @@ impl RequestCtx {
         let name = chosen.unwrap_or_else(|| self.stream.info.cluster_name.clone());
         let cluster = self.generation.clusters.get(&name)?.clone();
         Some((name, cluster))
+    }
+
+    /// True once the whole request arrived.
+    pub fn request_received(&self) -> bool {
+        self.request_done_at_headers || self.request_body_done
+    }
+
+    /// How long filters may keep the request paused with nothing to wake it.
+    pub fn request_timeout(&self) -> std::time::Duration {
+        self.route.map_or(std::time::Duration::from_secs(300), |r| self.generation.routes[r].request_timeout)
     }
 
     /// The route's name for logs.

@@ -69,7 +69,6 @@ impl ProxyHttp for WeirProxy {
         ctx.request_done_at_headers = eos;
         let plugins = ctx.generation.routes[route].chain.clone();
         if !plugins.is_empty() {
-            crate::vmtasks::ensure(&self.state, &plugins);
             let mut chain = FilterChain::new(plugins);
             let out = chain.on_request_headers(&mut ctx.stream, eos);
             ctx.chain = Some(chain);
@@ -129,6 +128,7 @@ impl ProxyHttp for WeirProxy {
         if ctx.request_done_at_headers || ctx.chain.is_none() {
             return Ok(());
         }
+        ctx.request_body_done |= end_of_stream;
         if let Some(b) = body.take() {
             ctx.held_request += b.len();
             ctx.stream.request_body.extend_from_slice(&b);

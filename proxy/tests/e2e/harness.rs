@@ -48,7 +48,7 @@ pub struct Weir {
     pub admin: SocketAddr,
     /// weir's stderr (logs, including filter logs).
     pub log: PathBuf,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
 }
 
 /// The probe fixture's path.
@@ -70,16 +70,8 @@ impl Weir {
 
     /// Like [`Weir::start`], with the config written as `weir.yaml` in `dir`.
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Weir {
-        let mut text = String::new();
-        if !config.contains("listeners:") {
-            text.push_str("listeners: [{ address: 127.0.0.1:0 }]\n");
-        }
-        if !config.contains("admin:") {
-            text.push_str("admin: { address: 127.0.0.1:0 }\n");
-        }
-        text.push_str(config);
         let path = dir.path().join("weir.yaml");
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, with_addresses(config)).unwrap();
         let log = dir.path().join("weir.log");
         let (child, line) = launch(&path, &[], &log);
         let addr = |key: &str| -> SocketAddr {
@@ -93,7 +85,7 @@ impl Weir {
                 .parse()
                 .unwrap()
         };
-        let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, _dir: dir };
+        let weir = Weir { proxy: addr("proxy "), admin: addr("admin "), child, log, dir };
         weir.wait_ready();
         weir
     }
@@ -113,6 +105,11 @@ impl Weir {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("weir did not become ready:\n{}", self.logs());
+    }
+
+    /// Replaces the configuration file (a reload applies it; listener addresses stay).
+    pub fn rewrite(&self, config: &str) {
+        std::fs::write(self.dir.path().join("weir.yaml"), with_addresses(config)).unwrap();
     }
 
     /// `http://<proxy><path>`.
@@ -149,6 +146,19 @@ impl Weir {
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
     }
+}
+
+/// `config` with listeners and admin on port 0 when it names none.
+fn with_addresses(config: &str) -> String {
+    let mut text = String::new();
+    if !config.contains("listeners:") {
+        text.push_str("listeners: [{ address: 127.0.0.1:0 }]\n");
+    }
+    if !config.contains("admin:") {
+        text.push_str("admin: { address: 127.0.0.1:0 }\n");
+    }
+    text.push_str(config);
+    text
 }
 
 impl Drop for Weir {

@@ -20,6 +20,7 @@ export enum Kind {
   Metrics,
   Properties,
   Timers,
+  Resume,
   Logging,
   Failure,
 }

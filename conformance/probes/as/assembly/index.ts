@@ -25,6 +25,7 @@ import { QueueFamily } from "./families/queue";
 import { MetricsFamily } from "./families/metrics";
 import { PropertiesFamily } from "./families/properties";
 import { TimersFamily } from "./families/timers";
+import { ResumeFamily } from "./families/resume";
 import { LoggingFamily } from "./families/logging";
 import { FailureFamily } from "./families/failure";
 
@@ -42,6 +43,7 @@ function familyFor(configuration: string): Family {
   if (name == "metrics") return new MetricsFamily();
   if (name == "properties") return new PropertiesFamily();
   if (name == "timers") return new TimersFamily();
+  if (name == "resume") return new ResumeFamily();
   if (name == "logging") return new LoggingFamily();
   if (name == "failure") return new FailureFamily();
   return new LifecycleFamily(name, true);
@@ -84,6 +86,7 @@ class ProbeRoot extends RootContext {
       case Kind.Queue: changetype<QueueFamily>(f).onConfigure(configuration_size); break;
       case Kind.Metrics: changetype<MetricsFamily>(f).onConfigure(configuration_size); break;
       case Kind.Timers: changetype<TimersFamily>(f).onConfigure(configuration_size); break;
+      case Kind.Resume: changetype<ResumeFamily>(f).onConfigure(configuration_size); break;
     }
     return true;
   }
@@ -91,6 +94,7 @@ class ProbeRoot extends RootContext {
   onTick(): void {
     const f = this.family;
     if (f.kind == Kind.Timers) changetype<TimersFamily>(f).onTick();
+    if (f.kind == Kind.Resume) changetype<ResumeFamily>(f).onTick();
   }
 
   onQueueReady(token: u32): void {
@@ -127,6 +131,7 @@ class ProbeContext extends Context {
       case Kind.Metrics: return changetype<MetricsFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
       case Kind.Properties: return changetype<PropertiesFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
       case Kind.Timers: return changetype<TimersFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
+      case Kind.Resume: return changetype<ResumeFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
       case Kind.Logging: return changetype<LoggingFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
       case Kind.Failure: return changetype<FailureFamily>(f).onRequestHeaders(this, num_headers, end_of_stream);
     }

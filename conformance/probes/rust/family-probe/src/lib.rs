@@ -6,8 +6,8 @@ mod families;
 mod observe;
 
 use families::{
-    body, failure, headers, http_call, lifecycle, local_reply, logging, metrics, properties, queue, shared_data,
-    timers, Family,
+    body, failure, headers, http_call, lifecycle, local_reply, logging, metrics, properties, queue, resume,
+    shared_data, timers, Family,
 };
 use observe::Observer;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -74,6 +74,7 @@ impl RootContext for Root {
             Family::Queue => self.queue = queue::register(&self.obs),
             Family::Metrics => self.metrics = metrics::define(),
             Family::Timers => timers::start(self),
+            Family::Resume => resume::start(self),
             _ => {}
         }
         true
@@ -83,6 +84,9 @@ impl RootContext for Root {
         if self.family == Family::Timers {
             self.ticks += 1;
             timers::tick(self, &self.obs, self.ticks);
+        }
+        if self.family == Family::Resume {
+            resume::tick(&self.obs);
         }
     }
 
@@ -105,6 +109,7 @@ impl RootContext for Root {
             Family::Metrics => Box::new(metrics::Stream::new(obs, self.metrics)),
             Family::Properties => Box::new(properties::Stream::new(obs)),
             Family::Timers => Box::new(timers::Stream::new(obs)),
+            Family::Resume => Box::new(resume::Stream::new(obs, context_id)),
             Family::Logging => Box::new(logging::Stream::new(obs)),
             Family::Failure => Box::new(failure::Stream),
         })

@@ -11,6 +11,7 @@ pub mod logging;
 pub mod metrics;
 pub mod properties;
 pub mod queue;
+pub mod resume;
 pub mod shared_data;
 pub mod timers;
 
@@ -27,6 +28,7 @@ pub enum Family {
     Metrics,
     Properties,
     Timers,
+    Resume,
     Logging,
     Failure,
     /// Any other name: logs `unknown_family`, otherwise behaves as `Lifecycle`.
@@ -47,6 +49,7 @@ impl Family {
             "metrics" => Family::Metrics,
             "properties" => Family::Properties,
             "timers" => Family::Timers,
+            "resume" => Family::Resume,
             "logging" => Family::Logging,
             "failure" => Family::Failure,
             _ => Family::Unknown,
