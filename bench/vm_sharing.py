@@ -12,7 +12,7 @@ Measures:
 Run: cargo build --release && cargo test --workspace --no-run && python3 bench/vm_sharing.py
 (CARGO_TARGET_DIR is honoured, as the build uses it.)
 """
-import json, os, shutil, socket, subprocess, tempfile, time, urllib.request
+import json, os, shutil, signal, socket, subprocess, tempfile, time, urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -36,6 +36,15 @@ def rss_kib(pid):
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def stop(weir):
+    # SIGINT: Pingora's fast shutdown (SIGTERM waits out the grace period).
+    weir.send_signal(signal.SIGINT)
+    try:
+        weir.wait(30)
+    except subprocess.TimeoutExpired:
+        weir.kill(); weir.wait()
 
 
 def start(d, text, proxy, admin):
@@ -78,7 +87,7 @@ def memory(origin, plugins, shared):
         time.sleep(1)
         return rss_kib(weir.pid)
     finally:
-        weir.terminate(); weir.wait(10); shutil.rmtree(d, ignore_errors=True)
+        stop(weir); shutil.rmtree(d, ignore_errors=True)
 
 
 def reload_times(origin):
@@ -115,7 +124,7 @@ routes:
         module_swap = [swap(f"{d}/b.wasm" if i % 2 == 0 else f"{d}/a.wasm", f"m{i}") for i in range(20)]
         return config_only, module_swap
     finally:
-        weir.terminate(); weir.wait(10); shutil.rmtree(d, ignore_errors=True)
+        stop(weir); shutil.rmtree(d, ignore_errors=True)
 
 
 def main():

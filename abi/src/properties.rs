@@ -23,22 +23,6 @@ fn string(s: &str) -> Bytes {
     Bytes::copy_from_slice(s.as_bytes())
 }
 
-/// A protobuf `envoy.config.core.v3.Node` with only `id` (field 1) set.
-fn node(id: &str) -> Bytes {
-    let mut out = vec![0x0a];
-    let mut len = id.len();
-    while len >= 0x80 {
-        out.push((len as u8) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-    out.extend_from_slice(id.as_bytes());
-    out.into()
-}
-
-/// The node id weir reports for `xds.node.id`.
-const NODE_ID: &str = "weir";
-
 /// Resolves a NUL-separated property path for the current callback.
 pub(crate) fn get(state: &HostState, path: &[u8]) -> Result<Bytes, Status> {
     let segs = crate::pairs::split_path(path);
@@ -53,12 +37,12 @@ pub(crate) fn get(state: &HostState, path: &[u8]) -> Result<Bytes, Status> {
         b"plugin_name" => leaf(string(&root.ok_or(Status::NotFound)?.plugin.config.name)),
         b"plugin_root_id" => leaf(string(&root.ok_or(Status::NotFound)?.plugin.config.root_id)),
         b"plugin_vm_id" => leaf(string(&state.spec.config.vm_id)),
-        b"xds" => xds(stream.map(|(s, _)| s), rest),
+        b"xds" => xds(state, stream.map(|(s, _)| s), rest),
         // Legacy top-level names (Envoy ≤ 1.32), still used by Go and Istio-era filters.
-        b"node" | b"cluster_name" | b"route_name" | b"listener_direction" => {
+        b"node" | b"cluster_name" | b"route_name" | b"listener_direction" | b"route_metadata" | b"cluster_metadata" => {
             let mut full = vec![first];
             full.extend_from_slice(rest);
-            xds(stream.map(|(s, _)| s), &full)
+            xds(state, stream.map(|(s, _)| s), &full)
         }
         b"request" => request(stream.ok_or(Status::NotFound)?, rest),
         b"response" => response(stream.ok_or(Status::NotFound)?.0, rest),
@@ -96,11 +80,12 @@ fn map_value(map: &HeaderMap, rest: &[&[u8]]) -> Result<Bytes, Status> {
     }
 }
 
-fn xds(stream: Option<&StreamState>, rest: &[&[u8]]) -> Result<Bytes, Status> {
+fn xds(state: &HostState, stream: Option<&StreamState>, rest: &[&[u8]]) -> Result<Bytes, Status> {
     let info = stream.map(|s| &s.info);
     match rest {
-        [b"node"] => Ok(node(NODE_ID)),
-        [b"node", b"id"] => Ok(string(NODE_ID)),
+        [b"node", tail @ ..] => state.spec.runtime.node().property(tail),
+        [b"route_metadata", tail @ ..] => info.ok_or(Status::NotFound)?.route_metadata.property(tail),
+        [b"cluster_metadata", tail @ ..] => info.ok_or(Status::NotFound)?.cluster_metadata.property(tail),
         [b"cluster_name"] => Ok(string(&info.ok_or(Status::NotFound)?.cluster_name)),
         [b"route_name"] => Ok(string(&info.ok_or(Status::NotFound)?.route_name)),
         [b"listener_direction"] => Ok(int(0)),
@@ -192,15 +177,5 @@ fn connection(s: &StreamState, rest: &[&[u8]]) -> Result<Bytes, Status> {
         [b"requested_server_name"] => Ok(string(tls.map(|t| t.server_name.as_str()).unwrap_or(""))),
         [b"tls_version"] => Ok(string(&tls.ok_or(Status::NotFound)?.version)),
         _ => Err(Status::NotFound),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::node;
-
-    #[test]
-    fn node_is_protobuf_with_the_id() {
-        assert_eq!(node("weir").as_ref(), b"\x0a\x04weir");
     }
 }

@@ -85,6 +85,8 @@ pub(crate) struct RuntimeInner {
     pub shared: Shared,
     /// Cluster names `proxy_http_call` and `proxy_grpc_*` accept.
     pub clusters: RwLock<Arc<HashSet<String>>>,
+    /// What `xds.node` describes.
+    pub node: RwLock<Arc<crate::metadata::Node>>,
     ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
 }
 
@@ -129,6 +131,7 @@ impl Runtime {
                 cache,
                 shared: Shared::default(),
                 clusters: RwLock::new(Arc::new(HashSet::new())),
+                node: RwLock::new(Arc::default()),
                 ticker: Mutex::new(None),
                 config,
             }),
@@ -183,6 +186,15 @@ impl Runtime {
         let mut set: HashSet<String> = (**guard).clone();
         set.extend(names);
         *guard = Arc::new(set);
+    }
+
+    /// Sets what `xds.node` describes (Envoy's bootstrap node).
+    pub fn set_node(&self, node: crate::metadata::Node) {
+        *self.inner.node.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(node);
+    }
+
+    pub(crate) fn node(&self) -> Arc<crate::metadata::Node> {
+        self.inner.node.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     pub(crate) fn has_cluster(&self, name: &str) -> bool {

@@ -88,6 +88,10 @@ pub struct StreamInfo {
     pub response_body_bytes: u64,
     /// How long the exchange took, set when it is complete (`request.duration`).
     pub duration: Option<Duration>,
+    /// The route's metadata (`xds.route_metadata`).
+    pub route_metadata: std::sync::Arc<crate::metadata::Metadata>,
+    /// The chosen cluster's metadata (`xds.cluster_metadata`).
+    pub cluster_metadata: std::sync::Arc<crate::metadata::Metadata>,
 }
 
 impl Default for StreamInfo {
@@ -107,6 +111,8 @@ impl Default for StreamInfo {
             request_body_bytes: 0,
             response_body_bytes: 0,
             duration: None,
+            route_metadata: Default::default(),
+            cluster_metadata: Default::default(),
         }
     }
 }

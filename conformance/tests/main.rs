@@ -23,6 +23,7 @@ mod foreign;
 mod grpc_callouts;
 mod headers;
 mod http_callouts;
+mod http_semantics;
 mod lifecycle;
 mod loading;
 mod local_reply;

@@ -6,7 +6,57 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use weir_abi::HeaderMap;
 
-/// The request as filters see it. `Host` becomes `:authority` (no `host` entry).
+/// Hop-by-hop headers: they describe one connection, not the message, so filters never see
+/// them (Envoy's connection manager removes them before the filter chain) and weir keeps the
+/// client's or upstream's own when it writes a filter's changes back.
+fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue, upgrade: bool) -> bool {
+    use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
+    match name {
+        n if n == CONNECTION || n == TRANSFER_ENCODING => true,
+        n if n == TE => !value.as_bytes().eq_ignore_ascii_case(b"trailers"),
+        n if n == UPGRADE => !upgrade,
+        n => matches!(n.as_str(), "keep-alive" | "proxy-connection"),
+    }
+}
+
+/// True for an upgrade request or response (`Connection: upgrade` with an `Upgrade` header):
+/// its `Upgrade` header is the message's, not the connection's.
+fn is_upgrade(headers: &http::HeaderMap) -> bool {
+    headers.contains_key(http::header::UPGRADE)
+        && headers
+            .get_all(http::header::CONNECTION)
+            .iter()
+            .any(|v| v.to_str().is_ok_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade"))))
+}
+
+/// An absolute-form target (`GET http://host:port/path?q HTTP/1.1`) as Envoy takes it: the
+/// authority from the URI (replacing `Host`), the path and query as the target sent upstream.
+pub fn to_origin_form(req: &mut RequestHeader) {
+    use pingora::http::authority::{RawTargetAuthority, raw_target_authority};
+    if req.method == http::Method::CONNECT {
+        return;
+    }
+    let (authority, target) = match raw_target_authority(req.raw_path()) {
+        RawTargetAuthority::Absolute { authority, path_and_query, .. } => (authority.to_vec(), path_and_query.to_vec()),
+        _ => return,
+    };
+    let target = if target.is_empty() { b"/".to_vec() } else { target };
+    if req.set_raw_path(&target).is_ok()
+        && let Ok(host) = HeaderValue::from_bytes(&authority)
+    {
+        let _ = req.insert_header(http::header::HOST, host);
+    }
+}
+
+/// True for an HTTP/1 request whose body is framed by `content-length` (not chunked).
+pub fn framed_by_length(req: &RequestHeader, http2: bool) -> bool {
+    !http2
+        && req.headers.contains_key(http::header::CONTENT_LENGTH)
+        && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
+/// The request as filters see it. `Host` becomes `:authority` (no `host` entry); hop-by-hop
+/// headers are left out.
 pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
@@ -20,12 +70,29 @@ pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
         .unwrap_or_default();
     h.add(b":authority", authority);
     h.add(b":scheme", Bytes::from_static(if tls { b"https" } else { b"http" }));
+    let upgrade = is_upgrade(&req.headers);
     for (name, value) in req.headers.iter() {
-        if name != http::header::HOST {
+        if name != http::header::HOST && !is_hop_by_hop(name, value, upgrade) {
             h.add(name.as_str().as_bytes(), Bytes::copy_from_slice(value.as_bytes()));
         }
     }
     h
+}
+
+/// The headers to send for a message whose filters' view is `h`: the hop-by-hop headers the
+/// message came with (its framing and connection handling are not the filters' to change),
+/// then the filters' headers, less any hop-by-hop ones a filter added.
+fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+    let upgrade = is_upgrade(original);
+    let mut out: Vec<(HeaderName, HeaderValue)> =
+        original.iter().filter(|(n, v)| is_hop_by_hop(n, v, upgrade)).map(|(n, v)| (n.clone(), v.clone())).collect();
+    for (k, v) in h.regular() {
+        let (n, v) = (name(k)?, value(v)?);
+        if !is_hop_by_hop(&n, &v, upgrade) {
+            out.push((n, v));
+        }
+    }
+    Ok(out)
 }
 
 /// Writes the filters' view back into the request sent upstream.
@@ -46,6 +113,7 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
         let uri: http::Uri = p.parse().map_err(|_| format!("invalid :path `{p}`"))?;
         req.set_uri(uri);
     }
+    let headers = outgoing(&req.headers, h)?;
     let names: Vec<HeaderName> = req.headers.keys().cloned().collect();
     for n in names {
         req.remove_header(&n);
@@ -53,18 +121,22 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
     if let Some(a) = h.get(b":authority") {
         req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
     }
-    for (k, v) in h.regular() {
-        req.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
+    for (n, v) in headers {
+        req.append_header(n, v).map_err(|e| e.to_string())?;
     }
     Ok(())
 }
 
-/// The response as filters see it, marked unchanged: in step with `resp`.
+/// The response as filters see it (without hop-by-hop headers), marked unchanged: in step
+/// with `resp`.
 pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
     let mut h = HeaderMap::new();
     h.add(b":status", Bytes::from(resp.status.as_u16().to_string()));
+    let upgrade = is_upgrade(&resp.headers);
     for (n, v) in resp.headers.iter() {
-        h.add(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+        if !is_hop_by_hop(n, v, upgrade) {
+            h.add(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+        }
     }
     h.mark_unchanged();
     h
@@ -82,12 +154,13 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), St
             resp.set_status(code).map_err(|e| e.to_string())?;
         }
     }
+    let headers = outgoing(&resp.headers, h)?;
     let names: Vec<HeaderName> = resp.headers.keys().cloned().collect();
     for n in names {
         resp.remove_header(&n);
     }
-    for (k, v) in h.regular() {
-        resp.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
+    for (n, v) in headers {
+        resp.append_header(n, v).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

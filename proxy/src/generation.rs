@@ -37,6 +37,8 @@ pub struct Route {
     pub chain: Vec<Arc<PluginSpec>>,
     /// How long a filter may keep a request paused with nothing to wake it.
     pub request_timeout: std::time::Duration,
+    /// Its metadata (`xds.route_metadata`).
+    pub metadata: Arc<weir_abi::Metadata>,
 }
 
 /// What makes two VMs the same VM (Envoy's vm key: vm_id, VM configuration and code, plus
@@ -87,6 +89,10 @@ pub struct Generation {
     pub routes: Vec<Route>,
     /// Clusters by name.
     pub clusters: HashMap<String, Arc<Cluster>>,
+    /// Cluster metadata by cluster name (`xds.cluster_metadata`).
+    pub cluster_metadata: HashMap<String, Arc<weir_abi::Metadata>>,
+    /// What filters read as `xds.node`.
+    pub node: weir_abi::Node,
     /// Plugins by name.
     pub plugins: BTreeMap<String, PluginInfo>,
     /// Every root context every worker runs: route filters and per-worker services, once each.
@@ -215,6 +221,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             cluster: r.cluster.clone(),
             chain,
             request_timeout: r.request_timeout.0,
+            metadata: Arc::new(crate::metadata::metadata(&r.metadata)),
         });
     }
     let mut root_plugins: Vec<Arc<PluginSpec>> = Vec::new();
@@ -239,10 +246,14 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     if !errors.is_empty() {
         return Err(errors);
     }
+    let cluster_metadata =
+        c.clusters.iter().map(|(name, cc)| (name.clone(), Arc::new(crate::metadata::metadata(&cc.metadata)))).collect();
     Ok(Generation {
         id: NEXT_GENERATION.fetch_add(1, Ordering::Relaxed),
         routes,
         clusters,
+        cluster_metadata,
+        node: crate::metadata::node(&c.node),
         plugins,
         root_plugins,
         singletons,

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod generation;
 pub mod inspect;
 pub mod logging;
+pub mod metadata;
 pub mod metrics;
 pub mod reload;
 pub mod routes;

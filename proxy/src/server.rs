@@ -97,6 +97,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     );
     let mut options = HttpServerOptions::default();
     options.h2c = http2.iter().any(|h| *h);
+    // CONNECT reaches weir's routing, which answers it as Envoy does without a CONNECT route
+    // (404 route_not_found) instead of Pingora's bare 405.
+    options.allow_connect_method_proxying = true;
     if let Some(app) = proxy.app_logic_mut() {
         app.server_options = Some(options);
     }

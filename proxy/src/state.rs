@@ -27,6 +27,7 @@ impl State {
     /// State serving `first`.
     pub fn new(runtime: Runtime, first: Generation) -> Arc<Self> {
         let (published, _) = tokio::sync::watch::channel(first.id);
+        runtime.set_node(first.node.clone());
         Arc::new(Self {
             current: ArcSwap::from_pointee(first),
             runtime,
@@ -40,6 +41,7 @@ impl State {
     /// it no longer uses go when their last request ends; every thread's VM host adopts it.
     pub fn publish(&self, next: Generation) -> Arc<Generation> {
         next.own_clusters();
+        self.runtime.set_node(next.node.clone());
         let id = next.id;
         let old = self.current.swap(Arc::new(next));
         old.retire(&self.current.load());

@@ -79,16 +79,19 @@ enum Role {
 
 async fn host(state: Arc<State>, wake: Arc<Notify>, role: Role) {
     let mut published = state.subscribe();
+    let (mut adopted, mut housekept) = (0, Instant::now());
     loop {
         let generation = state.current.load_full();
-        adopt(
-            match role {
+        // Wake-ups for root work (a notification, an answer) do not walk every plugin.
+        if generation.id != adopted || housekept.elapsed() >= HOUSEKEEPING {
+            let plugins = match role {
                 Role::Worker => &generation.root_plugins,
                 Role::Singletons => &generation.singletons,
-            },
-            &wake,
-        );
-        let next = run_root_work(&state, &generation);
+            };
+            adopt(plugins, &wake);
+            (adopted, housekept) = (generation.id, Instant::now());
+        }
+        let next = run_root_work(&state, &generation).min(housekept + HOUSEKEEPING);
         tokio::select! {
             _ = published.changed() => {}
             _ = wake.notified() => {}

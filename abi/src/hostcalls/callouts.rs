@@ -58,7 +58,9 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         if !state.allows_cluster(&cluster) {
             return Ok(Status::BadArgument.code());
         }
-        if [&b":method"[..], b":path", b":authority"].iter().any(|h| headers.get(h).is_none_or(|v| v.is_empty())) {
+        // Envoy's Context::httpCall: the three must be present (an empty value is accepted),
+        // and the timeout is a signed 32-bit number of milliseconds.
+        if [&b":method"[..], b":path", b":authority"].iter().any(|h| headers.get(h).is_none()) || ms < 0 {
             return Ok(Status::BadArgument.code());
         }
         let mut headers = headers;

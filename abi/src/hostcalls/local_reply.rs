@@ -26,6 +26,11 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         let Some(e) = c.data_mut().stream_effects_mut() else {
             return Ok(Status::Ok.code());
         };
+        // Envoy's filter manager prepares one local reply per stream: a second call answers OK
+        // and changes nothing (DownstreamFilterManager::prepareLocalReplyViaFilterChain).
+        if e.local_response.is_some() {
+            return Ok(Status::Ok.code());
+        }
         let details: String =
             String::from_utf8_lossy(&details).chars().map(|ch| if ch.is_whitespace() { '_' } else { ch }).collect();
         e.local_response = Some(LocalResponse {

@@ -17,5 +17,6 @@ mod logging_wasi;
 mod memory_safety;
 mod metrics;
 mod properties;
+mod root_work;
 mod shared;
 mod stream_control;

@@ -34,6 +34,9 @@ pub struct Config {
     /// shared data and queues only.
     #[serde(default)]
     pub services: Vec<WasmService>,
+    /// What filters read as `xds.node`.
+    #[serde(default)]
+    pub node: NodeConfig,
     /// The admin listener (metrics, readiness, reload). Default `127.0.0.1:9901`.
     #[serde(default)]
     pub admin: Admin,
@@ -104,6 +107,43 @@ pub struct Cluster {
     /// Periodic TCP health checks; unhealthy endpoints are skipped.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// Metadata filters read as `xds.cluster_metadata`.
+    #[serde(default)]
+    pub metadata: MetadataConfig,
+}
+
+/// Envoy's `Metadata`: a map of values per filter namespace.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetadataConfig {
+    /// Namespace → fields (any YAML values).
+    #[serde(default)]
+    pub filter_metadata: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+}
+
+/// What filters read as `xds.node` (Envoy's bootstrap node).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    /// `xds.node.id`. Default `weir`.
+    #[serde(default = "default_node_id")]
+    pub id: String,
+    /// `xds.node.cluster`. Default empty.
+    #[serde(default)]
+    pub cluster: String,
+    /// `xds.node.metadata`: any YAML values.
+    #[serde(default)]
+    pub metadata: BTreeMap<String, serde_yaml::Value>,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self { id: default_node_id(), cluster: String::new(), metadata: BTreeMap::new() }
+    }
+}
+
+fn default_node_id() -> String {
+    "weir".into()
 }
 
 /// TLS to an upstream.
@@ -210,6 +250,9 @@ pub struct Route {
     /// Filters run on every phase: request phases in this order, response phases reversed.
     #[serde(default)]
     pub filters: Vec<FilterRef>,
+    /// Metadata filters read as `xds.route_metadata`.
+    #[serde(default)]
+    pub metadata: MetadataConfig,
     /// Longest time a filter may keep the request paused with nothing to wake it (Envoy's
     /// stream idle timeout): then 408, or 504 once the whole request was received. Default 5m.
     #[serde(default = "default_request_timeout")]
@@ -617,6 +660,14 @@ pub fn value_bytes(v: &Option<serde_yaml::Value>) -> Vec<u8> {
         None | Some(serde_yaml::Value::Null) => Vec::new(),
         Some(serde_yaml::Value::String(s)) => s.clone().into_bytes(),
         Some(other) => serde_json::to_vec(other).unwrap_or_default(),
+    }
+}
+
+/// A YAML scalar used as a key: a string as is, anything else in its YAML form.
+pub fn value_text(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        other => serde_yaml::to_string(other).map(|t| t.trim_end().to_owned()).unwrap_or_default(),
     }
 }
 

@@ -34,10 +34,14 @@ pub struct RequestCtx {
     pub body_replacement: Option<Bytes>,
     /// Reset the stream instead of answering.
     pub reset: bool,
+    /// A filter's reply was already sent whole: nothing more to write.
+    pub replied: bool,
     /// The request had no body.
     pub request_done_at_headers: bool,
     /// The request body's last chunk arrived.
     pub request_body_done: bool,
+    /// The upstream response is HTTP/1 with a content-length.
+    pub response_framed_by_length: bool,
     /// Body bytes filters hold, per direction (for the buffer limit).
     pub held_request: usize,
     pub held_response: usize,
@@ -59,8 +63,10 @@ impl RequestCtx {
             reply: None,
             body_replacement: None,
             reset: false,
+            replied: false,
             request_done_at_headers: false,
             request_body_done: false,
+            response_framed_by_length: false,
             held_request: 0,
             held_response: 0,
             started: Instant::now(),
@@ -80,6 +86,7 @@ impl RequestCtx {
             server_name: String::new(),
             peer_certificate_presented: !d.cert_digest.is_empty(),
         });
+        crate::convert::to_origin_form(session.req_header_mut());
         let mut h = crate::convert::request_headers(session.req_header(), tls);
         let lacks = |name: &str| h.get(name.as_bytes()).is_none();
         let (lacks_id, lacks_proto) = (lacks("x-request-id"), lacks("x-forwarded-proto"));
@@ -115,19 +122,26 @@ impl RequestCtx {
     /// Records the matched route.
     pub fn select_route(&mut self, route: usize) {
         self.route = Some(route);
-        let r = &self.generation.routes[route];
-        self.stream.info.route_name = r.name.clone();
-        self.stream.info.cluster_name = r.cluster.clone();
-        self.filters_ran = !r.chain.is_empty();
+        self.describe_route(route);
+        self.filters_ran = !self.generation.routes[route].chain.is_empty();
     }
 
     /// Matches the route again after a filter changed the request and asked for it
     /// (`clear_route_cache`); only the cluster changes, the chain stays.
     pub fn reroute(&mut self) {
         if let Some(r) = self.generation.route(&self.stream.request_headers) {
-            self.stream.info.route_name = self.generation.routes[r].name.clone();
-            self.stream.info.cluster_name = self.generation.routes[r].cluster.clone();
+            self.describe_route(r);
         }
+    }
+
+    /// What filters see of the route: its name, cluster and metadata.
+    fn describe_route(&mut self, route: usize) {
+        let r = &self.generation.routes[route];
+        let info = &mut self.stream.info;
+        info.route_name = r.name.clone();
+        info.cluster_name = r.cluster.clone();
+        info.route_metadata = r.metadata.clone();
+        info.cluster_metadata = self.generation.cluster_metadata.get(&r.cluster).cloned().unwrap_or_default();
     }
 
     /// The cluster to send the request to: a filter's choice when it names a known cluster,

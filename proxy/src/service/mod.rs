@@ -44,8 +44,44 @@ fn reset_error() -> Box<Error> {
     Error::explain(ErrorType::Custom("stream reset by filter"), "a filter closed the stream")
 }
 
+/// The error that ends an exchange whose reply a filter already sent in full.
+const REPLIED: &str = "local reply sent";
+
+/// True when the upstream response has no body: no body callback will follow its headers.
+fn ends_at_headers(resp: &ResponseHeader) -> bool {
+    matches!(resp.status.as_u16(), 204 | 304)
+        || resp.headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+}
+
 fn reply_error(status: u16) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(status), "local reply from a filter")
+}
+
+impl WeirProxy {
+    /// Runs `on_request_body` over the data the stream holds; returns what to send upstream
+    /// now (nothing while a filter buffers).
+    async fn request_body_step(&self, ctx: &mut RequestCtx, end_of_stream: bool) -> Result<Bytes> {
+        let out = match ctx.chain.as_mut() {
+            Some(chain) => chain.on_request_body(&mut ctx.stream, end_of_stream),
+            None => Outcome::Continue,
+        };
+        match drive::drive(&self.state, ctx, out).await {
+            Flow::Continue => {
+                ctx.held_request = 0;
+                Ok(ctx.stream.request_body.split().freeze())
+            }
+            Flow::Buffer => Ok(Bytes::new()),
+            Flow::Reply(r) => {
+                let status = r.status;
+                ctx.reply = Some(r);
+                Err(reply_error(status))
+            }
+            Flow::Reset => {
+                ctx.reset = true;
+                Err(reset_error())
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -58,7 +94,16 @@ impl ProxyHttp for WeirProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.fill_request(session);
-        let Some(route) = ctx.generation.route(&ctx.stream.request_headers) else {
+        // CONNECT matches no route (Envoy answers it 404 unless a route enables it).
+        let route = match session.req_header().method {
+            http::Method::CONNECT => None,
+            _ => ctx.generation.route(&ctx.stream.request_headers),
+        };
+        let Some(route) = route else {
+            if session.req_header().method == http::Method::CONNECT {
+                // What follows a CONNECT on the connection is a tunnel, not another request.
+                session.set_keepalive(None);
+            }
             let r = reply::plain(404, "no route matched\n", "route_not_found");
             ctx.stream.info.response_code_details = r.details.clone();
             reply::write(session, &r).await?;
@@ -113,6 +158,9 @@ impl ProxyHttp for WeirProxy {
         let peer = cluster.peer(&key).ok_or_else(|| {
             Error::explain(ErrorType::HTTPStatus(503), format!("no healthy endpoint in cluster {name}"))
         })?;
+        if let Some(m) = ctx.generation.cluster_metadata.get(&name) {
+            ctx.stream.info.cluster_metadata = m.clone();
+        }
         ctx.stream.info.cluster_name = name;
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
         Ok(Box::new(peer))
@@ -120,7 +168,7 @@ impl ProxyHttp for WeirProxy {
 
     async fn request_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
@@ -137,28 +185,20 @@ impl ProxyHttp for WeirProxy {
             ctx.reply = Some(reply::plain(413, "payload too large\n", "request_payload_too_large"));
             return Err(reply_error(413));
         }
-        let out = match ctx.chain.as_mut() {
-            Some(chain) => chain.on_request_body(&mut ctx.stream, end_of_stream),
-            None => Outcome::Continue,
+        // Envoy's HTTP/1 codec ends a body framed by content-length apart from its data: the
+        // last data arrives with end_of_stream false, then an empty callback ends the stream.
+        let apart = end_of_stream
+            && !ctx.stream.request_body.is_empty()
+            && convert::framed_by_length(session.req_header(), session.is_http2());
+        let released = if apart {
+            let data = self.request_body_step(ctx, false).await?;
+            let end = self.request_body_step(ctx, true).await?;
+            [data, end].concat().into()
+        } else {
+            self.request_body_step(ctx, end_of_stream).await?
         };
-        match drive::drive(&self.state, ctx, out).await {
-            Flow::Continue => {
-                let data = ctx.stream.request_body.split().freeze();
-                ctx.held_request = 0;
-                *body = Some(data);
-            }
-            // Hold with an empty chunk: `None` would end the upstream body.
-            Flow::Buffer => *body = Some(Bytes::new()),
-            Flow::Reply(r) => {
-                let status = r.status;
-                ctx.reply = Some(r);
-                return Err(reply_error(status));
-            }
-            Flow::Reset => {
-                ctx.reset = true;
-                return Err(reset_error());
-            }
-        }
+        // An empty chunk holds the body: `None` would end the upstream body.
+        *body = Some(released);
         Ok(())
     }
 
@@ -169,8 +209,18 @@ impl ProxyHttp for WeirProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.stream.info.response_code = Some(resp.status.as_u16());
+        // An HTTP/1.1 client gets an HTTP/1.1 response whatever the upstream spoke (nginx and
+        // Envoy do this); Pingora frames a body of unknown length as chunked for it.
+        if !session.is_http2()
+            && session.req_header().version == http::Version::HTTP_11
+            && resp.version < http::Version::HTTP_11
+        {
+            resp.set_version(http::Version::HTTP_11);
+        }
         let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
         ctx.stream.response_headers = convert::response_headers(resp);
+        ctx.response_framed_by_length =
+            resp.version != http::Version::HTTP_2 && resp.headers.contains_key(http::header::CONTENT_LENGTH);
         let no_body = ctx.stream.is_head() || matches!(resp.status.as_u16(), 204 | 304);
         let out = chain.on_response_headers(&mut ctx.stream, no_body);
         match drive::drive(&self.state, ctx, out).await {
@@ -189,10 +239,18 @@ impl ProxyHttp for WeirProxy {
                 })?;
                 local.remove_header(&http::header::TRANSFER_ENCODING);
                 local.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
-                *resp = local;
                 ctx.stream.info.response_code = Some(r.status);
-                ctx.body_replacement =
-                    Some(if session.req_header().method == http::Method::HEAD { Bytes::new() } else { r.body });
+                let head = session.req_header().method == http::Method::HEAD;
+                if ends_at_headers(resp) && !head {
+                    // No body callback follows an upstream response without a body: send the
+                    // whole reply now (Envoy's sendDirectLocalReply) and end the exchange.
+                    session.write_response_header(Box::new(local), false).await?;
+                    session.write_response_body(Some(r.body), true).await?;
+                    ctx.replied = true;
+                    return Err(Error::explain(ErrorType::Custom(REPLIED), "a filter's reply was sent"));
+                }
+                *resp = local;
+                ctx.body_replacement = Some(if head { Bytes::new() } else { r.body });
             }
             Flow::Reset => {
                 ctx.reset = true;
@@ -222,10 +280,26 @@ impl ProxyHttp for WeirProxy {
             ctx.reset = true;
             return Err(Error::explain(ErrorType::Custom("response too large to buffer"), "over max_buffered_body"));
         }
-        match chain.on_response_body(&mut ctx.stream, end_of_stream) {
+        // As for requests: an HTTP/1 response framed by content-length ends apart from its data.
+        let mut released = Bytes::new();
+        let out = if end_of_stream && ctx.response_framed_by_length && !ctx.stream.response_body.is_empty() {
+            match chain.on_response_body(&mut ctx.stream, false) {
+                Outcome::Continue | Outcome::Pause { .. } => released = ctx.stream.response_body.split().freeze(),
+                Outcome::Buffer => {}
+                Outcome::LocalResponse(_) | Outcome::Failed(_) | Outcome::Close => {
+                    ctx.reset = true;
+                    return Err(reset_error());
+                }
+            }
+            chain.on_response_body(&mut ctx.stream, true)
+        } else {
+            chain.on_response_body(&mut ctx.stream, end_of_stream)
+        };
+        match out {
             Outcome::Continue => {
                 ctx.held_response = 0;
                 let data = ctx.stream.response_body.split().freeze();
+                let data = if released.is_empty() { data } else { [released, data].concat().into() };
                 *body = (!data.is_empty() || end_of_stream).then_some(data);
             }
             Outcome::Buffer => *body = None,
@@ -266,6 +340,9 @@ impl ProxyHttp for WeirProxy {
     }
 
     async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        if ctx.replied {
+            return FailToProxy { error_code: ctx.stream.info.response_code.unwrap_or(0), can_reuse_downstream: false };
+        }
         if ctx.reset {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
@@ -279,6 +356,11 @@ impl ProxyHttp for WeirProxy {
             tracing::debug!(target: "weir::proxy", error = %err, "could not send the error response");
         }
         FailToProxy { error_code: code, can_reuse_downstream: false }
+    }
+
+    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
+        // A filter's own reply or reset is its decision, not an error an operator must act on.
+        ctx.replied || ctx.reset
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

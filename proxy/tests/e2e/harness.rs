@@ -313,6 +313,35 @@ pub fn grpc_server() -> std::net::SocketAddr {
     addr
 }
 
+/// An upstream that answers every request head it reads with `response`, as is, and closes the
+/// connection after it when `close` (a body delimited by the end of the connection).
+pub fn canned_server(response: &'static [u8], close: bool) -> SocketAddr {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = conn.read(&mut buf) {
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        seen.drain(..end + 4);
+                        if conn.write_all(response).is_err() || close {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A server that accepts connections and never answers.
 pub fn silent_server() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();

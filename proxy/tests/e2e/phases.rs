@@ -44,10 +44,12 @@ async fn bodies_are_buffered_and_replaced_with_correct_framing() {
         json!({
             "steps": {
                 "request_headers": [["remove_header", 0, "content-length"]],
-                "request_body": [["set_buffer", 0, 0, 4294967295u64, "REPLACED-REQUEST-BODY"]],
+                "request_body_end": [["set_buffer", 0, 0, 4294967295u64, "REPLACED-REQUEST-BODY"]],
                 "response_headers": [["remove_header", 2, "content-length"]],
-                "response_body": [["set_buffer", 1, 0, 4294967295u64, "new response body"]],
+                "response_body_end": [["set_buffer", 1, 0, 4294967295u64, "new response body"]],
             },
+            // Buffer every chunk; replace the whole body once, at its end.
+            "actions": { "request_body": "pause", "response_body": "pause" },
         }),
     ));
     let resp = client().post(weir.url("/upload")).body(vec![b'a'; 100_000]).send().await.unwrap();
