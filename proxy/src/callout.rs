@@ -18,6 +18,8 @@ use crate::clusters::Cluster;
 
 /// Largest callout response body kept; beyond it the call counts as reset (Envoy's buffer limit).
 const MAX_RESPONSE_BODY: usize = 4 << 20;
+/// Informational answers a callout skips before it counts as broken.
+const MAX_INFORMATIONAL: usize = 8;
 
 /// Connection pool for callouts.
 /// Starts the work of one callout a filter asked for: the future yields its token and result,
@@ -189,7 +191,19 @@ impl Client {
             session.write_request_body(body, true).await.map_err(|_| Broke::Midway)?;
         }
         session.finish_request_body().await.map_err(|_| Broke::Midway)?;
-        session.read_response_header().await.map_err(|_| Broke::Midway)?;
+        // Informational answers (100 Continue, 103 Early Hints) come before the final one.
+        let mut informational = 0;
+        loop {
+            session.read_response_header().await.map_err(|_| Broke::Midway)?;
+            let status = session.response_header().ok_or(Broke::Midway)?.status;
+            if !status.is_informational() {
+                break;
+            }
+            informational += 1;
+            if status == http::StatusCode::SWITCHING_PROTOCOLS || informational > MAX_INFORMATIONAL {
+                return Err(Broke::Midway);
+            }
+        }
         let resp = session.response_header().ok_or(Broke::Midway)?;
         let mut out = HeaderMap::new();
         out.add(b":status", Bytes::from(resp.status.as_u16().to_string()));

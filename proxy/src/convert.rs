@@ -149,7 +149,7 @@ pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
 /// A message when a filter produced an invalid status or header.
 pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), String> {
     if let Some(s) = h.get_str(":status") {
-        let code: u16 = s.parse().map_err(|_| format!("invalid :status `{s}`"))?;
+        let code: u16 = s.parse().ok().filter(|c| (200..=599).contains(c)).ok_or(format!("invalid :status `{s}`"))?;
         if code != resp.status.as_u16() {
             resp.set_status(code).map_err(|e| e.to_string())?;
         }

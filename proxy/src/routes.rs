@@ -73,7 +73,8 @@ impl Matcher {
 
 fn strip_port(authority: &str) -> &str {
     if authority.starts_with('[') {
-        return authority.split(']').next().map(|s| &authority[..s.len() + 1]).unwrap_or(authority);
+        // An IPv6 literal keeps its brackets; without a closing one it is taken as it is.
+        return authority.find(']').map_or(authority, |end| &authority[..=end]);
     }
     authority.rsplit_once(':').map(|(h, _)| h).unwrap_or(authority)
 }
@@ -84,6 +85,15 @@ mod tests {
 
     fn req(method: &str, path: &str, host: &str) -> HeaderMap {
         HeaderMap::from_pairs([(":method", method), (":path", path), (":authority", host), ("x-v", "2")])
+    }
+
+    #[test]
+    fn unbalanced_ipv6_hosts_do_not_panic() {
+        for host in ["[", "[abc", "[::1", "[::1]", "[::1]:80", "]", ":"] {
+            let _ = strip_port(host);
+        }
+        assert_eq!(strip_port("[::1]:80"), "[::1]");
+        assert_eq!(strip_port("[abc"), "[abc");
     }
 
     #[test]

@@ -33,8 +33,14 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         }
         let details: String =
             String::from_utf8_lossy(&details).chars().map(|ch| if ch.is_whitespace() { '_' } else { ch }).collect();
+        // Only a final status can end a stream: an informational or out-of-range code (which a
+        // client would wait past, or read as another code) becomes a 500 that says why.
+        let (status, details) = match u16::try_from(code as u32) {
+            Ok(c) if (200..=599).contains(&c) => (c, details),
+            _ => (500, "wasm_invalid_local_reply_status".to_owned()),
+        };
         e.local_response = Some(LocalResponse {
-            status: code as u32 as u16,
+            status,
             headers: HeaderMap::from_pairs(crate::pairs::decode(&headers)),
             body: Bytes::from(body),
             details,

@@ -346,6 +346,12 @@ impl ProxyHttp for WeirProxy {
         if ctx.reset {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
+        if session.response_written().is_some() {
+            // The response has started (say the upstream died mid-body): no error text can
+            // follow it; the client must see the response broken, as Envoy resets the stream.
+            ctx.stream.info.response_code_details = "upstream_reset_after_response_started".into();
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
         let reply = ctx.reply.take().unwrap_or_else(|| reply::for_error(e));
         let code = reply.status;
         ctx.stream.info.response_code = Some(code);

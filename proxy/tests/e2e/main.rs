@@ -11,6 +11,7 @@ mod config;
 mod docs;
 mod examples;
 mod failures;
+mod hostile;
 mod inspect;
 mod phases;
 mod reload;

@@ -1,0 +1,107 @@
+//! Broken upstreams, odd clients and odd filter answers: each ends one exchange cleanly, never
+//! with a corrupted response, a hung client or a panic.
+
+use std::io::{Read, Write};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+/// weir with one route to `origin` through the probe configured with `script` (no route filter
+/// when `script` is null), and a `callee` cluster for callouts.
+fn config(origin: std::net::SocketAddr, callee: std::net::SocketAddr, script: Value, route: &str) -> String {
+    let filters = if script.is_null() {
+        String::new()
+    } else {
+        format!("\n    filters: [{{ plugin: probe, config: {script} }}]")
+    };
+    format!(
+        "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n  callee: {{ endpoints: [\"{callee}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: origin{route}{filters}\n",
+        probe()
+    )
+}
+
+/// Sends `request` on a new connection and reads until it closes.
+fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn an_upstream_that_dies_mid_body_breaks_the_response_it_started() {
+    // Chunked, and with a content-length, each cut after five bytes.
+    for upstream in [
+        &b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n"[..],
+        b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nhello",
+    ] {
+        let dying = canned_server(upstream, true);
+        let weir = Weir::start(&config(dying, dying, Value::Null, ""));
+        for c in [client(), h2_client()] {
+            let resp = c.get(weir.url("/")).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            // Envoy resets the stream: the client must not get a complete answer.
+            assert!(resp.bytes().await.is_err(), "a truncated answer must not look complete");
+        }
+        let logs = weir.logs();
+        assert!(!logs.contains("upstream error"), "no error text inside a started response");
+        assert!(logs.contains("upstream_reset_after_response_started"), "{logs}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_host_is_answered_without_a_panic() {
+    let origin = origin("o");
+    let route = "\n    match: { host: example.test }";
+    let weir = Weir::start(&config(origin, origin, Value::Null, route));
+    for host in ["[abc", "[", "[::1"] {
+        let answer = raw(weir.proxy, format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes());
+        assert!(answer.starts_with("HTTP/1.1 "), "{host}: {answer}");
+    }
+    assert!(!weir.logs().contains("panicked"), "{}", weir.logs());
+}
+
+#[tokio::test]
+async fn a_callout_answered_with_informational_responses_gets_the_final_one() {
+    let origin = origin("o");
+    for callee in [
+        &b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"[..],
+        b"HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+    ] {
+        let callee = canned_server(callee, false);
+        let call =
+            json!(["http_call", "callee", [[":method", "GET"], [":path", "/"], [":authority", "c"]], "", [], 5000]);
+        let script = json!({
+            "steps": {
+                "request_headers": [call],
+                "http_call_response": [["get_header", 6, ":status"], ["get_buffer", 4, 0, 100], ["continue_stream", 0]],
+            },
+            "actions": { "request_headers": "pause" },
+        });
+        let weir = Weir::start(&config(origin, callee, script, ""));
+        let resp = client().get(weir.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        let answered: Vec<Value> = weir.probe_lines().into_iter().filter(|l| l["cb"] == "http_call_response").collect();
+        assert_eq!(answered[0]["value"], "200", "{answered:#?}");
+        assert_eq!(answered[1]["value"], "ok");
+        assert!(!weir.logs().contains("panicked"));
+    }
+}
+
+#[tokio::test]
+async fn a_filter_reply_with_a_status_that_cannot_end_a_stream_is_a_500() {
+    let origin = origin("o");
+    for code in [100u32, 103, 199, 600, 65736, 19003] {
+        let script = json!({ "steps": { "request_headers": [["local_response", code, "odd", "body", [], -1]] } });
+        let weir = Weir::start(&config(origin, origin, script, ""));
+        for c in [client(), h2_client()] {
+            let resp = c.get(weir.url("/")).send().await.unwrap();
+            assert_eq!(resp.status(), 500, "{code}");
+        }
+        let logs = weir.logs();
+        assert!(logs.contains("status=500 details=\"wasm_invalid_local_reply_status\""), "{code}: {logs}");
+    }
+}
