@@ -87,7 +87,14 @@ pub(crate) struct RuntimeInner {
     pub clusters: RwLock<Arc<HashSet<String>>>,
     /// What `xds.node` describes.
     pub node: RwLock<Arc<crate::metadata::Node>>,
-    ticker: Mutex<Option<(Arc<AtomicBool>, JoinHandle<()>)>>,
+    ticker: Mutex<Option<Ticker>>,
+}
+
+/// The epoch ticker thread: its stop flag, its handle, and the process that started it.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<()>,
+    pid: u32,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -140,6 +147,22 @@ impl Runtime {
         Ok(runtime)
     }
 
+    /// Makes sure the epoch ticker runs in this process: after a `fork` (daemon mode) only the
+    /// forking thread exists in the child, so callback deadlines would never expire.
+    pub fn ensure_ticker(&self) {
+        let mut ticker = self.inner.ticker.lock().unwrap_or_else(|p| p.into_inner());
+        let here = std::process::id();
+        if ticker.as_ref().is_some_and(|t| t.pid == here) {
+            return;
+        }
+        // The handle names a thread of the parent process: it cannot be joined here.
+        if let Some(old) = ticker.take() {
+            std::mem::forget(old);
+        }
+        drop(ticker);
+        self.start_ticker();
+    }
+
     fn start_ticker(&self) {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = self.inner.engine.clone();
@@ -155,7 +178,8 @@ impl Runtime {
             })
             .ok();
         if let Some(h) = handle {
-            *self.inner.ticker.lock().unwrap_or_else(|p| p.into_inner()) = Some((stop, h));
+            let ticker = Ticker { stop, thread: h, pid: std::process::id() };
+            *self.inner.ticker.lock().unwrap_or_else(|p| p.into_inner()) = Some(ticker);
         }
     }
 
@@ -273,9 +297,11 @@ impl Runtime {
 
 impl Drop for RuntimeInner {
     fn drop(&mut self) {
-        if let Some((stop, handle)) = self.ticker.get_mut().ok().and_then(Option::take) {
-            stop.store(true, Ordering::Relaxed);
-            let _ = handle.join();
+        if let Some(t) = self.ticker.get_mut().ok().and_then(Option::take) {
+            t.stop.store(true, Ordering::Relaxed);
+            if t.pid == std::process::id() {
+                let _ = t.thread.join();
+            }
         }
     }
 }

@@ -29,18 +29,37 @@ pub async fn serve(listener: TcpListener, name: String) {
 ///
 /// When the address cannot be bound.
 pub fn spawn(addr: SocketAddr, name: &str) -> std::io::Result<SocketAddr> {
-    let std_listener = std::net::TcpListener::bind(addr)?;
-    std_listener.set_nonblocking(true)?;
-    let local = std_listener.local_addr()?;
-    let name = name.to_owned();
+    let listener = bind(addr)?;
+    let local = listener.local_addr()?;
+    serve_on_thread(listener, name.to_owned())?;
+    Ok(local)
+}
+
+/// Binds the demo origin's listener (before the process daemonizes, so an error is reported).
+///
+/// # Errors
+///
+/// When the address cannot be bound.
+pub fn bind(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Serves the demo origin on `listener` from a thread of its own.
+///
+/// # Errors
+///
+/// When the thread cannot be started.
+pub fn serve_on_thread(listener: std::net::TcpListener, name: String) -> std::io::Result<()> {
     std::thread::Builder::new().name(format!("demo-{name}")).spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
         rt.block_on(async move {
-            let listener = TcpListener::from_std(std_listener).expect("listener");
+            let listener = TcpListener::from_std(listener).expect("listener");
             serve(listener, name).await;
         });
     })?;
-    Ok(local)
+    Ok(())
 }
 
 async fn connection(stream: TcpStream, name: &str) -> std::io::Result<()> {

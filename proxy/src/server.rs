@@ -42,7 +42,9 @@ fn runtime_config(server: &config::Server) -> RuntimeConfig {
 /// A message for the user: the configuration's problems, or what failed at startup.
 pub fn run(cli: &Cli) -> Result<(), String> {
     let quickstart = cli.config.is_none();
-    let loaded = match &cli.config {
+    // Absolute before anything else: a daemon's working directory is not the shell's.
+    let config_path = cli.config.as_deref().map(std::path::absolute).transpose().map_err(|e| format!("weir: {e}"))?;
+    let loaded = match &config_path {
         Some(path) => config::load(path),
         None => config::parse(QUICKSTART.to_owned(), None),
     }
@@ -57,9 +59,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let mut loaded = loaded;
     // Kept until the process ends (`run_forever` never returns).
     let (listeners, admin, _reserved) = resolve_ports(&mut loaded)?;
-    if quickstart {
-        start_demo_origins(&loaded)?;
-    }
+    // Bound now, served once the process runs (threads started before a fork are lost).
+    let demo_origins = if quickstart { bind_demo_origins(&loaded)? } else { Vec::new() };
     let generation = crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
@@ -85,10 +86,21 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         upgrade_sock: server_cfg.upgrade_sock.clone(),
         pid_file: server_cfg.pid_file.clone(),
         daemon: cli.daemon,
+        // The launching `weir -d` exits only once the daemon is up, and non-zero if it is not.
+        daemon_wait_for_ready: cli.daemon,
+        daemon_ready_timeout_seconds: std::num::NonZeroU64::new(DAEMON_READY_TIMEOUT_SECONDS),
+        // Relative paths (modules, TLS files, pid file, upgrade socket) keep meaning the same.
+        working_directory: std::env::current_dir().ok(),
         ..ServerConf::default()
     };
+    if cli.daemon {
+        // A daemon that cannot write its pid file dies after the fork, where nobody hears it.
+        writable_dir("pid file", &server_cfg.pid_file)?;
+    }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    server.bootstrap();
+    // In the serving process (after a fork), before the listeners start: taking over the
+    // listening sockets of an upgrade, and telling a `weir -d` launcher the daemon is up.
+    let bootstrap = server.bootstrap_as_a_service();
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -119,7 +131,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             None => proxy.add_tcp(&addr.to_string()),
         }
     }
-    let reloader = crate::reload::Reloader::new(state.clone(), cli.config.clone());
+    let reloader = crate::reload::Reloader::new(state.clone(), config_path.clone());
     let mut admin_service = Service::new(
         "weir admin".into(),
         crate::admin::Admin {
@@ -139,15 +151,18 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     singletons.threads = Some(1);
     let hc_state = state.clone();
     let health = pingora::services::background::background_service("health checks", HealthChecks { state: hc_state });
-    server.add_service(proxy);
-    server.add_service(admin_service);
+    server.add_service(proxy).add_dependency(&bootstrap);
+    server.add_service(admin_service).add_dependency(&bootstrap);
     server.add_service(health);
     server.add_service(singletons);
-    let watch = reloader.watch().map(std::sync::Arc::new);
-    server.add_service(pingora::services::background::background_service(
-        "reload triggers",
-        ReloadTriggers { reloader, watch },
-    ));
+    server
+        .add_service(pingora::services::background::background_service("reload triggers", ReloadTriggers { reloader }));
+    if !demo_origins.is_empty() {
+        server.add_service(pingora::services::background::background_service(
+            "demo origins",
+            DemoOrigins(std::sync::Mutex::new(demo_origins)),
+        ));
+    }
     let proxy_list: Vec<String> = listeners
         .iter()
         .zip(&tls)
@@ -158,6 +173,19 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         println!("weir quick start: try `curl -s -H 'x-api-key: demo-key' http://{}/hello`", listeners[0]);
     }
     server.run_forever()
+}
+
+/// How long `weir -d` waits for its daemon to report that it started.
+const DAEMON_READY_TIMEOUT_SECONDS: u64 = 60;
+
+/// Fails unless a file can be created beside `path`.
+fn writable_dir(what: &str, path: &str) -> Result<(), String> {
+    let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
+    let dir = dir.unwrap_or(std::path::Path::new("."));
+    let probe = dir.join(format!(".weir-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| format!("weir: cannot write the {what} {path}: {e}"))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
 }
 
 /// Ports picked for `:0` addresses, held until the process ends.
@@ -192,15 +220,33 @@ fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, Re
     Ok((c.listeners.iter().map(|l| l.address).collect(), c.admin.address, ReservedPorts(held)))
 }
 
-/// The quick start's clusters point at demo origins weir starts itself.
-fn start_demo_origins(loaded: &Loaded) -> Result<(), String> {
+/// The quick start's clusters point at demo origins weir serves itself.
+fn bind_demo_origins(loaded: &Loaded) -> Result<Vec<(std::net::TcpListener, String)>, String> {
+    let mut bound = Vec::new();
     for (name, cluster) in &loaded.config.clusters {
         for ep in &cluster.endpoints {
             let addr: SocketAddr = ep.parse().map_err(|e| format!("weir: demo origin {ep}: {e}"))?;
-            crate::demo::spawn(addr, name).map_err(|e| format!("weir: cannot start the demo origin on {addr}: {e}"))?;
+            let listener =
+                crate::demo::bind(addr).map_err(|e| format!("weir: cannot start the demo origin on {addr}: {e}"))?;
+            bound.push((listener, name.clone()));
         }
     }
-    Ok(())
+    Ok(bound)
+}
+
+/// Serves the quick start's demo origins once the process runs (after daemonizing).
+struct DemoOrigins(std::sync::Mutex<Vec<(std::net::TcpListener, String)>>);
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for DemoOrigins {
+    async fn start(&self, _shutdown: pingora::server::ShutdownWatch) {
+        let bound = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for (listener, name) in bound {
+            if let Err(e) = crate::demo::serve_on_thread(listener, name) {
+                tracing::error!(target: "weir::demo", error = %e, "cannot serve a demo origin");
+            }
+        }
+    }
 }
 
 /// Runs the health checks of the current generation's clusters (a reload brings new ones).
@@ -248,14 +294,16 @@ impl pingora::services::background::BackgroundService for HealthChecks {
 /// Reloads on SIGHUP and on changes to the configuration or its modules.
 struct ReloadTriggers {
     reloader: std::sync::Arc<crate::reload::Reloader>,
-    watch: Option<std::sync::Arc<crate::reload::FileWatch>>,
 }
 
 #[async_trait::async_trait]
 impl pingora::services::background::BackgroundService for ReloadTriggers {
     async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        // Started here, in the serving process: a watcher's thread would not survive the fork
+        // of daemon mode.
+        let watch = self.reloader.watch().map(std::sync::Arc::new);
         let files = async {
-            match &self.watch {
+            match &watch {
                 Some(w) => self.reloader.clone().on_file_change(w.clone()).await,
                 None => std::future::pending().await,
             }

@@ -167,6 +167,8 @@ impl<S: pingora::services::Service> pingora::services::Service for WithVmHosts<S
         shutdown: pingora::server::ShutdownWatch,
         listeners_per_fd: usize,
     ) {
+        // The serving process may be a forked daemon: its epoch ticker must run here.
+        self.state.runtime.ensure_ticker();
         start_on_every_worker(&self.state, self.threads).await;
         self.inner.start_service(fds, shutdown, listeners_per_fd).await
     }

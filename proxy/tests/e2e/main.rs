@@ -8,6 +8,7 @@ mod builtin_routing;
 mod builtin_security;
 mod callouts;
 mod config;
+mod daemon;
 mod docs;
 mod examples;
 mod failures;

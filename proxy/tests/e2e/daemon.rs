@@ -1,0 +1,114 @@
+//! weir run as the shipped systemd unit runs it: `weir -d`, a relative `-c`, found again by its
+//! pid file. What the serving process needs (the epoch ticker behind callback deadlines, the
+//! file watcher) must run in the daemon, not only in the process that forked it.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::harness::*;
+
+fn config(dir: &Path, origin: std::net::SocketAddr, version: &str, pid_file: &str) -> String {
+    let tag = json!({ "steps": { "response_headers": [["add_header", 2, "x-version", version]] } });
+    let looping = json!({ "steps": { "request_headers": [["loop"]] } });
+    format!(
+        "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\n\
+         server: {{ threads: 1, pid_file: {pid_file}, upgrade_sock: {} }}\n\
+         clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n\
+         plugins:\n  probe: {{ module: {}, limits: {{ deadline: 100ms }} }}\n\
+         routes:\n  - {{ match: {{ path: /loop }}, cluster: origin, filters: [{{ plugin: probe, config: {looping} }}] }}\n  \
+         - {{ cluster: origin, filters: [{{ plugin: probe, config: {tag} }}] }}\n",
+        dir.join("upgrade.sock").display(),
+        probe(),
+    )
+}
+
+/// The daemon's pid, once its pid file holds one.
+fn daemon_pid(pid_file: &Path) -> u32 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(pid) = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<u32>().ok()) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("no pid in {}", pid_file.display());
+}
+
+/// Stops the daemon with SIGINT and waits (bounded) until it is gone.
+struct Daemon(u32);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let alive = |pid: u32| Path::new(&format!("/proc/{pid}")).exists();
+        let _ = Command::new("kill").args(["-INT", &self.0.to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while alive(self.0) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if alive(self.0) {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin("o");
+    let pid_file = dir.path().join("weir.pid");
+    std::fs::write(dir.path().join("weir.yaml"), config(dir.path(), origin, "1", "weir.pid")).unwrap();
+    let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-d", "-c", "weir.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(launcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let status = launcher.wait().unwrap();
+    assert!(status.success(), "the launcher exits 0 once the daemon is up: {status}");
+    let _daemon = Daemon(daemon_pid(&pid_file));
+    let at = ready.find("proxy http://").expect(&ready) + "proxy http://".len();
+    let proxy = ready[at..].split_whitespace().next().unwrap().to_owned();
+    let url = |path: &str| format!("http://{proxy}{path}");
+
+    let c = client();
+    let resp = c.get(url("/")).send().await.unwrap();
+    assert_eq!(resp.headers()["x-version"], "1");
+    // The epoch ticker runs in the daemon: a looping filter is stopped at its deadline.
+    let started = Instant::now();
+    let resp = c.get(url("/loop")).send().await.expect("the loop is cut off, the request answered");
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    // The file watcher runs in the daemon, and the relative -c still names the file.
+    std::fs::write(dir.path().join("weir.yaml"), config(dir.path(), origin, "2", "weir.pid")).unwrap();
+    let reloaded = eventually(async || {
+        c.get(url("/")).send().await.is_ok_and(|r| r.headers().get("x-version").is_some_and(|v| v == "2"))
+    })
+    .await;
+    assert!(reloaded, "{}", std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default());
+}
+
+#[tokio::test]
+async fn a_daemon_that_cannot_start_fails_its_launcher() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin("o");
+    let text = config(dir.path(), origin, "1", "/nonexistent-weir-dir/weir.pid");
+    std::fs::write(dir.path().join("weir.yaml"), text).unwrap();
+    let started = Instant::now();
+    let status = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-d", "-c", "weir.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(!status.success(), "an unwritable pid file fails `weir -d`");
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
