@@ -47,6 +47,8 @@ pub struct FilterFailure {
     pub plugin: String,
     /// What went wrong.
     pub failure: Failure,
+    /// The VM failed in this request (not before): report it; later refusals are quiet.
+    pub fresh: bool,
     /// The reply to send if the response has not started: 503, empty body, details
     /// `wasm_fail_stream` (gRPC: `grpc-status: 14`).
     pub reply: LocalResponse,
@@ -206,7 +208,8 @@ impl FilterChain {
         }
     }
 
-    /// Hands out the VM failures seen since the last call.
+    /// Hands out the VM failures this request caused since the last call (refusals by an
+    /// instance that had already failed are not failures of their own).
     pub fn drain_failures(&mut self, mut f: impl FnMut(&PluginSpec, FailureKind)) {
         for (i, k) in self.failures.drain(..) {
             f(&self.slots[i].plugin, k);
@@ -406,6 +409,7 @@ impl FilterChain {
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
         let started = Instant::now();
+        let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
         let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
             let (vm, instance) = vm?;
             let ctx = match context {
@@ -432,7 +436,10 @@ impl FilterChain {
         self.timings.push((i, started.elapsed()));
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
-            Err(failure) => return self.fail(i, failure, s),
+            Err(failure) => {
+                let fresh = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
+                return self.fail(i, failure, fresh, s);
+            }
         };
         self.slots[i].context = Some((ctx, instance));
         self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
@@ -460,8 +467,12 @@ impl FilterChain {
         }
     }
 
-    fn fail(&mut self, i: usize, failure: Failure, s: &StreamState) -> Step {
-        self.failures.push((i, failure.kind));
+    /// Applies filter `i`'s failure policy. `fresh`: the VM failed in this very call (not an
+    /// instance that had failed before), so it is counted and reported once.
+    fn fail(&mut self, i: usize, failure: Failure, fresh: bool, s: &StreamState) -> Step {
+        if fresh {
+            self.failures.push((i, failure.kind));
+        }
         let plugin = self.slots[i].plugin.clone();
         match plugin.config.failure_policy {
             FailurePolicy::FailOpen => {
@@ -478,7 +489,7 @@ impl FilterChain {
                 };
                 let (headers, body) = crate::local_reply::finalize(&reply, Some(14), s);
                 let reply = reply_from(headers, body, reply.details);
-                Step::Fail(FilterFailure { plugin: plugin.name().to_owned(), failure, reply })
+                Step::Fail(FilterFailure { plugin: plugin.name().to_owned(), failure, fresh, reply })
             }
         }
     }
@@ -587,6 +598,7 @@ impl FilterChain {
         let plugin = self.slots[i].plugin.clone();
         let phase = self.phase;
         let context = self.slots[i].context;
+        let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
         let result = pool::with_vm(&plugin.vm, None, |vm| -> Result<_, Failure> {
             let (vm, instance) = vm?;
             if context.is_some_and(|(_, inst)| inst != instance) {
@@ -600,7 +612,8 @@ impl FilterChain {
             Ok(Some(r)) => r,
             Ok(None) => return self.still(),
             Err(failure) => {
-                let step = self.fail(i, failure, s);
+                let fresh = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
+                let step = self.fail(i, failure, fresh, s);
                 return match step {
                     Step::Continue => self.resume(s, i),
                     other => self.finish_step(other, s, phase, Vec::new()),
@@ -679,7 +692,8 @@ impl FilterChain {
             }
         };
         if let Some(failure) = failure {
-            return match self.fail(i, failure, s) {
+            // The VM failed in another context's callback, which reported it.
+            return match self.fail(i, failure, false, s) {
                 Step::Continue => self.resume(s, i),
                 other => self.finish_step(other, s, phase, Vec::new()),
             };

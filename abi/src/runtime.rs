@@ -171,9 +171,18 @@ impl Runtime {
         let handle = std::thread::Builder::new()
             .name("weir-epoch".into())
             .spawn(move || {
+                // The epoch follows the monotonic clock, not the count of sleeps: on a busy
+                // machine a sleep lasts longer than asked, and the ticks it missed are made up,
+                // so a deadline stays a duration.
+                let started = std::time::Instant::now();
+                let mut ticks: u128 = 0;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(tick);
-                    engine.increment_epoch();
+                    let due = started.elapsed().as_nanos() / tick.as_nanos().max(1);
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })
             .ok();

@@ -41,8 +41,11 @@ conformance! {
                 rewrite(true)
             ),
         );
-        let kept = origin_saw(proxy.get("/keep/x", &[]).await).await;
-        assert_eq!((kept["origin"].as_str(), kept["path"].as_str()), (Some("first"), Some("/b/x")), "a rewrite alone keeps the route (Envoy 1.33+)");
+        // Envoy 1.33+ keeps the route after a rewrite only for modules of ABI above 0.2.1; the
+        // probe's 0.2.1 (like every SDK's) still re-routes (changelog: "The route cache will not
+        // be cleared by default if ... the ABI version of wasm extension is larger then 0.2.1").
+        let rerouted = origin_saw(proxy.get("/keep/x", &[]).await).await;
+        assert_eq!((rerouted["origin"].as_str(), rerouted["path"].as_str()), (Some("second"), Some("/b/x")), "a rewrite re-routes");
         let moved = origin_saw(proxy.get("/a/x", &[]).await).await;
         assert_eq!((moved["origin"].as_str(), moved["path"].as_str()), (Some("second"), Some("/b/x")), "after clear_route_cache the route is matched again");
     }

@@ -209,3 +209,32 @@ conformance! {
         }
     }
 }
+
+conformance! {
+    /// §10: 165
+    /// proves: proxy_send_local_response
+    async fn an_empty_local_reply_is_framed_and_keeps_the_connection(mode) {
+        let config = steps(json!({ "request_headers": [["local_response", 401, "no", "", [], -1]] }));
+        let proxy = Proxy::setup(mode, None, "", &plugin(probe(), ""), &probe_filter(config), "");
+        proxy.reload_if_asked().await;
+        let addr = proxy.weir.proxy;
+        let answers = tokio::task::spawn_blocking(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+            s.write_all(b"GET / HTTP/1.1\r\nhost: h\r\n\r\n").unwrap();
+            let mut first = Vec::new();
+            let mut byte = [0u8; 1];
+            while !first.ends_with(b"\r\n\r\n") && s.read(&mut byte).unwrap_or(0) == 1 {
+                first.push(byte[0]);
+            }
+            s.write_all(b"GET / HTTP/1.1\r\nhost: h\r\nconnection: close\r\n\r\n").unwrap();
+            let mut second = Vec::new();
+            let _ = s.read_to_end(&mut second);
+            (String::from_utf8_lossy(&first).into_owned(), String::from_utf8_lossy(&second).into_owned())
+        })
+        .await
+        .unwrap();
+        assert!(answers.0.starts_with("HTTP/1.1 401") && answers.0.to_ascii_lowercase().contains("content-length: 0"), "{}", answers.0);
+        assert!(answers.1.starts_with("HTTP/1.1 401"), "the connection stays usable: {}", answers.1);
+    }
+}

@@ -88,6 +88,10 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
         original.iter().filter(|(n, v)| is_hop_by_hop(n, v, upgrade)).map(|(n, v)| (n.clone(), v.clone())).collect();
     for (k, v) in h.regular() {
         let (n, v) = (name(k)?, value(v)?);
+        // A length no peer can hold would desynchronize the framing of what follows.
+        if n == http::header::CONTENT_LENGTH && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
+            return Err(format!("invalid content-length `{}`", String::from_utf8_lossy(v.as_bytes())));
+        }
         if !is_hop_by_hop(&n, &v, upgrade) {
             out.push((n, v));
         }

@@ -55,12 +55,13 @@ impl Matcher {
         }
         if let Some(host) = &self.host {
             let authority = h.get_str(":authority").unwrap_or("").to_ascii_lowercase();
-            let name = strip_port(&authority);
-            let ok = match host {
+            let is = |name: &str| match host {
                 HostMatch::Exact(e) => name == e,
                 HostMatch::Suffix(s) => name.ends_with(s.as_str()) && name.len() > s.len(),
             };
-            if !ok {
+            // The host without its port, or the whole value (Envoy matches domains against the
+            // whole Host, so `*-canary` takes `host:80-canary`).
+            if !is(strip_port(&authority)) && !is(&authority) {
                 return false;
             }
         }
@@ -94,6 +95,15 @@ mod tests {
         }
         assert_eq!(strip_port("[::1]:80"), "[::1]");
         assert_eq!(strip_port("[abc"), "[abc");
+    }
+
+    #[test]
+    fn a_host_matches_with_or_without_its_port() {
+        let m = |y: &str| Matcher::new(&serde_yaml::from_str(y).unwrap());
+        // Envoy matches domains against the whole Host: `*-canary` takes `host:port-canary`.
+        assert!(m("host: '*-canary'").matches(&req("GET", "/", "localhost:18000-canary")));
+        assert!(m("host: example.com").matches(&req("GET", "/", "example.com:8080")));
+        assert!(!m("host: '*-canary'").matches(&req("GET", "/", "localhost:18000")));
     }
 
     #[test]

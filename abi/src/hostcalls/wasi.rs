@@ -24,6 +24,8 @@ const NOTCAPABLE: i32 = 76;
 const MAX_RANDOM: u32 = 64 << 10;
 /// Most bytes one `fd_write` logs.
 const MAX_LOG_WRITE: usize = 1 << 20;
+/// Most vectors one `fd_write` takes (POSIX's `IOV_MAX` on Linux); more is EINVAL, as there.
+const MAX_IOVS: i32 = 1024;
 
 const MODULES: [&str; 2] = ["wasi_snapshot_preview1", "wasi_unstable"];
 
@@ -110,24 +112,33 @@ fn fd_write(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, ret: i32) -> R {
         2 => LogLevel::Error,
         _ => return Ok(BADF),
     };
+    // Host code cannot be interrupted by the callback's deadline: its work is bounded here,
+    // by the number of vectors (POSIX's IOV_MAX) and by the bytes a log line keeps, which are
+    // the only ones copied. The write reports every byte as written, so the guest does not
+    // retry what was dropped.
+    if !(0..=MAX_IOVS).contains(&n) {
+        return Ok(INVAL);
+    }
+    let Ok(vectors) = memory::read(c, iovs, n * 8) else {
+        return Ok(FAULT);
+    };
     let mut text = Vec::new();
-    for i in 0..n.max(0) {
-        let Ok(iov) = memory::read(c, iovs.wrapping_add(i.wrapping_mul(8)), 8) else {
-            return Ok(FAULT);
-        };
+    let mut written: u32 = 0;
+    for iov in vectors.chunks_exact(8) {
         let ptr = i32::from_le_bytes([iov[0], iov[1], iov[2], iov[3]]);
         let len = i32::from_le_bytes([iov[4], iov[5], iov[6], iov[7]]);
-        let Ok(chunk) = memory::read(c, ptr, len) else {
+        if memory::check_out(c, &[(ptr, len as u32 as usize)]).is_err() {
             return Ok(FAULT);
-        };
-        if text.len() < MAX_LOG_WRITE {
+        }
+        let keep = (len as u32 as usize).min(MAX_LOG_WRITE - text.len());
+        if keep > 0 {
+            let Ok(chunk) = memory::read(c, ptr, keep as i32) else {
+                return Ok(FAULT);
+            };
             text.extend_from_slice(&chunk);
         }
-        if text.len() > MAX_LOG_WRITE {
-            text.truncate(MAX_LOG_WRITE);
-        }
+        written = written.saturating_add(len as u32);
     }
-    let written = text.len() as u32;
     let line = text.strip_suffix(b"\n").unwrap_or(&text);
     super::log::emit(c.data(), level, line);
     Ok(errno(memory::write_u32(c, ret, written)))

@@ -52,3 +52,27 @@ fn clocks_random_environment_arguments() {
     assert_eq!((l[7]["size"].clone(), l[7]["value"].clone()), (json!(0), json!("0")));
     assert!(l[8]["nanos"].as_u64().unwrap() >= wall);
 }
+
+#[test]
+fn a_huge_fd_write_is_bounded_by_the_host() {
+    // 1,000 vectors over one 64 KiB buffer: 62.5 MiB nominal. Only the 1 MiB a log line keeps
+    // is copied, every byte is reported written (no retry), and more than 1,024 vectors
+    // (POSIX's IOV_MAX) is EINVAL.
+    let h = host();
+    let p = h.probe(script(json!({ "request_headers": [
+        ["fd_write_many", 1, 1000, 65536], ["fd_write_many", 1, 1025, 1],
+    ]})));
+    let started = std::time::Instant::now();
+    exchange(&mut FilterChain::new(vec![p]), &mut get("/"));
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+    let raw = h.log.raw();
+    let logged = raw.iter().find(|(_, m)| m.starts_with("xxx")).map(|(_, m)| m.len());
+    assert_eq!(logged, Some(1 << 20), "one line, capped at 1 MiB");
+    let probe: Vec<_> = raw
+        .iter()
+        .filter_map(|(_, m)| m.strip_prefix("probe "))
+        .map(|j| serde_json::from_str::<serde_json::Value>(j).unwrap())
+        .collect();
+    assert_eq!((probe[0]["errno"].clone(), probe[0]["size"].clone()), (json!(0), json!(1000 * 65536)));
+    assert_eq!(probe[1]["errno"], 28, "over IOV_MAX: EINVAL");
+}

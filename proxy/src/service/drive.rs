@@ -48,7 +48,13 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
             Outcome::LocalResponse(r) => break Flow::Reply(r),
             Outcome::Close => break Flow::Reset,
             Outcome::Failed(f) => {
-                tracing::warn!(target: "weir::proxy", plugin = %f.plugin, failure = %f.failure, "filter failed; failing the request");
+                // Reported once, when the VM fails; the requests its policy refuses later are
+                // counted in the access log, not as warnings.
+                if f.fresh {
+                    tracing::warn!(target: "weir::proxy", plugin = %f.plugin, failure = %f.failure, "filter failed; failing the request");
+                } else {
+                    tracing::debug!(target: "weir::proxy", plugin = %f.plugin, "filter's VM had failed; failing the request");
+                }
                 break Flow::Reply(f.reply);
             }
             Outcome::Pause { callouts } => {

@@ -128,7 +128,10 @@ impl ProxyHttp for WeirProxy {
                     return Err(reset_error());
                 }
             }
-            if ctx.chain.as_mut().is_some_and(FilterChain::take_clear_route_cache) {
+            // Envoy clears the route cache when a filter of ABI 0.2.1 or older (every ABI weir
+            // runs) changed the request headers, and on `clear_route_cache`.
+            let cleared = ctx.chain.as_mut().is_some_and(FilterChain::take_clear_route_cache);
+            if cleared || ctx.stream.request_headers.is_changed() {
                 ctx.reroute();
             }
         }
@@ -352,6 +355,8 @@ impl ProxyHttp for WeirProxy {
             ctx.stream.info.response_code_details = "upstream_reset_after_response_started".into();
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
+        // A filter's reply sent from here is its decision, not an error (`suppress_error_log`).
+        ctx.replied = ctx.reply.is_some();
         let reply = ctx.reply.take().unwrap_or_else(|| reply::for_error(e));
         let code = reply.status;
         ctx.stream.info.response_code = Some(code);

@@ -62,6 +62,13 @@ pub async fn write(session: &mut Session, r: &LocalResponse) -> Result<()> {
             ResponseHeader::build(500, Some(1))?
         }
     };
+    let mut resp = resp;
+    // The reply's own framing: HTTP/1 needs a length, even 0, to keep the connection (Envoy's
+    // codec adds `content-length: 0` to a bodiless reply other than 204 and 304).
+    resp.remove_header(&http::header::TRANSFER_ENCODING);
+    if !session.is_http2() && !matches!(resp.status.as_u16(), 204 | 304) {
+        resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
+    }
     let has_body = !r.body.is_empty();
     session.write_response_header(Box::new(resp), !has_body).await?;
     if has_body {

@@ -79,6 +79,9 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     let url = |path: &str| format!("http://{proxy}{path}");
 
     let c = client();
+    // The launcher returns once the daemon has bootstrapped; its listeners follow at once.
+    let serving = eventually(async || c.get(url("/")).send().await.is_ok()).await;
+    assert!(serving, "the daemon serves");
     let resp = c.get(url("/")).send().await.unwrap();
     assert_eq!(resp.headers()["x-version"], "1");
     // The epoch ticker runs in the daemon: a looping filter is stopped at its deadline.

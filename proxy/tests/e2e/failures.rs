@@ -28,9 +28,22 @@ async fn fail_closed_answers_503_and_keeps_serving_other_filters() {
     // The failed VM keeps failing closed on this worker; other plugins are unaffected.
     assert_eq!(c.get(weir.url("/")).send().await.unwrap().status(), 200);
     assert!(weir.alive());
+    // Refusals by the failed instance are not failures of their own: the metric counts VM
+    // failures (at most one per worker), and each is logged once.
+    for _ in 0..10 {
+        assert_eq!(c.get(weir.url("/b")).header("x-boom", "1").send().await.unwrap().status(), 503);
+    }
     let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("weir_filter_failures_total{kind=\"unreachable\",plugin=\"boom\"}"), "{metrics}");
-    assert!(weir.logs().contains("filters=\"boom:failed\""), "the access log names the failed filter");
+    let counted: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("weir_filter_failures_total{kind=\"unreachable\",plugin=\"boom\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{metrics}"));
+    let logs = weir.logs();
+    let warned = logs.matches("filter failed; failing the request").count() as u64;
+    assert!((1..11).contains(&counted), "{counted} failures counted for 11 refused requests");
+    assert_eq!(warned, counted, "one warning per VM failure");
+    assert!(logs.contains("filters=\"boom:failed\""), "the access log names the failed filter");
 }
 
 #[tokio::test]

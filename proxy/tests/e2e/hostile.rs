@@ -105,3 +105,21 @@ async fn a_filter_reply_with_a_status_that_cannot_end_a_stream_is_a_500() {
         assert!(logs.contains("status=500 details=\"wasm_invalid_local_reply_status\""), "{code}: {logs}");
     }
 }
+
+#[tokio::test]
+async fn a_content_length_a_filter_sets_must_be_a_number() {
+    let origin = origin("o");
+    let script = json!({ "steps": {
+        "request_headers": [["replace_header", 0, "content-length", "18446744073709551616"]],
+    }});
+    let weir = Weir::start(&config(origin, origin, script, ""));
+    let resp = client().post(weir.url("/")).body("hello").send().await.unwrap();
+    assert_eq!(resp.status(), 500, "never forwarded");
+    let script = json!({ "steps": { "response_headers": [["replace_header", 2, "content-length", "-1"]] } });
+    let weir = Weir::start(&config(origin, origin, script, ""));
+    let broken = match client().get(weir.url("/")).send().await {
+        Err(_) => true,
+        Ok(resp) => resp.bytes().await.is_err(),
+    };
+    assert!(broken, "a response with an impossible length is reset, never sent");
+}
