@@ -143,7 +143,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     admin_service.add_tcp(&admin.to_string());
 
     let threads = server.configuration.threads;
-    let proxy = crate::workers::WithVmHosts { inner: proxy, state: state.clone(), threads };
+    // TLS listeners are not probed (a bare connection would only log a failed handshake).
+    let plaintext = listeners.iter().zip(&tls).filter(|(_, t)| t.is_none()).map(|(a, _)| *a).collect();
+    let proxy = crate::workers::WithVmHosts { inner: proxy, state: state.clone(), threads, listeners: plaintext };
     let mut singletons = pingora::services::background::background_service(
         "wasm services",
         crate::workers::Singletons { state: state.clone() },

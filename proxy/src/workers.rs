@@ -157,6 +157,8 @@ pub struct WithVmHosts<S> {
     pub state: Arc<State>,
     /// Its worker threads.
     pub threads: usize,
+    /// Its plaintext listeners: ready once each accepts a connection.
+    pub listeners: Vec<std::net::SocketAddr>,
 }
 
 #[async_trait::async_trait]
@@ -170,6 +172,7 @@ impl<S: pingora::services::Service> pingora::services::Service for WithVmHosts<S
         // The serving process may be a forked daemon: its epoch ticker must run here.
         self.state.runtime.ensure_ticker();
         start_on_every_worker(&self.state, self.threads).await;
+        tokio::spawn(await_listeners(self.state.clone(), self.listeners.clone()));
         self.inner.start_service(fds, shutdown, listeners_per_fd).await
     }
 
@@ -203,4 +206,23 @@ impl pingora::services::background::BackgroundService for Singletons {
             _ = shutdown.changed() => {}
         }
     }
+}
+
+/// How long the listeners may take to accept before weir says so.
+const LISTEN_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Marks the process ready once every listener accepts a connection (the service binds them
+/// after this task starts).
+async fn await_listeners(state: Arc<State>, listeners: Vec<std::net::SocketAddr>) {
+    let started = Instant::now();
+    for addr in listeners {
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            if started.elapsed() > LISTEN_DEADLINE {
+                tracing::error!(target: "weir::server", %addr, "the proxy listener does not accept connections; /ready stays false");
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+    state.ready.store(true, std::sync::atomic::Ordering::Release);
 }

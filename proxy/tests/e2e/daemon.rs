@@ -78,11 +78,14 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     let proxy = ready[at..].split_whitespace().next().unwrap().to_owned();
     let url = |path: &str| format!("http://{proxy}{path}");
 
+    let admin_at = ready.find("admin http://").expect(&ready) + "admin http://".len();
+    let admin = ready[admin_at..].split_whitespace().next().unwrap().to_owned();
     let c = client();
-    // The launcher returns once the daemon has bootstrapped; its listeners follow at once.
-    let serving = eventually(async || c.get(url("/")).send().await.is_ok()).await;
-    assert!(serving, "the daemon serves");
-    let resp = c.get(url("/")).send().await.unwrap();
+    // `/ready` tells the truth: once it says so, the proxy serves (no retry below).
+    let is_ready =
+        eventually(async || c.get(format!("http://{admin}/ready")).send().await.is_ok_and(|r| r.status() == 200)).await;
+    assert!(is_ready, "the daemon becomes ready");
+    let resp = c.get(url("/")).send().await.expect("ready means serving");
     assert_eq!(resp.headers()["x-version"], "1");
     // The epoch ticker runs in the daemon: a looping filter is stopped at its deadline.
     let started = Instant::now();
