@@ -340,10 +340,11 @@ pub struct Server {
     /// Seconds to let in-flight requests finish on shutdown. Default 10.
     #[serde(default = "default_grace")]
     pub grace_period_seconds: u64,
-    /// Socket for the graceful binary upgrade. Default `/tmp/weir_upgrade.sock`.
+    /// Socket for the graceful binary upgrade. Default `weir_upgrade.sock` in systemd's
+    /// `$RUNTIME_DIRECTORY`, else `/tmp/weir_upgrade.sock`.
     #[serde(default = "default_upgrade_sock")]
     pub upgrade_sock: String,
-    /// PID file. Default `/tmp/weir.pid`.
+    /// PID file. Default `weir.pid` in systemd's `$RUNTIME_DIRECTORY`, else `/tmp/weir.pid`.
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
     /// VM instance slots the pooling allocator reserves address space for; 0 allocates each
@@ -397,10 +398,17 @@ fn default_admin() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 9901))
 }
 fn default_upgrade_sock() -> String {
-    "/tmp/weir_upgrade.sock".into()
+    runtime_file("weir_upgrade.sock")
 }
 fn default_pid_file() -> String {
-    "/tmp/weir.pid".into()
+    runtime_file("weir.pid")
+}
+
+/// `name` in systemd's runtime directory (`RuntimeDirectory=`, e.g. `/run/weir`) when weir runs
+/// under a unit that has one, else in `/tmp`.
+fn runtime_file(name: &str) -> String {
+    let dir = std::env::var("RUNTIME_DIRECTORY").ok().and_then(|d| d.split(':').next().map(str::to_owned));
+    format!("{}/{name}", dir.filter(|d| !d.is_empty()).as_deref().unwrap_or("/tmp"))
 }
 
 /// A configuration error: where and what.

@@ -118,3 +118,27 @@ async fn a_daemon_that_cannot_start_fails_its_launcher() {
     assert!(!status.success(), "an unwritable pid file fails `weir -d`");
     assert!(started.elapsed() < Duration::from_secs(30));
 }
+
+#[tokio::test]
+async fn under_a_unit_with_a_runtime_directory_the_pid_file_goes_there() {
+    // What the shipped unit gives weir: `RuntimeDirectory=weir` (so $RUNTIME_DIRECTORY) and a
+    // configuration without `server.pid_file`; its `PIDFile=` names the file in that directory.
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let origin = origin("o");
+    let text = format!(
+        "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\nserver: {{ threads: 1 }}\nclusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nroutes:\n  - cluster: origin\n"
+    );
+    std::fs::write(dir.path().join("weir.yaml"), text).unwrap();
+    let status = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-d", "-c", "weir.yaml"])
+        .current_dir(dir.path())
+        .env("RUNTIME_DIRECTORY", &run)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let _daemon = Daemon(daemon_pid(&run.join("weir.pid")));
+}
