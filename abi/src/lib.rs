@@ -14,6 +14,10 @@
 //! - [`VmSpec`] (module + VM configuration) and [`PluginSpec`] (one filter configuration =
 //!   one root context). A VM is instantiated once per thread and shared by the filters of that
 //!   spec, as Envoy keeps one instance per worker.
+//! - [`Vm::poll`]: a VM's root-context work (timers, queue notifications) at a given time,
+//!   returning the callouts it started and when it next needs a call; the proxy keeps the
+//!   clock and the sockets. A paused stream can be parked in its VM
+//!   ([`FilterChain::park`]), where any context of the VM can continue, answer or close it.
 //! - [`FilterChain`]: drives one request through its filters. Each phase takes a
 //!   [`StreamState`] and returns an [`Outcome`]: continue, buffer, pause (with callouts to run),
 //!   local response, close, or failed. The proxy and the tests drive it the same way.

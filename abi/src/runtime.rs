@@ -207,18 +207,11 @@ impl Runtime {
         &self.inner.shared
     }
 
-    /// Sets the cluster names callouts may target.
+    /// Sets the cluster names callouts may target for plugins that carry no list of their
+    /// own ([`crate::PluginConfig::clusters`]: the proxy gives every plugin its generation's).
     pub fn set_clusters(&self, names: impl IntoIterator<Item = String>) {
         let set: HashSet<String> = names.into_iter().collect();
         *self.inner.clusters.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
-    }
-
-    /// Adds cluster names to those callouts may target (while a new configuration is validated).
-    pub fn add_clusters(&self, names: impl IntoIterator<Item = String>) {
-        let mut guard = self.inner.clusters.write().unwrap_or_else(|p| p.into_inner());
-        let mut set: HashSet<String> = (**guard).clone();
-        set.extend(names);
-        *guard = Arc::new(set);
     }
 
     /// Sets what `xds.node` describes (Envoy's bootstrap node).
