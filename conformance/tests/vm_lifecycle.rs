@@ -247,3 +247,35 @@ conformance! {
         }
     }
 }
+
+conformance! {
+    /// §10: 153
+    /// proves: proxy_on_queue_ready, proxy_set_effective_context, proxy_continue_stream
+    async fn a_queue_notification_resumes_a_paused_request(mode) {
+        // One request pauses and registers a queue; another enqueues, and the queue's root
+        // context continues the first from proxy_on_queue_ready.
+        let wait = json!({
+            "steps": {
+                "request_headers": [["save", "paused", "$self"], ["register_queue", "wake"]],
+                "queue_ready": [["set_effective_context", "$paused"], ["continue_stream", 0]],
+            },
+            "actions": { "request_headers": "pause" },
+        });
+        let kick = steps(json!({ "request_headers": [["resolve_queue", "probe", "wake"], ["enqueue", "$resolve_queue", "go"]] }));
+        let config = format!(
+            "server: {{ threads: 1 }}\nclusters:\n  origin: {{ endpoints: [\"{}\"] }}\nplugins:\n{}routes:\n  \
+             - {{ match: {{ path: /wait }}, cluster: origin, filters: [{{ plugin: probe, config: {wait} }}] }}\n  \
+             - {{ match: {{ path: /kick }}, cluster: origin, filters: [{{ plugin: probe, config: {kick} }}] }}\n",
+            origin("origin"),
+            plugin(probe(), ""),
+        );
+        let proxy = Proxy::from_config(mode, &config);
+        proxy.reload_if_asked().await;
+        let waiting = tokio::spawn(proxy.http1().get(proxy.url("/wait")).send());
+        proxy.wait_lines("request_headers", 2).await;
+        assert_eq!(proxy.http1().get(proxy.url("/kick")).send().await.unwrap().status(), 200);
+        let resp = waiting.await.unwrap().expect("the paused request is answered");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(statuses(&proxy.wait_lines("queue_ready", 2).await), [0, 0]);
+    }
+}
