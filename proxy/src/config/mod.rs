@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
+use sha2::{Digest, Sha256};
 
 pub use units::{ByteSize, Millis};
 
@@ -621,44 +622,46 @@ fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
     text.lines().position(hit).map(|i| i + 1)
 }
 
-/// Keys whose values are credentials, redacted in `/config`.
-const SECRET_KEYS: &[&str] = &["key", "secret", "password", "password_hash", "token", "pem", "private_key", "sha256"];
-
-/// The configuration text as JSON with credentials replaced by `"<redacted>"`.
+/// The configuration text as JSON for `/config`. The schema is closed (unknown keys are
+/// errors), so every setting weir defines is shown as written, and every free-form value a
+/// secret could hide in is replaced by a fingerprint (`"sha256:" + 12 hex digits` of its JSON,
+/// enough to tell whether two generations differ): filter and service `config`, `vm_config`,
+/// `environment` values, metadata, and the header values routes match on.
 pub fn redacted_json(text: &str) -> String {
-    fn redact(v: &mut serde_yaml::Value) {
+    use serde_yaml::Value;
+    fn fingerprint(v: &mut Value) {
+        if v.is_null() {
+            return;
+        }
+        let digest = Sha256::digest(serde_json::to_vec(&*v).unwrap_or_default());
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        *v = Value::String(format!("sha256:{hex}"));
+    }
+    fn each_value(v: Option<&mut Value>, f: fn(&mut Value)) {
+        if let Some(Value::Mapping(m)) = v {
+            m.iter_mut().for_each(|(_, v)| f(v));
+        }
+    }
+    fn each_item(v: Option<&mut Value>, f: &mut dyn FnMut(&mut Value)) {
         match v {
-            serde_yaml::Value::Mapping(m) => {
-                for (k, val) in m.iter_mut() {
-                    let secret = k.as_str().is_some_and(|k| {
-                        let k = k.to_ascii_lowercase();
-                        SECRET_KEYS.contains(&k.as_str()) || k.contains("secret") || k.contains("password")
-                    });
-                    if secret && !val.is_mapping() && !val.is_sequence() {
-                        *val = serde_yaml::Value::String("<redacted>".into());
-                    } else {
-                        redact(val);
-                    }
-                }
-            }
-            serde_yaml::Value::Sequence(s) => s.iter_mut().for_each(redact),
-            serde_yaml::Value::Tagged(t) => redact(&mut t.value),
+            Some(Value::Sequence(s)) => s.iter_mut().for_each(f),
+            Some(Value::Mapping(m)) => m.iter_mut().for_each(|(_, v)| f(v)),
             _ => {}
         }
     }
-    let mut v: serde_yaml::Value = serde_yaml::from_str(text).unwrap_or(serde_yaml::Value::Null);
-    // A plugin's module checksum is not a credential.
-    let checksums: Vec<(serde_yaml::Value, serde_yaml::Value)> = v
-        .get("plugins")
-        .and_then(|p| p.as_mapping())
-        .map(|m| m.iter().filter_map(|(k, p)| Some((k.clone(), p.get("sha256")?.clone()))).collect())
-        .unwrap_or_default();
-    redact(&mut v);
-    for (name, sum) in checksums {
-        if let Some(p) = v.get_mut("plugins").and_then(|p| p.get_mut(&name)).and_then(|p| p.as_mapping_mut()) {
-            p.insert("sha256".into(), sum);
-        }
-    }
+    let mut v: Value = serde_yaml::from_str(text).unwrap_or(Value::Null);
+    each_item(v.get_mut("routes"), &mut |r| {
+        r.get_mut("metadata").map(fingerprint);
+        each_value(r.get_mut("match").and_then(|m| m.get_mut("headers")), fingerprint);
+        each_item(r.get_mut("filters"), &mut |f| _ = f.get_mut("config").map(fingerprint));
+    });
+    each_item(v.get_mut("services"), &mut |svc| _ = svc.get_mut("config").map(fingerprint));
+    each_item(v.get_mut("plugins"), &mut |p| {
+        p.get_mut("vm_config").map(fingerprint);
+        each_value(p.get_mut("environment"), fingerprint);
+    });
+    each_item(v.get_mut("clusters"), &mut |c| _ = c.get_mut("metadata").map(fingerprint));
+    v.get_mut("node").and_then(|n| n.get_mut("metadata")).map(fingerprint);
     serde_json::to_string_pretty(&v).unwrap_or_default()
 }
 

@@ -53,12 +53,23 @@ fn filter_configs_become_json_or_raw_strings() {
 }
 
 #[test]
-fn config_dump_redacts_credentials() {
+fn config_dump_shows_settings_and_fingerprints_free_form_values() {
     let dump = redacted_json(
-        "plugins:\n  a: { builtin: auth }\nroutes:\n  - filters:\n      - config: { api_keys: { keys: [{ name: ci, key: s3cr3t }] }, jwt: { keys: [{ alg: HS256, secret: hush }] } }\n",
+        "plugins:\n  a: { builtin: auth, vm_config: { token: t0k }, environment: { API_TOKEN: envsecret } }\n  m: { module: f.wasm, sha256: abc123 }\n\
+         routes:\n  - match: { path_prefix: /p, headers: { x-key: matchsecret } }\n    cluster: c\n    metadata: { filter_metadata: { ns: { k: metasecret } } }\n\
+         \x20   filters:\n      - { plugin: a, config: { api_keys: { keys: [{ name: ci, key: s3cr3t }] }, jwt: { keys: [{ alg: HS256, secret: hush }] } } }\n\
+         services: [{ plugin: a, config: svcsecret }]\nnode: { id: edge, metadata: { k: nodesecret } }\n",
     );
-    assert!(!dump.contains("s3cr3t") && !dump.contains("hush"), "{dump}");
-    assert!(dump.contains("<redacted>") && dump.contains("\"ci\""), "{dump}");
-    let dump = redacted_json("plugins:\n  m: { module: f.wasm, sha256: abc123 }\n");
-    assert!(dump.contains("abc123"), "a module checksum is not a credential: {dump}");
+    for secret in
+        ["s3cr3t", "hush", "t0k", "envsecret", "matchsecret", "metasecret", "svcsecret", "nodesecret", "\"ci\""]
+    {
+        assert!(!dump.contains(secret), "{secret} in {dump}");
+    }
+    // Settings stay readable; a fingerprint tells two values apart without showing them.
+    for shown in ["abc123", "f.wasm", "/p", "API_TOKEN", "x-key", "\"edge\"", "sha256:"] {
+        assert!(dump.contains(shown), "{shown} missing from {dump}");
+    }
+    let service = |config: &str| redacted_json(&format!("services: [{{ plugin: a, config: {config} }}]\n"));
+    assert_eq!(service("one"), service("one"), "a fingerprint is stable");
+    assert_ne!(service("one"), service("two"), "different values, different fingerprints");
 }
