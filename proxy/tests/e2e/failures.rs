@@ -33,17 +33,25 @@ async fn fail_closed_answers_503_and_keeps_serving_other_filters() {
     for _ in 0..10 {
         assert_eq!(c.get(weir.url("/b")).header("x-boom", "1").send().await.unwrap().status(), 503);
     }
-    let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
-    let counted: u64 = metrics
-        .lines()
-        .find_map(|l| l.strip_prefix("weir_filter_failures_total{kind=\"unreachable\",plugin=\"boom\"} "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{metrics}"));
-    let logs = weir.logs();
-    let warned = logs.matches("filter failed; failing the request").count() as u64;
-    assert!((1..11).contains(&counted), "{counted} failures counted for 11 refused requests");
-    assert_eq!(warned, counted, "one warning per VM failure");
-    assert!(logs.contains("filters=\"boom:failed\""), "the access log names the failed filter");
+    // Metrics are recorded when a request's log is written, after its answer: wait for them.
+    let counts = async || {
+        let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let counted: u64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("weir_filter_failures_total{kind=\"unreachable\",plugin=\"boom\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        (counted, weir.logs().matches("filter failed; failing the request").count() as u64)
+    };
+    let settled = eventually(async || {
+        let (counted, warned) = counts().await;
+        counted > 0 && counted == warned
+    })
+    .await;
+    let (counted, warned) = counts().await;
+    assert!(settled, "one warning per VM failure: {counted} counted, {warned} warned");
+    assert!(counted < 11, "{counted} failures counted for 11 refused requests");
+    assert!(weir.logs().contains("filters=\"boom:failed\""), "the access log names the failed filter");
 }
 
 #[tokio::test]

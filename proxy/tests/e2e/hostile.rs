@@ -46,9 +46,12 @@ async fn an_upstream_that_dies_mid_body_breaks_the_response_it_started() {
             // Envoy resets the stream: the client must not get a complete answer.
             assert!(resp.bytes().await.is_err(), "a truncated answer must not look complete");
         }
+        // The access log is written after the client saw the break.
+        let logged =
+            eventually(async || weir.logs().matches("upstream_reset_after_response_started").count() >= 2).await;
         let logs = weir.logs();
+        assert!(logged, "{logs}");
         assert!(!logs.contains("upstream error"), "no error text inside a started response");
-        assert!(logs.contains("upstream_reset_after_response_started"), "{logs}");
     }
 }
 
@@ -101,8 +104,10 @@ async fn a_filter_reply_with_a_status_that_cannot_end_a_stream_is_a_500() {
             let resp = c.get(weir.url("/")).send().await.unwrap();
             assert_eq!(resp.status(), 500, "{code}");
         }
-        let logs = weir.logs();
-        assert!(logs.contains("status=500 details=\"wasm_invalid_local_reply_status\""), "{code}: {logs}");
+        let logged =
+            eventually(async || weir.logs().matches("details=\"wasm_invalid_local_reply_status\"").count() >= 2).await;
+        assert!(logged, "{code}: {}", weir.logs());
+        assert!(weir.logs().contains("status=500 details=\"wasm_invalid_local_reply_status\""), "{code}");
     }
 }
 
