@@ -101,6 +101,9 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     // In the serving process (after a fork), before the listeners start: taking over the
     // listening sockets of an upgrade, and telling a `weir -d` launcher the daemon is up.
     let bootstrap = server.bootstrap_as_a_service();
+    if cli.daemon {
+        bootstrap.add_dependency(server.add_service(LauncherGrace));
+    }
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
         &server.configuration,
@@ -179,6 +182,37 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 
 /// How long `weir -d` waits for its daemon to report that it started.
 const DAEMON_READY_TIMEOUT_SECONDS: u64 = 60;
+
+/// How long the daemon waits before its bootstrap reports readiness to the launcher.
+const LAUNCHER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Holds the daemon's bootstrap (whose end signals the launcher with SIGUSR1) until the
+/// launcher listens for that signal: Pingora's launcher installs its handler only after the
+/// fork, and a SIGUSR1 that arrives first kills it with the default action.
+struct LauncherGrace;
+
+#[async_trait::async_trait]
+impl pingora::services::ServiceWithDependents for LauncherGrace {
+    async fn start_service(
+        &mut self,
+        _fds: Option<pingora::server::ListenFds>,
+        mut shutdown: pingora::server::ShutdownWatch,
+        _listeners_per_fd: usize,
+        ready: pingora::services::ServiceReadyNotifier,
+    ) {
+        tokio::time::sleep(LAUNCHER_GRACE).await;
+        ready.notify_ready();
+        let _ = shutdown.changed().await;
+    }
+
+    fn name(&self) -> &str {
+        "launcher grace"
+    }
+
+    fn threads(&self) -> Option<usize> {
+        Some(1)
+    }
+}
 
 /// Fails unless a file can be created beside `path`.
 fn writable_dir(what: &str, path: &str) -> Result<(), String> {

@@ -72,8 +72,9 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     let mut ready = String::new();
     BufReader::new(launcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
     let status = launcher.wait().unwrap();
-    assert!(status.success(), "the launcher exits 0 once the daemon is up: {status}");
+    // Stopped at the end whatever happens below.
     let _daemon = Daemon(daemon_pid(&pid_file));
+    assert!(status.success(), "the launcher exits 0 once the daemon is up: {status}");
     let at = ready.find("proxy http://").expect(&ready) + "proxy http://".len();
     let proxy = ready[at..].split_whitespace().next().unwrap().to_owned();
     let url = |path: &str| format!("http://{proxy}{path}");
@@ -139,6 +140,6 @@ async fn under_a_unit_with_a_runtime_directory_the_pid_file_goes_there() {
         .stderr(Stdio::null())
         .status()
         .unwrap();
-    assert!(status.success(), "{status}");
     let _daemon = Daemon(daemon_pid(&run.join("weir.pid")));
+    assert!(status.success(), "{status}");
 }
