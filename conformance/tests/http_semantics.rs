@@ -7,7 +7,7 @@
 
 use std::io::{Read, Write};
 
-use crate::harness::canned_server;
+use crate::harness::{canned_server, raw_exchange};
 use crate::suite::*;
 
 fn probe_filter(config: Value) -> String {
@@ -19,20 +19,11 @@ fn canned(response: &'static [u8], close: bool) -> String {
     format!("{{ endpoints: [\"{}\"] }}", canned_server(response, close))
 }
 
-/// Sends `request` as is on a new connection and reads until the connection closes.
+/// Sends `request` as is on a new connection (after a reload in reload mode).
 async fn raw(proxy: &Proxy, request: &[u8]) -> String {
     proxy.reload_if_asked().await;
     let (addr, request) = (proxy.weir.proxy, request.to_vec());
-    tokio::task::spawn_blocking(move || {
-        let mut s = std::net::TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-        s.write_all(&request).unwrap();
-        let mut out = Vec::new();
-        let _ = s.read_to_end(&mut out);
-        String::from_utf8_lossy(&out).into_owned()
-    })
-    .await
-    .unwrap()
+    tokio::task::spawn_blocking(move || raw_exchange(addr, &request)).await.unwrap()
 }
 
 /// The header names in a `get_headers` line.

@@ -161,7 +161,10 @@ impl ProxyHttp for WeirProxy {
         let peer = cluster.peer(&key).ok_or_else(|| {
             Error::explain(ErrorType::HTTPStatus(503), format!("no healthy endpoint in cluster {name}"))
         })?;
-        if let Some(m) = ctx.generation.cluster_metadata.get(&name) {
+        // The route's cluster's metadata is already there; only a filter's choice changes it.
+        if name != ctx.stream.info.cluster_name
+            && let Some(m) = ctx.generation.cluster_metadata.get(&name)
+        {
             ctx.stream.info.cluster_metadata = m.clone();
         }
         ctx.stream.info.cluster_name = name;

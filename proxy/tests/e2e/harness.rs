@@ -313,6 +313,18 @@ pub fn grpc_server() -> std::net::SocketAddr {
     addr
 }
 
+/// Sends `request` as is on a new connection to `addr` and reads until the connection closes
+/// (bounded by a 10 s read timeout): for requests an HTTP client library would not send.
+pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request).unwrap();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// An upstream that answers every request head it reads with `response`, as is, and closes the
 /// connection after it when `close` (a body delimited by the end of the connection).
 pub fn canned_server(response: &'static [u8], close: bool) -> SocketAddr {

@@ -1,8 +1,6 @@
 //! Broken upstreams, odd clients and odd filter answers: each ends one exchange cleanly, never
 //! with a corrupted response, a hung client or a panic.
 
-use std::io::{Read, Write};
-
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -19,16 +17,6 @@ fn config(origin: std::net::SocketAddr, callee: std::net::SocketAddr, script: Va
         "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n  callee: {{ endpoints: [\"{callee}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: origin{route}{filters}\n",
         probe()
     )
-}
-
-/// Sends `request` on a new connection and reads until it closes.
-fn raw(addr: std::net::SocketAddr, request: &[u8]) -> String {
-    let mut s = std::net::TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
-    s.write_all(request).unwrap();
-    let mut out = Vec::new();
-    let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[tokio::test]
@@ -61,7 +49,8 @@ async fn a_malformed_host_is_answered_without_a_panic() {
     let route = "\n    match: { host: example.test }";
     let weir = Weir::start(&config(origin, origin, Value::Null, route));
     for host in ["[abc", "[", "[::1"] {
-        let answer = raw(weir.proxy, format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes());
+        let answer =
+            raw_exchange(weir.proxy, format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes());
         assert!(answer.starts_with("HTTP/1.1 "), "{host}: {answer}");
     }
     assert!(!weir.logs().contains("panicked"), "{}", weir.logs());
