@@ -85,11 +85,21 @@ pub enum StartError {
         failure: Failure,
     },
     /// `proxy_on_vm_start` returned false.
-    #[error("plugin `{0}`: proxy_on_vm_start returned false (the filter refused its VM configuration; see its log)")]
-    VmStartRefused(String),
+    #[error("plugin `{plugin}`: proxy_on_vm_start returned false (the filter refused its VM configuration{})", reason_suffix(.reason))]
+    VmStartRefused {
+        /// The plugin.
+        plugin: String,
+        /// The last warning or error it logged in the callback.
+        reason: Option<String>,
+    },
     /// `proxy_on_configure` returned false.
-    #[error("plugin `{0}`: proxy_on_configure returned false (the filter refused its configuration; see its log)")]
-    ConfigureRefused(String),
+    #[error("plugin `{plugin}`: proxy_on_configure returned false (the filter refused its configuration{})", reason_suffix(.reason))]
+    ConfigureRefused {
+        /// The plugin.
+        plugin: String,
+        /// The last warning or error it logged in the callback.
+        reason: Option<String>,
+    },
     /// The VM failed earlier and is not usable.
     #[error("the VM has failed: {0}")]
     Failed(Failure),
@@ -181,5 +191,12 @@ impl Failure {
             _ => FailureKind::Other,
         };
         Self { kind, message }
+    }
+}
+
+fn reason_suffix(reason: &Option<String>) -> String {
+    match reason {
+        Some(r) => format!(": {r}"),
+        None => "; it logged no reason".into(),
     }
 }

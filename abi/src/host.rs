@@ -171,6 +171,9 @@ pub(crate) struct HostState {
     pub parked: HashMap<u32, Parked>,
     /// Parked streams a callback continued, replied to or closed: woken after it returns.
     pub to_wake: Vec<u32>,
+    /// The last warning or error a root context logged in `proxy_on_vm_start` or
+    /// `proxy_on_configure`: why it refused, reported with the refusal.
+    pub refusal: Option<String>,
 }
 
 /// A paused stream's data, lent to the VM until the stream is woken.
@@ -220,6 +223,7 @@ impl HostState {
             inbox: Arc::new(crate::shared::Inbox::default()),
             parked: HashMap::new(),
             to_wake: Vec::new(),
+            refusal: None,
         }
     }
 

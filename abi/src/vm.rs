@@ -281,6 +281,7 @@ impl Vm {
             last_status: (0, Bytes::new()),
         };
         self.store.data_mut().contexts.insert(root, Context::Root(Box::new(ctx)));
+        self.store.data_mut().refusal = None;
         let deadline = self.spec.config.limits.startup_deadline;
         let name = plugin.name().to_owned();
         let trap = |callback: &'static str| {
@@ -300,7 +301,8 @@ impl Vm {
                 .0;
             if ok == 0 {
                 self.store.data_mut().contexts.remove(&root);
-                return Err(StartError::VmStartRefused(plugin.name().into()));
+                let reason = self.store.data_mut().refusal.take();
+                return Err(StartError::VmStartRefused { plugin: plugin.name().into(), reason });
             }
         }
         if let Some(f) = cb.configure.clone() {
@@ -311,7 +313,8 @@ impl Vm {
                 .0;
             if ok == 0 {
                 self.store.data_mut().contexts.remove(&root);
-                return Err(StartError::ConfigureRefused(plugin.name().into()));
+                let reason = self.store.data_mut().refusal.take();
+                return Err(StartError::ConfigureRefused { plugin: plugin.name().into(), reason });
             }
         }
         self.roots.push((plugin.id, root));

@@ -39,10 +39,16 @@ impl ServeHttp for Admin {
         let generation = self.state.current.load();
         match (method.as_str(), path.as_str()) {
             ("GET", "/ready") => {
-                // True only once every worker runs its VMs and the listeners accept.
-                let ready = self.state.ready.load(std::sync::atomic::Ordering::Acquire);
-                let body =
-                    serde_json::json!({ "ready": ready, "generation": generation.id, "listeners": self.listeners });
+                // True once every worker runs its VMs and the listeners accept, until a
+                // shutdown starts draining.
+                let lifecycle = &self.state.lifecycle;
+                let ready = lifecycle.ready();
+                let body = serde_json::json!({
+                    "ready": ready,
+                    "draining": lifecycle.draining(),
+                    "generation": generation.id,
+                    "listeners": self.listeners,
+                });
                 let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 respond(status, "application/json", body.to_string() + "\n")
             }

@@ -99,6 +99,8 @@ pub struct Generation {
     pub root_plugins: Vec<Arc<PluginSpec>>,
     /// Singleton services: run once, on the services thread.
     pub singletons: Vec<Arc<PluginSpec>>,
+    /// Server certificates by listener (`None` for plaintext listeners).
+    pub tls: Vec<Option<crate::tls::ListenerCerts>>,
     /// The configuration it was built from.
     pub loaded: Loaded,
     vms: HashMap<VmKey, Arc<VmSpec>>,
@@ -159,6 +161,8 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             Err(e) => errors.push(loaded.error(format!("clusters.{name}"), name, "", e.to_string())),
         }
     }
+
+    let tls = load_certificates(&loaded, &mut errors);
 
     let mut vms: HashMap<VmKey, Arc<VmSpec>> = HashMap::new();
     let mut plugins = BTreeMap::new();
@@ -257,10 +261,49 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
         plugins,
         root_plugins,
         singletons,
+        tls,
         loaded,
         vms,
         specs,
     })
+}
+
+/// Each TLS listener's certificates, read and checked now: a file that is missing, unreadable
+/// or does not match its key fails the configuration, not a later handshake.
+fn load_certificates(loaded: &Loaded, errors: &mut Vec<ConfigError>) -> Vec<Option<crate::tls::ListenerCerts>> {
+    let base = loaded.base_dir();
+    let mut all = Vec::new();
+    for (i, listener) in loaded.config.listeners.iter().enumerate() {
+        let Some(tls) = &listener.tls else {
+            all.push(None);
+            continue;
+        };
+        let pairs = match tls.pairs() {
+            Ok(p) => p,
+            Err(message) => {
+                errors.push(loaded.error(format!("listeners[{i}].tls"), "tls", "", message));
+                all.push(None);
+                continue;
+            }
+        };
+        let mut certs = Vec::new();
+        for (j, pair) in pairs.iter().enumerate() {
+            match crate::tls::load(&base.join(&pair.cert), &base.join(&pair.key)) {
+                Ok(c) => certs.push(c),
+                Err(message) => {
+                    let shown = pair.cert.display().to_string();
+                    errors.push(loaded.error(
+                        format!("listeners[{i}].tls (certificate {})", j + 1),
+                        "cert",
+                        &shown,
+                        message,
+                    ));
+                }
+            }
+        }
+        all.push(Some(crate::tls::ListenerCerts(certs)));
+    }
+    all
 }
 
 fn validate(spec: &Arc<PluginSpec>) -> Result<(), String> {

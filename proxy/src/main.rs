@@ -8,6 +8,7 @@ use weir::{cli, logging, server};
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     logging::init(cli.log_format);
+    logging::log_panics();
     match &cli.command {
         Some(cli::Command::ShowQuickstart) => {
             print!("{}", server::QUICKSTART);

@@ -106,6 +106,9 @@ impl Reloader {
 
     /// Reloads on SIGHUP, forever.
     pub async fn on_sighup(self: Arc<Self>) {
+        if EARLY_SIGHUP.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            let _ = self.reload("SIGHUP during start-up").await;
+        }
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             tracing::warn!(target: "weir::reload", "cannot listen for SIGHUP");
             return;
@@ -225,6 +228,24 @@ impl FileWatch {
     }
 }
 
+/// Set by a SIGHUP that arrives before the reload service listens for it.
+static EARLY_SIGHUP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Catches SIGHUP from now on: its default action would end the process while it starts (the
+/// modules compile for seconds before the reload service runs). A SIGHUP caught early reloads
+/// once the service runs.
+pub fn catch_early_sighup() {
+    // SAFETY: the action only stores to an atomic, which is async-signal-safe.
+    let registered = unsafe {
+        signal_hook_registry::register(libc::SIGHUP, || {
+            EARLY_SIGHUP.store(true, std::sync::atomic::Ordering::Relaxed);
+        })
+    };
+    if let Err(e) = registered {
+        tracing::warn!(target: "weir::reload", error = %e, "cannot catch SIGHUP during start-up");
+    }
+}
+
 /// Listener, admin and server settings cannot change in a running process: keep the running
 /// ones (a port 0 was already resolved) and say so when the file differs.
 fn keep_process_settings(next: &mut Loaded, running: &Loaded) {
@@ -239,7 +260,16 @@ fn keep_process_settings(next: &mut Loaded, running: &Loaded) {
     if changed {
         tracing::warn!(target: "weir::reload", "listener and admin addresses apply at the next start or binary upgrade; keeping the running ones");
     }
-    next.config.listeners = running.config.listeners.clone();
+    // Certificates renew with a reload; whether a listener speaks TLS at all does not change.
+    let mut listeners = running.config.listeners.clone();
+    for (i, (kept, wanted)) in listeners.iter_mut().zip(&next.config.listeners).enumerate() {
+        if kept.tls.is_some() == wanted.tls.is_some() {
+            kept.tls = wanted.tls.clone();
+        } else {
+            tracing::warn!(target: "weir::reload", listener = i, "turning TLS on or off for a listener applies at the next start or binary upgrade; keeping it as it runs");
+        }
+    }
+    next.config.listeners = listeners;
     next.config.admin = running.config.admin.clone();
     next.config.server = running.config.server.clone();
 }

@@ -11,6 +11,7 @@ use weir_abi::{Runtime, RuntimeConfig};
 
 use crate::cli::Cli;
 use crate::config::{self, ConfigError, Loaded};
+use crate::lifecycle::Supervised;
 use crate::state::State;
 
 /// The quick-start configuration, used when no `-c` is given.
@@ -56,6 +57,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         println!("weir: configuration OK");
         return Ok(());
     }
+    crate::reload::catch_early_sighup();
     let mut loaded = loaded;
     // Kept until the process ends (`run_forever` never returns).
     let (listeners, admin, _reserved) = resolve_ports(&mut loaded)?;
@@ -64,25 +66,24 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let generation = crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
-    // TLS files are relative to the configuration file.
-    let base = generation.loaded.base_dir();
-    let tls: Vec<_> = generation
-        .loaded
-        .config
-        .listeners
-        .iter()
-        .map(|l| l.tls.clone().map(|t| crate::config::ListenerTls { cert: base.join(t.cert), key: base.join(t.key) }))
-        .collect();
+    let tls: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.tls.is_some()).collect();
     let state = State::new(runtime, generation);
 
+    if !cli.upgrade {
+        // A taken port fails the start here, with its address, before any fork: Pingora would
+        // retry for a while, then panic in a service thread while the process stays up.
+        check_can_listen(&listeners, admin)?;
+    }
     let opt = Opt { upgrade: cli.upgrade, daemon: cli.daemon, ..Opt::default() };
     let conf = ServerConf {
         threads: server_cfg
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
         work_stealing: false,
-        grace_period_seconds: Some(server_cfg.grace_period_seconds),
-        graceful_shutdown_timeout_seconds: Some(5),
+        // weir's own shutdown sequence drains (crate::lifecycle); Pingora then only stops its
+        // runtimes.
+        grace_period_seconds: Some(0),
+        graceful_shutdown_timeout_seconds: Some(crate::lifecycle::RUNTIME_SHUTDOWN.as_secs()),
         upgrade_sock: server_cfg.upgrade_sock.clone(),
         pid_file: server_cfg.pid_file.clone(),
         daemon: cli.daemon,
@@ -118,20 +119,19 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     if let Some(app) = proxy.app_logic_mut() {
         app.server_options = Some(options);
     }
-    for ((addr, tls), h2) in listeners.iter().zip(&tls).zip(&http2) {
-        match tls {
-            Some(t) => {
-                let mut settings = pingora::listeners::tls::TlsSettings::intermediate(
-                    &t.cert.display().to_string(),
-                    &t.key.display().to_string(),
-                )
+    for (i, ((addr, tls), h2)) in listeners.iter().zip(&tls).zip(&http2).enumerate() {
+        if *tls {
+            // Certificates come from the current generation at each handshake (by SNI), so a
+            // reload renews them.
+            let mut settings = pingora::listeners::tls::TlsSettings::intermediate("", "")
                 .map_err(|e| format!("weir: TLS for listener {addr}: {e}"))?;
-                if *h2 {
-                    settings.enable_h2();
-                }
-                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+            settings.set_cert_resolver(std::sync::Arc::new(crate::tls::Resolver { state: state.clone(), listener: i }));
+            if *h2 {
+                settings.enable_h2();
             }
-            None => proxy.add_tcp(&addr.to_string()),
+            proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+        } else {
+            proxy.add_tcp(&addr.to_string());
         }
     }
     let reloader = crate::reload::Reloader::new(state.clone(), config_path.clone());
@@ -144,11 +144,16 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         },
     );
     admin_service.add_tcp(&admin.to_string());
+    // One thread: its accept loop and listener share a runtime, so stopping runtimes in any
+    // order never leaves the loop polling a listener whose runtime is gone.
+    admin_service.threads = Some(1);
 
     let threads = server.configuration.threads;
     // TLS listeners are not probed (a bare connection would only log a failed handshake).
-    let plaintext = listeners.iter().zip(&tls).filter(|(_, t)| t.is_none()).map(|(a, _)| *a).collect();
+    let plaintext = listeners.iter().zip(&tls).filter(|(_, t)| !**t).map(|(a, _)| *a).collect();
     let proxy = crate::workers::WithVmHosts { inner: proxy, state: state.clone(), threads, listeners: plaintext };
+    let proxy = Supervised { inner: proxy, state: state.clone(), drains: true };
+    let admin_service = Supervised { inner: admin_service, state: state.clone(), drains: false };
     let mut singletons = pingora::services::background::background_service(
         "wasm services",
         crate::workers::Singletons { state: state.clone() },
@@ -171,13 +176,44 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let proxy_list: Vec<String> = listeners
         .iter()
         .zip(&tls)
-        .map(|(a, t)| if t.is_some() { format!("https://{a}") } else { format!("http://{a}") })
+        .map(|(a, t)| if *t { format!("https://{a}") } else { format!("http://{a}") })
         .collect();
     println!("weir ready: proxy {} admin http://{admin}", proxy_list.join(" "));
     if quickstart {
         println!("weir quick start: try `curl -s -H 'x-api-key: demo-key' http://{}/hello`", listeners[0]);
     }
-    server.run_forever()
+    let signals = crate::lifecycle::Signals {
+        state: state.clone(),
+        settings: crate::lifecycle::ShutdownSettings {
+            grace: std::time::Duration::from_secs(server_cfg.grace_period_seconds),
+            drain_delay: server_cfg.drain_delay.0,
+            upgrade_sock: server_cfg.upgrade_sock.clone(),
+        },
+    };
+    server.run(pingora::server::RunArgs { shutdown_signal: Box::new(signals) });
+    remove_own_pid_file(&server_cfg.pid_file);
+    let code = state.lifecycle.exit_code();
+    tracing::info!(target: "weir::server", code, "exiting");
+    std::process::exit(code)
+}
+
+/// Removes the pid file if it still names this process (a newer process of an upgrade may
+/// have written its own).
+fn remove_own_pid_file(path: &str) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|t| t.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Fails unless every listener address can be bound now.
+fn check_can_listen(listeners: &[SocketAddr], admin: SocketAddr) -> Result<(), String> {
+    for (what, addr) in listeners.iter().map(|a| ("proxy listener", *a)).chain([("admin listener", admin)]) {
+        // std binds with SO_REUSEADDR, as Pingora does: ports picked for `:0` (held by weir
+        // itself, bound but not listening) and ports in TIME_WAIT are free.
+        std::net::TcpListener::bind(addr).map_err(|e| format!("weir: cannot listen on {addr} (the {what}): {e}"))?;
+    }
+    Ok(())
 }
 
 /// How long `weir -d` waits for its daemon to report that it started.

@@ -21,8 +21,8 @@ pub struct State {
     pub callouts: crate::callout::Client,
     /// Tells the VM hosts of every thread that a generation was published.
     published: tokio::sync::watch::Sender<u64>,
-    /// Every worker runs its VMs and the proxy listeners accept: what `/ready` reports.
-    pub ready: std::sync::atomic::AtomicBool,
+    /// Readiness, requests in flight and the shutdown sequence.
+    pub lifecycle: crate::lifecycle::Lifecycle,
 }
 
 impl State {
@@ -36,7 +36,7 @@ impl State {
             metrics: Metrics::new(),
             callouts: crate::callout::Client::new(),
             published,
-            ready: std::sync::atomic::AtomicBool::new(false),
+            lifecycle: crate::lifecycle::Lifecycle::default(),
         })
     }
 

@@ -218,11 +218,11 @@ async fn await_listeners(state: Arc<State>, listeners: Vec<std::net::SocketAddr>
     for addr in listeners {
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             if started.elapsed() > LISTEN_DEADLINE {
-                tracing::error!(target: "weir::server", %addr, "the proxy listener does not accept connections; /ready stays false");
+                state.lifecycle.fail(format!("the proxy listener {addr} does not accept connections"));
                 return;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
-    state.ready.store(true, std::sync::atomic::Ordering::Release);
+    state.lifecycle.set_serving();
 }

@@ -1,7 +1,7 @@
 //! Logging (ABI.md §3.1): `proxy_log`, `proxy_get_log_level`.
 
 use super::{Registrar, hostcall, tri};
-use crate::host::HostState;
+use crate::host::{CallbackKind, HostState};
 use crate::log::LogRecord;
 use crate::memory;
 use crate::types::{LogLevel, Status};
@@ -23,7 +23,10 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
 }
 
 /// Sends one line to the runtime's sink, with the plugin prefix of the effective context.
-pub(crate) fn emit(state: &HostState, level: LogLevel, message: &[u8]) {
+pub(crate) fn emit(state: &mut HostState, level: LogLevel, message: &[u8]) {
+    if level >= LogLevel::Warn && matches!(state.frame.kind, CallbackKind::VmStart | CallbackKind::Configure) {
+        state.refusal = Some(refusal_text(message));
+    }
     let sink = &state.spec.runtime.config().log_sink;
     if level < sink.level() {
         return;
@@ -39,4 +42,16 @@ pub(crate) fn emit(state: &HostState, level: LogLevel, message: &[u8]) {
         context_id: state.frame.effective,
         message,
     });
+}
+
+/// Longest refusal reason kept for an error message.
+const MAX_REFUSAL: usize = 1024;
+
+fn refusal_text(message: &[u8]) -> String {
+    let text = String::from_utf8_lossy(message);
+    let mut end = text.len().min(MAX_REFUSAL);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].trim_end().to_owned()
 }

@@ -140,7 +140,7 @@ fn fd_write(c: &mut C<'_>, fd: i32, iovs: i32, n: i32, ret: i32) -> R {
         written = written.saturating_add(len as u32);
     }
     let line = text.strip_suffix(b"\n").unwrap_or(&text);
-    super::log::emit(c.data(), level, line);
+    super::log::emit(c.data_mut(), level, line);
     Ok(errno(memory::write_u32(c, ret, written)))
 }
 

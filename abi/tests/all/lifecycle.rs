@@ -91,13 +91,13 @@ fn refusals_at_start_reject_the_plugin() {
     let h = host();
     let refuse_config = h.probe(json!({ "configure": false }));
     let mut vm = Vm::new(&refuse_config.vm).unwrap();
-    assert!(matches!(vm.start_plugin(&refuse_config), Err(StartError::ConfigureRefused(_))));
+    assert!(matches!(vm.start_plugin(&refuse_config), Err(StartError::ConfigureRefused { .. })));
 
     let vm_config = VmConfig { configuration: json!({ "vm_start": false }).to_string().into(), ..Default::default() };
     let refuse_vm = h.probe_with(json!({}), vm_config, FailurePolicy::FailClosed);
     let mut vm = Vm::new(&refuse_vm.vm).unwrap();
     let err = vm.start_plugin(&refuse_vm).unwrap_err();
-    assert!(matches!(err, StartError::VmStartRefused(_)), "{err}");
+    assert!(matches!(err, StartError::VmStartRefused { .. }), "{err}");
     assert!(err.to_string().contains("proxy_on_vm_start returned false"));
 
     let bad_json = h.probe(json!("not an object"));

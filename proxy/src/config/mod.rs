@@ -52,7 +52,8 @@ pub struct Config {
 pub struct Listener {
     /// `ip:port`; port 0 picks a free port (reported in the log and on `/ready`).
     pub address: SocketAddr,
-    /// Serve TLS with this certificate and key (PEM files). HTTP/2 is then offered by ALPN.
+    /// Serve TLS with these certificates and keys (PEM files; reloaded with the configuration).
+    /// HTTP/2 is then offered by ALPN.
     #[serde(default)]
     pub tls: Option<ListenerTls>,
     /// Accept HTTP/2 (h2c with prior knowledge on plaintext, ALPN on TLS). Default true.
@@ -60,14 +61,46 @@ pub struct Listener {
     pub http2: bool,
 }
 
-/// TLS files of a listener.
+/// TLS files of a listener: `cert` and `key`, and more pairs in `certificates` chosen by the
+/// client's SNI (the first pair answers clients whose SNI no certificate covers).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ListenerTls {
     /// Certificate chain, PEM.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Private key, PEM.
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// More certificates, each served to clients whose SNI it covers.
+    #[serde(default)]
+    pub certificates: Vec<CertificatePair>,
+}
+
+/// A certificate chain and its private key (PEM files, relative to the configuration file).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificatePair {
+    /// Certificate chain, PEM.
     pub cert: PathBuf,
     /// Private key, PEM.
     pub key: PathBuf,
+}
+
+impl ListenerTls {
+    /// Every pair, `cert`/`key` first; `Err` names what is missing.
+    pub fn pairs(&self) -> Result<Vec<CertificatePair>, &'static str> {
+        let first = match (&self.cert, &self.key) {
+            (Some(cert), Some(key)) => Some(CertificatePair { cert: cert.clone(), key: key.clone() }),
+            (None, None) => None,
+            _ => return Err("give both `cert` and `key`"),
+        };
+        let pairs: Vec<_> = first.into_iter().chain(self.certificates.iter().cloned()).collect();
+        if pairs.is_empty() {
+            return Err("give `cert` and `key` (and optionally `certificates`)");
+        }
+        Ok(pairs)
+    }
 }
 
 /// How a cluster spreads requests over its endpoints.
@@ -338,9 +371,14 @@ pub struct Server {
     /// reset (response). Default 1MiB, as Envoy's default buffer limit.
     #[serde(default = "default_buffer")]
     pub max_buffered_body: ByteSize,
-    /// Seconds to let in-flight requests finish on shutdown. Default 10.
+    /// Seconds to let in-flight requests finish on shutdown (weir exits as soon as none is
+    /// left). Default 10.
     #[serde(default = "default_grace")]
     pub grace_period_seconds: u64,
+    /// How long the listeners stay open after SIGTERM or SIGINT while `/ready` answers 503, so
+    /// load balancers stop sending before weir stops accepting. Default 0s.
+    #[serde(default = "no_delay")]
+    pub drain_delay: Millis,
     /// Socket for the graceful binary upgrade. Default `weir_upgrade.sock` in systemd's
     /// `$RUNTIME_DIRECTORY`, else `/tmp/weir_upgrade.sock`.
     #[serde(default = "default_upgrade_sock")]
@@ -360,6 +398,7 @@ impl Default for Server {
             threads: None,
             max_buffered_body: default_buffer(),
             grace_period_seconds: default_grace(),
+            drain_delay: no_delay(),
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             vm_slots: default_vm_slots(),
@@ -391,6 +430,9 @@ fn default_deadline() -> Millis {
 }
 fn default_buffer() -> ByteSize {
     ByteSize(1 << 20)
+}
+fn no_delay() -> Millis {
+    Millis(Duration::ZERO)
 }
 fn default_grace() -> u64 {
     10

@@ -18,14 +18,19 @@ fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
     let n: u64 = n.parse().ok()?;
-    Some(match unit.trim() {
+    let d = match unit.trim() {
         "ms" => Duration::from_millis(n),
         "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
+        "m" => Duration::from_secs(n.checked_mul(60)?),
+        "h" => Duration::from_secs(n.checked_mul(3600)?),
         _ => return None,
-    })
+    };
+    // Far beyond any timeout, and small enough that `Instant::now() + d` cannot overflow.
+    (d <= MAX_DURATION).then_some(d)
 }
+
+/// The longest duration a configuration may give.
+const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
 
 fn parse_size(s: &str) -> Option<usize> {
     let s = s.trim();
@@ -62,7 +67,7 @@ impl<T> de::Visitor<'_> for Visit<T> {
 
 impl<'de> Deserialize<'de> for Millis {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(Visit(parse_duration, "a duration such as 250ms, 1s, 2m")).map(Millis)
+        d.deserialize_any(Visit(parse_duration, "a duration such as 250ms, 1s, 2m (at most 8760h)")).map(Millis)
     }
 }
 
@@ -81,6 +86,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2m"), Some(Duration::from_secs(120)));
         assert_eq!(parse_duration("2 parsecs"), None);
+        assert_eq!(parse_duration("99999999999999999h"), None, "overflows");
+        assert_eq!(parse_duration("8761h"), None, "longer than a year");
         assert_eq!(parse_size("16MiB"), Some(16 << 20));
         assert_eq!(parse_size("1000"), Some(1000));
         assert_eq!(parse_size("1 TB"), None);

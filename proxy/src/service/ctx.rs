@@ -48,13 +48,15 @@ pub struct RequestCtx {
     /// When the request arrived.
     pub started: Instant,
     filters_ran: bool,
+    /// Counts this request in flight for the shutdown's drain.
+    _in_flight: crate::lifecycle::InFlight,
     /// `name:outcome` per filter, taken when the request ends.
     outcomes: String,
 }
 
 impl RequestCtx {
     /// A request pinned to `generation`.
-    pub fn new(generation: Arc<Generation>) -> Self {
+    pub fn new(generation: Arc<Generation>, in_flight: crate::lifecycle::InFlight) -> Self {
         Self {
             generation,
             route: None,
@@ -71,6 +73,7 @@ impl RequestCtx {
             held_response: 0,
             started: Instant::now(),
             filters_ran: false,
+            _in_flight: in_flight,
             outcomes: String::new(),
         }
     }

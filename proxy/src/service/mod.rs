@@ -89,11 +89,15 @@ impl ProxyHttp for WeirProxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.state.current.load_full())
+        RequestCtx::new(self.state.current.load_full(), crate::lifecycle::Lifecycle::enter(&self.state))
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.fill_request(session);
+        if self.state.lifecycle.draining() {
+            // Shutting down: the client reconnects elsewhere for its next request.
+            session.set_keepalive(None);
+        }
         // CONNECT matches no route (Envoy answers it 404 unless a route enables it).
         let route = match session.req_header().method {
             http::Method::CONNECT => None,

@@ -142,6 +142,23 @@ impl Weir {
         let _ = Command::new("kill").arg(format!("-{name}")).arg(self.child.id().to_string()).status();
     }
 
+    /// Waits (at most `within`) for the process to exit: its status and how long it took.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<(std::process::ExitStatus, Duration)> {
+        let started = Instant::now();
+        while started.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some((status, started.elapsed()));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// The log's size in bytes.
+    pub fn log_size(&self) -> u64 {
+        std::fs::metadata(&self.log).map(|m| m.len()).unwrap_or(0)
+    }
+
     /// True while the process runs.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().ok().flatten().is_none()
@@ -328,21 +345,40 @@ pub fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
 /// An upstream that answers every request head it reads with `response`, as is, and closes the
 /// connection after it when `close` (a body delimited by the end of the connection).
 pub fn canned_server(response: &'static [u8], close: bool) -> SocketAddr {
+    answering_server(response, close, Duration::ZERO).0
+}
+
+/// An upstream that answers every request `200` after `delay`; counts the requests it read.
+pub fn slow_server(delay: Duration) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    answering_server(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow", false, delay)
+}
+
+/// Answers each request head with `response` after `delay`, counting the heads.
+fn answering_server(
+    response: &'static [u8],
+    close: bool,
+    delay: Duration,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::io::{Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
+            let seen = seen.clone();
             std::thread::spawn(move || {
-                let mut seen = Vec::new();
+                let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
                 while let Ok(n) = conn.read(&mut buf) {
                     if n == 0 {
                         return;
                     }
-                    seen.extend_from_slice(&buf[..n]);
-                    while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
-                        seen.drain(..end + 4);
+                    head.extend_from_slice(&buf[..n]);
+                    while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        head.drain(..end + 4);
+                        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        std::thread::sleep(delay);
                         if conn.write_all(response).is_err() || close {
                             return;
                         }
@@ -351,7 +387,7 @@ pub fn canned_server(response: &'static [u8], close: bool) -> SocketAddr {
             });
         }
     });
-    addr
+    (addr, count)
 }
 
 /// A server that accepts connections and never answers.

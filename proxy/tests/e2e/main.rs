@@ -16,5 +16,7 @@ mod hostile;
 mod inspect;
 mod phases;
 mod reload;
+mod shutdown;
+mod tls;
 mod upgrade;
 mod upstreams;

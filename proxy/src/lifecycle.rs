@@ -1,0 +1,303 @@
+//! The serving process's life after start: readiness, the requests in flight, and the
+//! shutdown sequence weir runs on SIGINT, SIGTERM and SIGQUIT instead of Pingora's.
+//!
+//! Pingora's own sequence sleeps the whole grace period even when nothing is in flight, and on
+//! SIGINT shuts its runtimes down while accept loops still run, which can leave a loop polling
+//! a listener whose runtime is gone, logging an error per iteration forever. weir's sequence:
+//!
+//! 1. The first SIGINT or SIGTERM marks the process draining: `/ready` answers 503 and
+//!    responses carry `connection: close`. The listeners stay open for `server.drain_delay`,
+//!    so a load balancer (or Kubernetes' endpoint removal) can stop sending first.
+//! 2. The proxy's listeners close (it runs on a shutdown watch of weir's own, separate from
+//!    Pingora's); idle keep-alive connections close with them.
+//! 3. weir waits until no request is in flight, at most `server.grace_period_seconds`, then
+//!    hands over to Pingora with a zero grace period: every accept loop is gone by then.
+//!
+//! SIGQUIT (graceful upgrade) sends the listening sockets to the new process, keeps accepting
+//! beside it for [`UPGRADE_OVERLAP`], then drains as above. A second SIGINT or SIGTERM at any
+//! point exits at once, and a watchdog ends a shutdown that still runs after the grace period
+//! and Pingora's runtime timeout. A service that cannot start ([`Lifecycle::fail`]) ends the
+//! process with status 1 the same way.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use pingora::server::{ListenFds, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{Notify, watch};
+
+/// How long the old process keeps accepting beside the new one after handing its listening
+/// sockets over (Pingora's `CLOSE_TIMEOUT`): time for the new process to start accepting.
+pub const UPGRADE_OVERLAP: Duration = Duration::from_secs(5);
+
+/// How long Pingora may take to stop its runtimes once weir's sequence is done.
+pub const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(5);
+
+/// The process's serving state, shared through [`crate::state::State`].
+pub struct Lifecycle {
+    /// Every worker runs its VMs and the proxy listeners accept.
+    serving: AtomicBool,
+    /// A shutdown started: `/ready` is false and connections are not kept alive.
+    draining: AtomicBool,
+    /// Closes the proxy's listeners (the proxy service's shutdown watch).
+    stop_accepting: watch::Sender<bool>,
+    /// Requests between their first header and the end of their log phase.
+    in_flight: AtomicUsize,
+    /// Wakes the drain when `in_flight` reaches zero.
+    idle: Notify,
+    /// The listening sockets, for a graceful upgrade.
+    fds: Mutex<Option<ListenFds>>,
+    /// Why the process cannot serve, once a service failed to start.
+    failure: Mutex<Option<String>>,
+    failed: Notify,
+    /// The process's exit status.
+    exit_code: AtomicI32,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self {
+            serving: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            stop_accepting: watch::channel(false).0,
+            in_flight: AtomicUsize::new(0),
+            idle: Notify::new(),
+            fds: Mutex::new(None),
+            failure: Mutex::new(None),
+            failed: Notify::new(),
+            exit_code: AtomicI32::new(0),
+        }
+    }
+}
+
+/// A request in flight: counted from creation until dropped.
+pub struct InFlight(Arc<crate::state::State>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let lifecycle = &self.0.lifecycle;
+        if lifecycle.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 && lifecycle.draining() {
+            lifecycle.idle.notify_waiters();
+        }
+    }
+}
+
+impl Lifecycle {
+    /// What `/ready` reports: serving and not draining.
+    pub fn ready(&self) -> bool {
+        self.serving.load(Ordering::Acquire) && !self.draining()
+    }
+
+    /// Marks the process as serving (every listener accepts, every worker runs its VMs).
+    pub fn set_serving(&self) {
+        self.serving.store(true, Ordering::Release);
+    }
+
+    /// A shutdown started: new responses close their connection.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Counts a request in flight until the returned guard drops.
+    pub fn enter(state: &Arc<crate::state::State>) -> InFlight {
+        state.lifecycle.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(state.clone())
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The shutdown watch the proxy service runs on instead of Pingora's.
+    pub fn proxy_shutdown_watch(&self) -> ShutdownWatch {
+        self.stop_accepting.subscribe()
+    }
+
+    /// Keeps the listening sockets for a graceful upgrade.
+    pub fn keep_listen_fds(&self, fds: Option<ListenFds>) {
+        *self.fds.lock().unwrap_or_else(|p| p.into_inner()) = fds;
+    }
+
+    /// A service cannot start: the process logs `reason` once and exits with status 1.
+    pub fn fail(&self, reason: String) {
+        let mut failure = self.failure.lock().unwrap_or_else(|p| p.into_inner());
+        if failure.is_none() {
+            tracing::error!(target: "weir::server", "{reason}; exiting");
+            *failure = Some(reason);
+            self.exit_code.store(1, Ordering::Release);
+            self.failed.notify_one();
+        }
+    }
+
+    /// The status the process exits with.
+    pub fn exit_code(&self) -> i32 {
+        self.exit_code.load(Ordering::Acquire)
+    }
+
+    async fn wait_failed(&self) {
+        loop {
+            let notified = self.failed.notified();
+            if self.failure.lock().unwrap_or_else(|p| p.into_inner()).is_some() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Resolves when no request is in flight.
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Sends the listening sockets to the process started with `--upgrade`.
+    fn hand_over_sockets(&self, upgrade_sock: &str) -> bool {
+        let fds = self.fds.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(fds) = fds else { return false };
+        let fds = fds.lock();
+        if fds.is_empty() {
+            return false;
+        }
+        match fds.send_to_sock(upgrade_sock) {
+            Ok(_) => {
+                tracing::info!(target: "weir::server", upgrade_sock, "listening sockets sent to the new process");
+                true
+            }
+            Err(e) => {
+                tracing::error!(target: "weir::server", upgrade_sock, error = %e, "cannot send the listening sockets to a new process; draining anyway");
+                false
+            }
+        }
+    }
+}
+
+/// weir's shutdown timings, from `server:`.
+#[derive(Clone)]
+pub struct ShutdownSettings {
+    /// Longest wait for requests in flight.
+    pub grace: Duration,
+    /// How long listeners stay open once draining starts.
+    pub drain_delay: Duration,
+    /// Where a graceful upgrade sends the listening sockets.
+    pub upgrade_sock: String,
+}
+
+/// The signals that end the process, and the sequence each starts (see the module docs).
+pub struct Signals {
+    /// Shared state.
+    pub state: Arc<crate::state::State>,
+    /// Timings.
+    pub settings: ShutdownSettings,
+}
+
+#[async_trait::async_trait]
+impl ShutdownSignalWatch for Signals {
+    async fn recv(&self) -> ShutdownSignal {
+        let lifecycle = &self.state.lifecycle;
+        let (Ok(mut term), Ok(mut int), Ok(mut quit)) =
+            (signal(SignalKind::terminate()), signal(SignalKind::interrupt()), signal(SignalKind::quit()))
+        else {
+            lifecycle.fail("cannot install the signal handlers".into());
+            return ShutdownSignal::FastShutdown;
+        };
+        let upgrade = tokio::select! {
+            _ = term.recv() => { tracing::info!(target: "weir::server", "SIGTERM: draining"); false }
+            _ = int.recv() => { tracing::info!(target: "weir::server", "SIGINT: draining"); false }
+            _ = quit.recv() => { tracing::info!(target: "weir::server", "SIGQUIT: graceful upgrade"); true }
+            _ = lifecycle.wait_failed() => false,
+        };
+        lifecycle.draining.store(true, Ordering::Release);
+        // Any later SIGINT or SIGTERM ends the process at once, whatever the sequence waits on.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!(target: "weir::server", "second signal: exiting without waiting for requests in flight");
+            std::process::exit(1);
+        });
+        let failed = lifecycle.exit_code() != 0;
+        // Sending retries until the new process listens: off this runtime's only thread.
+        let handed_over = upgrade && {
+            let (state, sock) = (self.state.clone(), self.settings.upgrade_sock.clone());
+            tokio::task::spawn_blocking(move || state.lifecycle.hand_over_sockets(&sock)).await.unwrap_or(false)
+        };
+        if handed_over {
+            tokio::time::sleep(UPGRADE_OVERLAP).await;
+        } else if !failed && !self.settings.drain_delay.is_zero() {
+            tracing::info!(target: "weir::server", delay = ?self.settings.drain_delay, "listeners stay open for the drain delay");
+            tokio::time::sleep(self.settings.drain_delay).await;
+        }
+        lifecycle.stop_accepting.send_replace(true);
+        let started = std::time::Instant::now();
+        if !failed && tokio::time::timeout(self.settings.grace, lifecycle.wait_idle()).await.is_err() {
+            tracing::warn!(target: "weir::server", in_flight = lifecycle.in_flight(), grace = ?self.settings.grace, "requests still in flight at the end of the grace period are cut off");
+        } else {
+            tracing::info!(target: "weir::server", waited = ?started.elapsed(), "no request in flight; stopping");
+        }
+        // Bounds what remains (Pingora stopping its runtimes), whatever blocks it.
+        let bound = RUNTIME_SHUTDOWN + Duration::from_secs(5);
+        std::thread::spawn(move || {
+            std::thread::sleep(bound);
+            tracing::error!(target: "weir::server", ?bound, "the runtimes did not stop in time; exiting");
+            std::process::exit(1);
+        });
+        ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// A listening service the process cannot run without: if it cannot start (a port taken since
+/// weir checked it, a certificate that stopped loading), the process exits with status 1
+/// instead of running on without it. The proxy service (`drains`) runs on weir's own shutdown
+/// watch and hands its listening sockets to the lifecycle for upgrades.
+pub struct Supervised<S> {
+    /// The service.
+    pub inner: S,
+    /// Shared state.
+    pub state: Arc<crate::state::State>,
+    /// Closed by weir's drain rather than by Pingora.
+    pub drains: bool,
+}
+
+#[async_trait::async_trait]
+impl<S: pingora::services::Service> pingora::services::Service for Supervised<S> {
+    async fn start_service(&mut self, fds: Option<ListenFds>, shutdown: ShutdownWatch, listeners_per_fd: usize) {
+        use futures::FutureExt;
+        let shutdown = if self.drains {
+            self.state.lifecycle.keep_listen_fds(fds.clone());
+            self.state.lifecycle.proxy_shutdown_watch()
+        } else {
+            shutdown
+        };
+        let name = self.inner.name().to_owned();
+        let run = std::panic::AssertUnwindSafe(self.inner.start_service(fds, shutdown, listeners_per_fd));
+        if let Err(panic) = run.catch_unwind().await {
+            let what = panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("a panic");
+            self.state.lifecycle.fail(format!("the {name} service stopped: {what}"));
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    fn listen_addresses(&self) -> Option<Vec<String>> {
+        self.inner.listen_addresses()
+    }
+}
