@@ -535,6 +535,10 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
 /// As [`load`].
 pub fn parse(text: String, path: Option<PathBuf>) -> Result<Loaded, Vec<ConfigError>> {
     let file = path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into());
+    // Into a YAML value first: it refuses a key given twice in one mapping, which a map type
+    // would silently take the last of.
+    serde_yaml::from_str::<serde_yaml::Value>(&text)
+        .map_err(|e| vec![duplicate_aware(&text, yaml_error(&file, &e))])?;
     let config: Config = serde_yaml::from_str(&text).map_err(|e| vec![yaml_error(&file, &e)])?;
     let loaded = Loaded { config, path, text };
     let errors = validate(&loaded);
@@ -552,6 +556,38 @@ fn yaml_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
     ConfigError { file: file.to_owned(), line: e.location().map(|l| l.line()), field, message }
 }
 
+/// A duplicate-key error names the lines of both appearances. The parser reports where the
+/// mapping starts; the key's lines are those that start with it at the mapping's indentation.
+fn duplicate_aware(text: &str, mut e: ConfigError) -> ConfigError {
+    let Some(key) = e.message.strip_prefix("duplicate entry with key ").map(|k| k.trim_matches('"').to_owned()) else {
+        return e;
+    };
+    let Some(start) = e.line else { return e };
+    let indent = |l: &str| l.len() - l.trim_start().len();
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(depth) = lines.get(start - 1).map(|l| indent(l)) else { return e };
+    let is_key = |l: &str| {
+        let t = l.trim_start();
+        [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")].iter().any(|k| t.starts_with(k.as_str()))
+    };
+    let found: Vec<usize> = lines[start - 1..]
+        .iter()
+        .enumerate()
+        .take_while(|(i, l)| *i == 0 || l.trim().is_empty() || l.trim_start().starts_with('#') || indent(l) >= depth)
+        .filter(|(_, l)| indent(l) == depth && is_key(l))
+        .map(|(i, _)| start + i)
+        .take(2)
+        .collect();
+    e.message = match found[..] {
+        [first, second] => {
+            e.line = Some(second);
+            format!("`{key}` is given twice (first at line {first}); each key may appear once")
+        }
+        _ => format!("`{key}` is given twice in one mapping; each key may appear once"),
+    };
+    e
+}
+
 /// Cross-references and values serde cannot check.
 fn validate(l: &Loaded) -> Vec<ConfigError> {
     let c = &l.config;
@@ -559,6 +595,40 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     if c.listeners.is_empty() {
         errors.push(l.error("listeners", "listeners", "", "at least one listener is needed"));
     }
+    if c.server.threads == Some(0) {
+        errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
+    }
+    let mut zero = |field: String, key: &str, d: &Millis| {
+        if d.0.is_zero() {
+            errors.push(l.error(field, key, "", "must be longer than 0 (0 would fail every request at once)"));
+        }
+    };
+    for (name, cluster) in &c.clusters {
+        zero(format!("clusters.{name}.connect_timeout"), "connect_timeout", &cluster.connect_timeout);
+        zero(format!("clusters.{name}.read_timeout"), "read_timeout", &cluster.read_timeout);
+        if let Some(h) = &cluster.health_check {
+            zero(format!("clusters.{name}.health_check.interval"), "interval", &h.interval);
+        }
+    }
+    for (name, p) in &c.plugins {
+        zero(format!("plugins.{name}.limits.deadline"), "deadline", &p.limits.deadline);
+    }
+    for (i, r) in c.routes.iter().enumerate() {
+        zero(format!("routes[{i}].request_timeout"), "request_timeout", &r.request_timeout);
+    }
+    let mut names = std::collections::HashMap::new();
+    for (i, r) in c.routes.iter().enumerate() {
+        let Some(name) = &r.name else { continue };
+        if let Some(first) = names.insert(name.as_str(), i) {
+            errors.push(l.error(
+                format!("routes[{i}].name"),
+                "name",
+                name,
+                format!("route name `{name}` is already the name of routes[{first}]; route names identify routes in logs and metrics"),
+            ));
+        }
+    }
+    errors.extend(builtin_cluster_references(l));
     for (name, cluster) in &c.clusters {
         if cluster.endpoints.is_empty() {
             errors.push(l.error(
@@ -623,6 +693,50 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     }
     for (i, svc) in c.services.iter().enumerate() {
         errors.extend(unknown_plugin(l, format!("services[{i}].plugin"), &svc.plugin));
+    }
+    errors
+}
+
+/// Clusters named inside built-in filters' configurations (`auth`'s `external.cluster`,
+/// `ab-routing`'s `variants[].cluster`) must exist: the filters cannot see weir's clusters,
+/// and a missing one would deny every request (auth) or silently send the traffic to the
+/// route's cluster (ab-routing).
+fn builtin_cluster_references(l: &Loaded) -> Vec<ConfigError> {
+    let c = &l.config;
+    let mut errors = Vec::new();
+    let mut check = |field: String, cluster: Option<&serde_yaml::Value>| {
+        let Some(name) = cluster.and_then(serde_yaml::Value::as_str) else { return };
+        if !c.clusters.contains_key(name) {
+            let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
+            errors.push(l.error(
+                field,
+                "cluster",
+                name,
+                format!("unknown cluster `{name}`; defined clusters: {}", list(&known)),
+            ));
+        }
+    };
+    for (i, r) in c.routes.iter().enumerate() {
+        for (j, f) in r.filters.iter().enumerate() {
+            let builtin = c.plugins.get(&f.plugin).and_then(|p| p.builtin.as_deref());
+            // A configuration given as JSON text is read the same way (YAML is a superset).
+            let parsed = match &f.config {
+                Some(serde_yaml::Value::String(text)) => serde_yaml::from_str(text).ok(),
+                other => other.clone(),
+            };
+            let Some(config) = &parsed else { continue };
+            let field = |rest: &str| format!("routes[{i}].filters[{j}].config.{rest}");
+            match builtin {
+                Some("auth") => check(field("external.cluster"), config.get("external").and_then(|e| e.get("cluster"))),
+                Some("ab-routing") => {
+                    let variants = config.get("variants").and_then(serde_yaml::Value::as_sequence);
+                    for (k, v) in variants.into_iter().flatten().enumerate() {
+                        check(field(&format!("variants[{k}].cluster")), v.get("cluster"));
+                    }
+                }
+                _ => {}
+            }
+        }
     }
     errors
 }

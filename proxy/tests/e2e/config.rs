@@ -52,3 +52,65 @@ fn a_filter_refusing_its_config_fails_validation() {
     assert!(!ok);
     assert!(out.contains("routes[0].filters[0]") && out.contains("proxy_on_configure returned false"), "{out}");
 }
+
+/// What `weir -t` refuses because the running process would fail or misbehave with it.
+#[test]
+fn the_check_refuses_what_would_fail_at_run_time() {
+    let base = "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\n";
+    let cases = [
+        // A key given twice: the last one would silently win.
+        (
+            "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\n  o: { endpoints: [\"127.0.0.1:2\"] }\nroutes:\n  - cluster: o\n".to_owned(),
+            "FILE:4",
+            "`o` is given twice (first at line 3)",
+        ),
+        (format!("{base}server: {{ threads: 0 }}\nroutes:\n  - cluster: o\n"), "server.threads", "at least 1"),
+        (
+            format!("{base}routes:\n  - cluster: o\nserver: {{ grace_period_seconds: 1 }}\nplugins:\n  p: {{ builtin: header-rewrite, limits: {{ deadline: 0ms }} }}\n"),
+            "plugins.p.limits.deadline",
+            "longer than 0",
+        ),
+        (
+            "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"], read_timeout: 0s }\nroutes:\n  - cluster: o\n".to_owned(),
+            "clusters.o.read_timeout",
+            "longer than 0",
+        ),
+        (
+            "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"], connect_timeout: 99999999999999999h }\nroutes:\n  - cluster: o\n".to_owned(),
+            "clusters.o.connect_timeout",
+            "at most 8760h",
+        ),
+        (
+            format!("{base}routes:\n  - {{ name: api, cluster: o }}\n  - {{ name: api, cluster: o }}\n"),
+            "routes[1].name",
+            "already the name of routes[0]",
+        ),
+        (
+            format!("{base}plugins:\n  auth: {{ builtin: auth }}\nroutes:\n  - cluster: o\n    filters:\n      - plugin: auth\n        config: {{ external: {{ cluster: authz, path: /check }} }}\n"),
+            "FILE:10: routes[0].filters[0].config.external.cluster",
+            "unknown cluster `authz`",
+        ),
+        (
+            format!("{base}plugins:\n  ab: {{ builtin: ab-routing }}\nroutes:\n  - cluster: o\n    filters:\n      - plugin: ab\n        config: '{{\"variants\": [{{\"name\": \"a\", \"cluster\": \"o\", \"weight\": 1}}, {{\"name\": \"b\", \"cluster\": \"canary\", \"weight\": 1}}]}}'\n"),
+            "routes[0].filters[0].config.variants[1].cluster",
+            "unknown cluster `canary`",
+        ),
+    ];
+    for (yaml, field, message) in cases {
+        let (ok, out) = check(&yaml);
+        assert!(!ok, "refused:\n{yaml}");
+        assert!(out.contains(field) && out.contains(message), "{field} / {message}:\n{out}");
+    }
+}
+
+/// A built-in filter's reason for refusing its configuration (field path and message) is in
+/// the error itself, not only in the log.
+#[test]
+fn a_builtin_filters_refusal_reason_is_in_the_error() {
+    let (ok, out) = check(
+        "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nplugins:\n  rw: { builtin: header-rewrite }\nroutes:\n  - cluster: o\n    filters:\n      - plugin: rw\n        config: { request: { sett: [] } }\n",
+    );
+    assert!(!ok);
+    let error = out.lines().find(|l| l.contains("routes[0].filters[0]")).unwrap_or_else(|| panic!("{out}"));
+    assert!(error.contains("request.sett") && error.contains("unknown field"), "{error}");
+}
