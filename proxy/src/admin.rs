@@ -19,6 +19,21 @@ pub struct Admin {
     pub listeners: Vec<String>,
     /// Runs reloads.
     pub reloader: Arc<crate::reload::Reloader>,
+    /// The file holding the token requests must present (`admin.token_file`, absolute).
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+/// Whether the request carries the token in `file` as `Authorization: Bearer <token>`.
+fn authorized(session: &ServerSession, file: &std::path::Path) -> Result<bool, String> {
+    use subtle::ConstantTimeEq;
+    let token = crate::config::read_admin_token(file)?;
+    let presented = session
+        .req_header()
+        .headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .unwrap_or_default();
+    Ok(bool::from(presented.ct_eq(token.as_bytes())))
 }
 
 fn respond(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> Response<Vec<u8>> {
@@ -36,6 +51,25 @@ impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_owned();
         let method = session.req_header().method.clone();
+        // `/ready` stays open: load balancers and kubelets probe it without credentials.
+        if let Some(file) = self.token_file.as_deref().filter(|_| path != "/ready") {
+            match authorized(session, file) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let mut r = respond(
+                        StatusCode::UNAUTHORIZED,
+                        "text/plain",
+                        "this admin listener needs `Authorization: Bearer <the token in admin.token_file>`\n",
+                    );
+                    r.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+                    return r;
+                }
+                Err(e) => {
+                    tracing::error!(target: "weir::admin", error = %e, "cannot read the admin token; refusing admin requests");
+                    return respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "the admin token cannot be read\n");
+                }
+            }
+        }
         let generation = self.state.current.load();
         match (method.as_str(), path.as_str()) {
             ("GET", "/ready") => {

@@ -66,6 +66,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let generation = crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
+    let admin_token = generation.loaded.config.admin.token_file.as_ref().map(|f| generation.loaded.base_dir().join(f));
     let tls: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.tls.is_some()).collect();
     let state = State::new(runtime, generation);
 
@@ -141,6 +142,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             state: state.clone(),
             listeners: listeners.iter().map(ToString::to_string).collect(),
             reloader: reloader.clone(),
+            token_file: admin_token,
         },
     );
     admin_service.add_tcp(&admin.to_string());

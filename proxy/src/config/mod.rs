@@ -352,12 +352,31 @@ pub struct Admin {
     /// `ip:port`. Default `127.0.0.1:9901`.
     #[serde(default = "default_admin")]
     pub address: SocketAddr,
+    /// A file holding the bearer token every admin request but `GET /ready` must present
+    /// (`Authorization: Bearer <token>`); read at each request, so it can be rotated in place.
+    /// Default: no token.
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for Admin {
     fn default() -> Self {
-        Self { address: default_admin() }
+        Self { address: default_admin(), token_file: None }
     }
+}
+
+/// The admin token in `path`, trimmed; an error says why there is none.
+///
+/// # Errors
+///
+/// The file cannot be read, or holds only whitespace.
+pub fn read_admin_token(path: &Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    Ok(token.to_owned())
 }
 
 /// Process settings.
@@ -594,6 +613,11 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     let mut errors = Vec::new();
     if c.listeners.is_empty() {
         errors.push(l.error("listeners", "listeners", "", "at least one listener is needed"));
+    }
+    if let Some(file) = &c.admin.token_file
+        && let Err(message) = read_admin_token(&l.base_dir().join(file))
+    {
+        errors.push(l.error("admin.token_file", "token_file", "", message));
     }
     if c.server.threads == Some(0) {
         errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
