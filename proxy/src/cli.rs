@@ -53,4 +53,12 @@ pub enum Command {
         /// The module.
         file: PathBuf,
     },
+    /// Ask a running weir whether it is ready (`GET /ready` on its admin listener): exit 0 when
+    /// it answers 200, 1 otherwise. A health check for images without curl (Docker's
+    /// `HEALTHCHECK`).
+    Probe {
+        /// The admin listener's address.
+        #[arg(default_value = "127.0.0.1:9901")]
+        admin: std::net::SocketAddr,
+    },
 }

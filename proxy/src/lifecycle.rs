@@ -32,6 +32,9 @@ use tokio::sync::{Notify, watch};
 /// sockets over (Pingora's `CLOSE_TIMEOUT`): time for the new process to start accepting.
 pub const UPGRADE_OVERLAP: Duration = Duration::from_secs(5);
 
+/// How long the old process of an upgrade keeps trying to hand its sockets over.
+pub const UPGRADE_WAIT: Duration = Duration::from_secs(30);
+
 /// How long Pingora may take to stop its runtimes once weir's sequence is done.
 pub const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(5);
 
@@ -158,7 +161,9 @@ impl Lifecycle {
         }
     }
 
-    /// Sends the listening sockets to the process started with `--upgrade`.
+    /// Sends the listening sockets to the process started with `--upgrade`, trying for up to
+    /// [`UPGRADE_WAIT`]: the new process may still be compiling its modules, and the shipped
+    /// systemd unit signals the old process before it starts the new one.
     fn hand_over_sockets(&self, upgrade_sock: &str) -> bool {
         let fds = self.fds.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(fds) = fds else { return false };
@@ -166,14 +171,21 @@ impl Lifecycle {
         if fds.is_empty() {
             return false;
         }
-        match fds.send_to_sock(upgrade_sock) {
-            Ok(_) => {
-                tracing::info!(target: "weir::server", upgrade_sock, "listening sockets sent to the new process");
-                true
-            }
-            Err(e) => {
-                tracing::error!(target: "weir::server", upgrade_sock, error = %e, "cannot send the listening sockets to a new process; draining anyway");
-                false
+        let started = std::time::Instant::now();
+        loop {
+            // Each attempt waits a few seconds for the new process to listen.
+            match fds.send_to_sock(upgrade_sock) {
+                Ok(_) => {
+                    tracing::info!(target: "weir::server", upgrade_sock, "listening sockets sent to the new process");
+                    return true;
+                }
+                Err(e) if started.elapsed() >= UPGRADE_WAIT => {
+                    tracing::error!(target: "weir::server", upgrade_sock, error = %e, "no new process took the listening sockets; draining anyway");
+                    return false;
+                }
+                Err(e) => {
+                    tracing::info!(target: "weir::server", upgrade_sock, error = %e, "waiting for the new process to take the listening sockets");
+                }
             }
         }
     }
@@ -251,6 +263,29 @@ impl ShutdownSignalWatch for Signals {
             std::process::exit(1);
         });
         ShutdownSignal::GracefulTerminate
+    }
+}
+
+/// How long `weir probe` waits for each step (connect, write, read).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /ready` on the admin listener at `admin`: `Ok` when it answers 200.
+///
+/// # Errors
+///
+/// What went wrong: no connection, a timeout, or the status it answered.
+pub fn probe(admin: std::net::SocketAddr) -> Result<(), String> {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect_timeout(&admin, PROBE_TIMEOUT).map_err(|e| format!("{admin}: {e}"))?;
+    conn.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(|e| e.to_string())?;
+    conn.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(|e| e.to_string())?;
+    conn.write_all(format!("GET /ready HTTP/1.1\r\nhost: {admin}\r\nconnection: close\r\n\r\n").as_bytes())
+        .map_err(|e| format!("{admin}: {e}"))?;
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).map_err(|e| format!("{admin}: {e}"))?;
+    match &head {
+        b"HTTP/1.1 200" => Ok(()),
+        other => Err(format!("{admin} answered `{}`", String::from_utf8_lossy(other))),
     }
 }
 

@@ -19,6 +19,15 @@ fn main() -> ExitCode {
             print!("{report}");
             return if loads { ExitCode::SUCCESS } else { ExitCode::FAILURE };
         }
+        Some(cli::Command::Probe { admin }) => {
+            return match weir::lifecycle::probe(*admin) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(why) => {
+                    eprintln!("weir: not ready: {why}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => {}
     }
     match server::run(&cli) {

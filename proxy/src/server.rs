@@ -100,11 +100,12 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         writable_dir("pid file", &server_cfg.pid_file)?;
     }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
-    // In the serving process (after a fork), before the listeners start: taking over the
-    // listening sockets of an upgrade, and telling a `weir -d` launcher the daemon is up.
+    // In the serving process (after a fork): taking over the listening sockets of an upgrade
+    // (before the listeners start), and telling a `weir -d` launcher the daemon is up.
     let bootstrap = server.bootstrap_as_a_service();
     if cli.daemon {
-        bootstrap.add_dependency(server.add_service(LauncherGrace));
+        let signal = LauncherSignal { state: state.clone(), wait_for_serving: !cli.upgrade };
+        bootstrap.add_dependency(server.add_service(signal));
     }
 
     let mut proxy = pingora::proxy::http_proxy_service_with_name(
@@ -163,8 +164,13 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     singletons.threads = Some(1);
     let hc_state = state.clone();
     let health = pingora::services::background::background_service("health checks", HealthChecks { state: hc_state });
-    server.add_service(proxy).add_dependency(&bootstrap);
-    server.add_service(admin_service).add_dependency(&bootstrap);
+    let proxy = server.add_service(proxy);
+    let admin_service = server.add_service(admin_service);
+    if cli.upgrade {
+        // The listening sockets come from the old process, through the bootstrap.
+        proxy.add_dependency(&bootstrap);
+        admin_service.add_dependency(&bootstrap);
+    }
     server.add_service(health);
     server.add_service(singletons);
     server
@@ -221,16 +227,24 @@ fn check_can_listen(listeners: &[SocketAddr], admin: SocketAddr) -> Result<(), S
 /// How long `weir -d` waits for its daemon to report that it started.
 const DAEMON_READY_TIMEOUT_SECONDS: u64 = 60;
 
-/// How long the daemon waits before its bootstrap reports readiness to the launcher.
+/// The least time the daemon waits before its bootstrap reports readiness to the launcher.
 const LAUNCHER_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Holds the daemon's bootstrap (whose end signals the launcher with SIGUSR1) until the
-/// launcher listens for that signal: Pingora's launcher installs its handler only after the
-/// fork, and a SIGUSR1 that arrives first kills it with the default action.
-struct LauncherGrace;
+/// Holds the daemon's bootstrap, whose end signals the `weir -d` launcher (SIGUSR1) that the
+/// daemon is up, until the daemon serves: the launcher then exits 0 only once the listeners
+/// accept, and 1 if the daemon dies first. With `--upgrade` the bootstrap must run first (it
+/// receives the listening sockets the listeners need), so the signal means "waiting for the
+/// old process's sockets", as Pingora intends: the caller then sends the old process SIGQUIT.
+///
+/// At least [`LAUNCHER_GRACE`] passes either way: Pingora's launcher installs its handler only
+/// after the fork, and a SIGUSR1 that arrives first kills it with the default action.
+struct LauncherSignal {
+    state: std::sync::Arc<State>,
+    wait_for_serving: bool,
+}
 
 #[async_trait::async_trait]
-impl pingora::services::ServiceWithDependents for LauncherGrace {
+impl pingora::services::ServiceWithDependents for LauncherSignal {
     async fn start_service(
         &mut self,
         _fds: Option<pingora::server::ListenFds>,
@@ -239,12 +253,18 @@ impl pingora::services::ServiceWithDependents for LauncherGrace {
         ready: pingora::services::ServiceReadyNotifier,
     ) {
         tokio::time::sleep(LAUNCHER_GRACE).await;
+        if self.wait_for_serving {
+            // A daemon that fails to serve exits (crate::lifecycle), which the launcher sees.
+            while !self.state.lifecycle.ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
         ready.notify_ready();
         let _ = shutdown.changed().await;
     }
 
     fn name(&self) -> &str {
-        "launcher grace"
+        "launcher signal"
     }
 
     fn threads(&self) -> Option<usize> {

@@ -47,7 +47,8 @@ fn an_unreadable_or_empty_token_file_fails_the_check() {
             format!("listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ token_file: {file} }}\nclusters:\n  o: {{ endpoints: [\"127.0.0.1:1\"] }}\nroutes:\n  - cluster: o\n"),
         )
         .unwrap();
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
+        let out =
+            std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
         let said = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success());
         assert!(said.contains("admin.token_file") && said.contains(expected), "{said}");

@@ -15,6 +15,7 @@ mod examples;
 mod failures;
 mod hostile;
 mod inspect;
+mod packaging;
 mod phases;
 mod reload;
 mod shutdown;
