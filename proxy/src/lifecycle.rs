@@ -48,8 +48,12 @@ pub struct Lifecycle {
     stop_accepting: watch::Sender<bool>,
     /// Requests between their first header and the end of their log phase.
     in_flight: AtomicUsize,
-    /// Wakes the drain when `in_flight` reaches zero.
+    /// Wakes the drain when a request or a connection ends.
     idle: Notify,
+    /// Proxy connections open (idle keep-alive ones and fresh ones included).
+    connections: AtomicUsize,
+    /// The proxy service ended: its accept loops and its idle connections are gone.
+    proxy_stopped: AtomicBool,
     /// The listening sockets, for a graceful upgrade.
     fds: Mutex<Option<ListenFds>>,
     /// Why the process cannot serve, once a service failed to start.
@@ -67,6 +71,8 @@ impl Default for Lifecycle {
             stop_accepting: watch::channel(false).0,
             in_flight: AtomicUsize::new(0),
             idle: Notify::new(),
+            connections: AtomicUsize::new(0),
+            proxy_stopped: AtomicBool::new(false),
             fds: Mutex::new(None),
             failure: Mutex::new(None),
             failed: Notify::new(),
@@ -81,7 +87,9 @@ pub struct InFlight(Arc<crate::state::State>);
 impl Drop for InFlight {
     fn drop(&mut self) {
         let lifecycle = &self.0.lifecycle;
-        if lifecycle.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 && lifecycle.draining() {
+        lifecycle.in_flight.fetch_sub(1, Ordering::AcqRel);
+        // Only a drain waits on these counts.
+        if lifecycle.draining() {
             lifecycle.idle.notify_waiters();
         }
     }
@@ -150,15 +158,22 @@ impl Lifecycle {
         }
     }
 
-    /// Resolves when no request is in flight.
-    async fn wait_idle(&self) {
+    /// Resolves when `done` holds, checked whenever a request or connection ends.
+    async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
             let notified = self.idle.notified();
-            if self.in_flight() == 0 {
+            if done(self) {
                 return;
             }
             notified.await;
         }
+    }
+
+    /// The proxy service ended (after its listeners closed and its idle connections were told
+    /// to close).
+    pub fn set_proxy_stopped(&self) {
+        self.proxy_stopped.store(true, Ordering::Release);
+        self.idle.notify_waiters();
     }
 
     /// Sends the listening sockets to the process started with `--upgrade`, trying for up to
@@ -250,7 +265,13 @@ impl ShutdownSignalWatch for Signals {
         }
         lifecycle.stop_accepting.send_replace(true);
         let started = std::time::Instant::now();
-        if !failed && tokio::time::timeout(self.settings.grace, lifecycle.wait_idle()).await.is_err() {
+        let drained = async {
+            // The proxy service ends once its idle connections closed (see `DrainingApp`);
+            // then only requests in flight remain.
+            lifecycle.wait_until(|l| l.proxy_stopped.load(Ordering::Acquire)).await;
+            lifecycle.wait_until(|l| l.in_flight() == 0).await;
+        };
+        if !failed && tokio::time::timeout(self.settings.grace, drained).await.is_err() {
             tracing::warn!(target: "weir::server", in_flight = lifecycle.in_flight(), grace = ?self.settings.grace, "requests still in flight at the end of the grace period are cut off");
         } else {
             tracing::info!(target: "weir::server", waited = ?started.elapsed(), "no request in flight; stopping");
@@ -314,7 +335,11 @@ impl<S: pingora::services::Service> pingora::services::Service for Supervised<S>
         };
         let name = self.inner.name().to_owned();
         let run = std::panic::AssertUnwindSafe(self.inner.start_service(fds, shutdown, listeners_per_fd));
-        if let Err(panic) = run.catch_unwind().await {
+        let result = run.catch_unwind().await;
+        if self.drains {
+            self.state.lifecycle.set_proxy_stopped();
+        }
+        if let Err(panic) = result {
             let what = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
@@ -334,5 +359,55 @@ impl<S: pingora::services::Service> pingora::services::Service for Supervised<S>
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         self.inner.listen_addresses()
+    }
+}
+
+/// How long the proxy's connections that carry no request may stay open once the listeners
+/// closed: a connection accepted just before may not have delivered its first request yet.
+pub const CONNECTION_SETTLE: Duration = Duration::from_secs(1);
+
+/// The proxy application, with its connections counted and its clean-up (which closes every
+/// connection waiting for a request) held back until the connections without a request in
+/// flight had [`CONNECTION_SETTLE`] to send one. Without it, a connection accepted just before
+/// the listeners closed would be dropped with its request on the way.
+pub struct DrainingApp<A> {
+    /// Pingora's HTTP proxy.
+    pub inner: Arc<A>,
+    /// Shared state.
+    pub state: Arc<crate::state::State>,
+}
+
+/// A proxy connection: counted while it is open.
+struct OpenConnection(Arc<crate::state::State>);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        let lifecycle = &self.0.lifecycle;
+        lifecycle.connections.fetch_sub(1, Ordering::AcqRel);
+        if lifecycle.draining() {
+            lifecycle.idle.notify_waiters();
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl<A: pingora::apps::ServerApp + Send + Sync + 'static> pingora::apps::ServerApp for DrainingApp<A> {
+    async fn process_new(
+        self: &Arc<Self>,
+        session: pingora::protocols::Stream,
+        shutdown: &ShutdownWatch,
+    ) -> Option<pingora::protocols::Stream> {
+        self.state.lifecycle.connections.fetch_add(1, Ordering::AcqRel);
+        let _open = OpenConnection(self.state.clone());
+        self.inner.process_new(session, shutdown).await
+    }
+
+    async fn cleanup(&self) {
+        let lifecycle = &self.state.lifecycle;
+        // Every open connection either carries a request (counted in flight) or may be
+        // about to: give the latter the settle time.
+        let settled = lifecycle.wait_until(|l| l.connections.load(Ordering::Acquire) <= l.in_flight());
+        let _ = tokio::time::timeout(CONNECTION_SETTLE, settled).await;
+        self.inner.cleanup().await;
     }
 }

@@ -108,19 +108,15 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         bootstrap.add_dependency(server.add_service(signal));
     }
 
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        crate::service::WeirProxy { state: state.clone() },
-        "weir",
-    );
+    let mut app = pingora::proxy::http_proxy(&server.configuration, crate::service::WeirProxy { state: state.clone() });
     let mut options = HttpServerOptions::default();
     options.h2c = http2.iter().any(|h| *h);
     // CONNECT reaches weir's routing, which answers it as Envoy does without a CONNECT route
     // (404 route_not_found) instead of Pingora's bare 405.
     options.allow_connect_method_proxying = true;
-    if let Some(app) = proxy.app_logic_mut() {
-        app.server_options = Some(options);
-    }
+    app.server_options = Some(options);
+    let app = crate::lifecycle::DrainingApp { inner: std::sync::Arc::new(app), state: state.clone() };
+    let mut proxy = Service::new("weir".into(), app);
     for (i, ((addr, tls), h2)) in listeners.iter().zip(&tls).zip(&http2).enumerate() {
         if *tls {
             // Certificates come from the current generation at each handshake (by SNI), so a

@@ -278,7 +278,7 @@ async fn the_kubernetes_manifest_runs_weir_with_truthful_probes_and_a_drained_te
     let sent = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     // The readiness probe fails at once, so the endpoint leaves the Service ...
-    assert_eq!(c.get(&ready_url).send().await.unwrap().status(), 503);
+    assert!(eventually(async || c.get(&ready_url).send().await.is_ok_and(|r| r.status() == 503)).await);
     // ... while the listeners still take what is already on its way (drain_delay).
     let late = c.get(format!("http://{proxy}/")).send().await.expect("served during the drain delay");
     assert_eq!(late.status(), 200);

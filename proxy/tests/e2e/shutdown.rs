@@ -78,10 +78,15 @@ async fn drain_delay_keeps_serving_while_ready_says_no_and_a_second_signal_exits
     };
     assert!(eventually(async || seen.load(Ordering::SeqCst) == 1).await);
     weir.signal("TERM");
-    let ready = c.get(weir.admin_url("/ready")).send().await.unwrap();
-    assert_eq!(ready.status(), 503, "draining is not ready");
-    let body: serde_json::Value = ready.json().await.unwrap();
-    assert_eq!(body["draining"], true);
+    let ready_url = weir.admin_url("/ready");
+    let draining = eventually(async || {
+        let Ok(ready) = c.get(&ready_url).send().await else { return false };
+        let status = ready.status();
+        let body: serde_json::Value = ready.json().await.unwrap_or_default();
+        status == 503 && body["draining"] == true
+    })
+    .await;
+    assert!(draining, "draining is not ready");
     // During the drain delay the listeners still accept, and answers close their connection.
     let resp = c.get(weir.url("/")).send().await.expect("still served during the drain delay");
     assert_eq!(resp.status(), 200);
