@@ -100,6 +100,18 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     })
     .await;
     assert!(reloaded, "{}", std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default());
+
+    // SIGTERM stops the daemon promptly (its file watcher and VM hosts included) and removes
+    // its pid file.
+    let pid = daemon_pid(&pid_file);
+    let sent = Instant::now();
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    while Path::new(&format!("/proc/{pid}")).exists() && sent.elapsed() < Duration::from_secs(20) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the daemon is still running 20 s after SIGTERM");
+    assert!(sent.elapsed() < Duration::from_secs(5), "idle, it exits at once: {:?}", sent.elapsed());
+    assert!(!pid_file.exists(), "the pid file is removed");
 }
 
 #[tokio::test]
