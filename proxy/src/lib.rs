@@ -10,6 +10,7 @@ pub mod callout;
 pub mod cli;
 pub mod clusters;
 pub mod config;
+pub mod connections;
 pub mod convert;
 pub mod demo;
 pub mod generation;

@@ -49,9 +49,9 @@ pub struct Lifecycle {
     /// Requests between their first header and the end of their log phase.
     in_flight: AtomicUsize,
     /// Wakes the drain when a request or a connection ends.
-    idle: Notify,
+    pub(crate) idle: Notify,
     /// Proxy connections open (idle keep-alive ones and fresh ones included).
-    connections: AtomicUsize,
+    pub(crate) connections: AtomicUsize,
     /// The proxy service ended: its accept loops and its idle connections are gone.
     proxy_stopped: AtomicBool,
     /// The listening sockets, for a graceful upgrade.
@@ -88,6 +88,7 @@ impl Drop for InFlight {
     fn drop(&mut self) {
         let lifecycle = &self.0.lifecycle;
         lifecycle.in_flight.fetch_sub(1, Ordering::AcqRel);
+        crate::connections::request_ended();
         // Only a drain waits on these counts.
         if lifecycle.draining() {
             lifecycle.idle.notify_waiters();
@@ -114,6 +115,7 @@ impl Lifecycle {
     /// Counts a request in flight until the returned guard drops.
     pub fn enter(state: &Arc<crate::state::State>) -> InFlight {
         state.lifecycle.in_flight.fetch_add(1, Ordering::AcqRel);
+        crate::connections::request_started();
         InFlight(state.clone())
     }
 
@@ -159,7 +161,7 @@ impl Lifecycle {
     }
 
     /// Resolves when `done` holds, checked whenever a request or connection ends.
-    async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
+    pub(crate) async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
             let notified = self.idle.notified();
             if done(self) {
@@ -266,7 +268,7 @@ impl ShutdownSignalWatch for Signals {
         lifecycle.stop_accepting.send_replace(true);
         let started = std::time::Instant::now();
         let drained = async {
-            // The proxy service ends once its idle connections closed (see `DrainingApp`);
+            // The proxy service ends once its idle connections closed (see crate::connections);
             // then only requests in flight remain.
             lifecycle.wait_until(|l| l.proxy_stopped.load(Ordering::Acquire)).await;
             lifecycle.wait_until(|l| l.in_flight() == 0).await;
@@ -359,55 +361,5 @@ impl<S: pingora::services::Service> pingora::services::Service for Supervised<S>
 
     fn listen_addresses(&self) -> Option<Vec<String>> {
         self.inner.listen_addresses()
-    }
-}
-
-/// How long the proxy's connections that carry no request may stay open once the listeners
-/// closed: a connection accepted just before may not have delivered its first request yet.
-pub const CONNECTION_SETTLE: Duration = Duration::from_secs(1);
-
-/// The proxy application, with its connections counted and its clean-up (which closes every
-/// connection waiting for a request) held back until the connections without a request in
-/// flight had [`CONNECTION_SETTLE`] to send one. Without it, a connection accepted just before
-/// the listeners closed would be dropped with its request on the way.
-pub struct DrainingApp<A> {
-    /// Pingora's HTTP proxy.
-    pub inner: Arc<A>,
-    /// Shared state.
-    pub state: Arc<crate::state::State>,
-}
-
-/// A proxy connection: counted while it is open.
-struct OpenConnection(Arc<crate::state::State>);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        let lifecycle = &self.0.lifecycle;
-        lifecycle.connections.fetch_sub(1, Ordering::AcqRel);
-        if lifecycle.draining() {
-            lifecycle.idle.notify_waiters();
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl<A: pingora::apps::ServerApp + Send + Sync + 'static> pingora::apps::ServerApp for DrainingApp<A> {
-    async fn process_new(
-        self: &Arc<Self>,
-        session: pingora::protocols::Stream,
-        shutdown: &ShutdownWatch,
-    ) -> Option<pingora::protocols::Stream> {
-        self.state.lifecycle.connections.fetch_add(1, Ordering::AcqRel);
-        let _open = OpenConnection(self.state.clone());
-        self.inner.process_new(session, shutdown).await
-    }
-
-    async fn cleanup(&self) {
-        let lifecycle = &self.state.lifecycle;
-        // Every open connection either carries a request (counted in flight) or may be
-        // about to: give the latter the settle time.
-        let settled = lifecycle.wait_until(|l| l.connections.load(Ordering::Acquire) <= l.in_flight());
-        let _ = tokio::time::timeout(CONNECTION_SETTLE, settled).await;
-        self.inner.cleanup().await;
     }
 }

@@ -16,6 +16,9 @@ pub struct Metrics {
     generation: IntGauge,
     /// Reloads by result (`ok`, `error`).
     pub reloads: IntCounterVec,
+    downstream_open: IntGauge,
+    downstream_refused: prometheus::IntCounter,
+    downstream_idle: prometheus::IntCounter,
 }
 
 impl Default for Metrics {
@@ -50,8 +53,23 @@ impl Metrics {
         let reloads =
             IntCounterVec::new(Opts::new("weir_reloads_total", "Configuration reloads by result"), &["result"])
                 .expect("valid metric");
+        let downstream_open =
+            IntGauge::new("weir_downstream_connections", "Downstream (client) connections open").expect("valid metric");
+        let downstream_refused = prometheus::IntCounter::new(
+            "weir_downstream_connections_refused_total",
+            "Downstream connections closed at accept because server.max_connections were open",
+        )
+        .expect("valid metric");
+        let downstream_idle = prometheus::IntCounter::new(
+            "weir_downstream_idle_timeouts_total",
+            "Downstream connections closed after server.idle_timeout without a request",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(downstream_open.clone()),
+            Box::new(downstream_refused.clone()),
+            Box::new(downstream_idle.clone()),
             Box::new(filter_seconds.clone()),
             Box::new(filter_failures.clone()),
             Box::new(vms.clone()),
@@ -60,7 +78,33 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric");
         }
-        Self { registry, requests, filter_seconds, filter_failures, vms, generation, reloads }
+        Self {
+            registry,
+            requests,
+            filter_seconds,
+            filter_failures,
+            vms,
+            generation,
+            reloads,
+            downstream_open,
+            downstream_refused,
+            downstream_idle,
+        }
+    }
+
+    /// A downstream connection opened (`1`) or closed (`-1`).
+    pub fn downstream_connections(&self, delta: i64) {
+        self.downstream_open.add(delta);
+    }
+
+    /// A connection closed at accept by `server.max_connections`.
+    pub fn downstream_refused(&self) {
+        self.downstream_refused.inc();
+    }
+
+    /// A connection closed by `server.idle_timeout`.
+    pub fn downstream_idle_timeout(&self) {
+        self.downstream_idle.inc();
     }
 
     /// One finished request.

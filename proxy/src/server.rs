@@ -108,14 +108,28 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         bootstrap.add_dependency(server.add_service(signal));
     }
 
-    let mut app = pingora::proxy::http_proxy(&server.configuration, crate::service::WeirProxy { state: state.clone() });
+    let open_files = raise_open_file_limit();
+    let limits = crate::connections::Limits {
+        idle_timeout: server_cfg.idle_timeout.0,
+        max_duration: server_cfg.max_connection_duration.map(|d| d.0),
+        // By default half the open files: each client connection may need an upstream one too,
+        // and the admin listener, modules and logs need descriptors when the cap is reached.
+        max_connections: server_cfg.max_connections.unwrap_or((open_files / 2).max(64)),
+        h2c: http2.iter().any(|h| *h),
+    };
+    let weir = crate::service::WeirProxy { state: state.clone(), limits };
+    let mut app = pingora::proxy::http_proxy(&server.configuration, weir);
     let mut options = HttpServerOptions::default();
-    options.h2c = http2.iter().any(|h| *h);
+    options.h2c = limits.h2c;
+    // Pingora counts reuses: the first request is not one.
+    let max_requests = server_cfg.max_requests_per_connection;
+    options.keepalive_request_limit = (max_requests > 0).then(|| max_requests - 1);
+    options.h2_idle_timeout = Some(limits.idle_timeout);
     // CONNECT reaches weir's routing, which answers it as Envoy does without a CONNECT route
     // (404 route_not_found) instead of Pingora's bare 405.
     options.allow_connect_method_proxying = true;
     app.server_options = Some(options);
-    let app = crate::lifecycle::DrainingApp { inner: std::sync::Arc::new(app), state: state.clone() };
+    let app = crate::connections::ProxyApp::new(app, state.clone(), limits);
     let mut proxy = Service::new("weir".into(), app);
     for (i, ((addr, tls), h2)) in listeners.iter().zip(&tls).zip(&http2).enumerate() {
         if *tls {
@@ -276,6 +290,26 @@ fn writable_dir(what: &str, path: &str) -> Result<(), String> {
     std::fs::write(&probe, b"").map_err(|e| format!("weir: cannot write the {what} {path}: {e}"))?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
+}
+
+/// Raises the open-file limit to its hard limit (as nginx's `worker_rlimit_nofile` and Go's
+/// runtime do) and returns it.
+fn raise_open_file_limit() -> usize {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit read and write the struct we own.
+    let files = unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 1024;
+        }
+        if limit.rlim_cur < limit.rlim_max {
+            let raised = libc::rlimit { rlim_cur: limit.rlim_max, rlim_max: limit.rlim_max };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                limit.rlim_cur = limit.rlim_max;
+            }
+        }
+        limit.rlim_cur
+    };
+    if files == libc::RLIM_INFINITY { 1 << 20 } else { files as usize }
 }
 
 /// Ports picked for `:0` addresses, held until the process ends.

@@ -405,6 +405,21 @@ pub struct Server {
     /// PID file. Default `weir.pid` in systemd's `$RUNTIME_DIRECTORY`, else `/tmp/weir.pid`.
     #[serde(default = "default_pid_file")]
     pub pid_file: String,
+    /// Longest time a client connection may stay open without a request in flight: before
+    /// its first request, between requests, and while a request head trickles in. Default 60s.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Millis,
+    /// Client connections older than this close after their current request. Default: none.
+    #[serde(default)]
+    pub max_connection_duration: Option<Millis>,
+    /// Requests on one HTTP/1 connection; the last one's response closes it (0: no limit).
+    /// Default 1000.
+    #[serde(default = "default_max_requests")]
+    pub max_requests_per_connection: u32,
+    /// Client connections open at once; more are closed at accept, with a warning and
+    /// `weir_downstream_connections_refused_total`. Default: half the open-file limit.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
     /// VM instance slots the pooling allocator reserves address space for; 0 allocates each
     /// instance on demand instead (slower to create, no large reservation). Default 1000.
     #[serde(default = "default_vm_slots")]
@@ -418,6 +433,10 @@ impl Default for Server {
             max_buffered_body: default_buffer(),
             grace_period_seconds: default_grace(),
             drain_delay: no_delay(),
+            idle_timeout: default_idle_timeout(),
+            max_connection_duration: None,
+            max_requests_per_connection: default_max_requests(),
+            max_connections: None,
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             vm_slots: default_vm_slots(),
@@ -449,6 +468,12 @@ fn default_deadline() -> Millis {
 }
 fn default_buffer() -> ByteSize {
     ByteSize(1 << 20)
+}
+fn default_idle_timeout() -> Millis {
+    Millis(Duration::from_secs(60))
+}
+fn default_max_requests() -> u32 {
+    1000
 }
 fn no_delay() -> Millis {
     Millis(Duration::ZERO)
@@ -619,6 +644,9 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     {
         errors.push(l.error("admin.token_file", "token_file", "", message));
     }
+    if c.server.max_connections == Some(0) {
+        errors.push(l.error("server.max_connections", "max_connections", "0", "at least 1 connection is needed"));
+    }
     if c.server.threads == Some(0) {
         errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
     }
@@ -639,6 +667,10 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     }
     for (i, r) in c.routes.iter().enumerate() {
         zero(format!("routes[{i}].request_timeout"), "request_timeout", &r.request_timeout);
+    }
+    zero("server.idle_timeout".into(), "idle_timeout", &c.server.idle_timeout);
+    if let Some(d) = &c.server.max_connection_duration {
+        zero("server.max_connection_duration".into(), "max_connection_duration", d);
     }
     let mut names = std::collections::HashMap::new();
     for (i, r) in c.routes.iter().enumerate() {

@@ -38,6 +38,8 @@ use crate::state::State;
 pub struct WeirProxy {
     /// Shared state.
     pub state: Arc<State>,
+    /// Downstream connection limits.
+    pub limits: crate::connections::Limits,
 }
 
 fn reset_error() -> Box<Error> {
@@ -94,9 +96,13 @@ impl ProxyHttp for WeirProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.fill_request(session);
-        if self.state.lifecycle.draining() {
-            // Shutting down: the client reconnects elsewhere for its next request.
+        if self.state.lifecycle.draining() || crate::connections::expired(self.limits.max_duration) {
+            // Shutting down, or the connection is past server.max_connection_duration: the
+            // client makes its next request on a new connection.
             session.set_keepalive(None);
+        } else {
+            // Between requests (the connection watchdog bounds the whole idle time too).
+            session.set_keepalive(Some(self.limits.idle_timeout.as_secs().max(1)));
         }
         // CONNECT matches no route (Envoy answers it 404 unless a route enables it).
         let route = match session.req_header().method {
@@ -219,6 +225,10 @@ impl ProxyHttp for WeirProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.stream.info.response_code = Some(resp.status.as_u16());
+        if crate::connections::expired(self.limits.max_duration) {
+            // The connection passed server.max_connection_duration during this request.
+            session.set_keepalive(None);
+        }
         // An HTTP/1.1 client gets an HTTP/1.1 response whatever the upstream spoke (nginx and
         // Envoy do this); Pingora frames a body of unknown length as chunked for it.
         if !session.is_http2()

@@ -11,6 +11,7 @@ mod callouts;
 mod config;
 mod daemon;
 mod docs;
+mod downstream;
 mod examples;
 mod failures;
 mod hostile;
