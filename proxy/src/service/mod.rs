@@ -386,9 +386,11 @@ impl ProxyHttp for WeirProxy {
         FailToProxy { error_code: code, can_reuse_downstream: false }
     }
 
-    fn suppress_error_log(&self, _session: &Session, ctx: &RequestCtx, _error: &Error) -> bool {
-        // A filter's own reply or reset is its decision, not an error an operator must act on.
-        ctx.replied || ctx.reset
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // One request's failure (an upstream that refused or reset, a client that went away, a
+        // filter's reply or reset) is recorded in its access-log line with the error and
+        // response code details, as Envoy does; ERROR is for what an operator must act on.
+        true
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {

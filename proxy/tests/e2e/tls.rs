@@ -106,3 +106,61 @@ fn certificate_problems_fail_the_check_and_the_start_naming_the_file() {
         assert!(!said.contains("panicked"), "{said}");
     }
 }
+
+/// ERROR means an operator has something to do: clients that give up (a TLS or HTTP/2
+/// handshake abandoned, a request head cut off) and one request's upstream failure (recorded
+/// in its access-log line) log no ERROR line.
+#[tokio::test]
+async fn client_and_per_request_failures_log_no_error_line() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let cert = make_cert(dir.path(), "c", &["localhost"]);
+    let (refused, _socket) = closed_port();
+    let origin = origin("o");
+    let weir = Weir::start_in(
+        dir,
+        &format!(
+            "listeners:\n  - {{ address: 127.0.0.1:0, tls: {{ cert: c.pem, key: c.key }} }}\n  - {{ address: 127.0.0.1:0 }}\nclusters:\n  o: {{ endpoints: [\"{origin}\"] }}\n  gone: {{ endpoints: [\"{refused}\"] }}\nroutes:\n  - {{ match: {{ path: /gone }}, cluster: gone }}\n  - cluster: o\n"
+        ),
+    );
+    // The ready line lists the TLS listener first; the harness's `proxy` is that one.
+    let tls_addr = weir.proxy;
+    // TLS with ALPN h2, then gone before the HTTP/2 preface.
+    {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert.der.clone()).unwrap();
+        let mut cfg = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        cfg.alpn_protocols = vec![b"h2".to_vec()];
+        let tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+        let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+        let mut tls = tokio_rustls::TlsConnector::from(Arc::new(cfg)).connect(name, tcp).await.unwrap();
+        tls.shutdown().await.unwrap();
+    }
+    // A TLS handshake abandoned half-way.
+    {
+        let mut tcp = tokio::net::TcpStream::connect(tls_addr).await.unwrap();
+        tcp.write_all(b"\x16\x03\x01\x00\x05hello").await.unwrap();
+    }
+    // A request head cut off on the plaintext listener.
+    let plain = {
+        let text = client().get(weir.admin_url("/ready")).send().await.unwrap().text().await.unwrap();
+        let ready: serde_json::Value = serde_json::from_str(&text).unwrap();
+        ready["listeners"][1].as_str().unwrap().to_owned()
+    };
+    {
+        let mut tcp = tokio::net::TcpStream::connect(&plain).await.unwrap();
+        tcp.write_all(b"GET / HTTP/1.1\r\nhost: a\r\nx-cut: ").await.unwrap();
+    }
+    // An upstream that refuses: the client gets 503, the access log says why.
+    let resp = client().get(format!("http://{plain}/gone")).send().await.unwrap();
+    assert_eq!(resp.status(), 503);
+    assert!(eventually(async || weir.logs().contains("connection_failure")).await);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = weir.logs();
+    let errors: Vec<&str> = logs.lines().filter(|l| l.contains(" ERROR ")).collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
