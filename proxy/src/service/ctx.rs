@@ -38,6 +38,8 @@ pub struct RequestCtx {
     pub replied: bool,
     /// The request had no body.
     pub request_done_at_headers: bool,
+    /// The client's request was a HEAD (a filter may have changed the method since).
+    pub client_sent_head: bool,
     /// The request body's last chunk arrived.
     pub request_body_done: bool,
     /// The upstream response is HTTP/1 with a content-length.
@@ -67,6 +69,7 @@ impl RequestCtx {
             reset: false,
             replied: false,
             request_done_at_headers: false,
+            client_sent_head: false,
             request_body_done: false,
             response_framed_by_length: false,
             held_request: 0,
@@ -89,6 +92,7 @@ impl RequestCtx {
             server_name: String::new(),
             peer_certificate_presented: !d.cert_digest.is_empty(),
         });
+        self.client_sent_head = session.req_header().method == http::Method::HEAD;
         crate::convert::to_origin_form(session.req_header_mut());
         let mut h = crate::convert::request_headers(session.req_header(), tls);
         let lacks = |name: &str| h.get(name.as_bytes()).is_none();

@@ -229,6 +229,12 @@ impl ProxyHttp for WeirProxy {
             // The connection passed server.max_connection_duration during this request.
             session.set_keepalive(None);
         }
+        if !ctx.client_sent_head && session.req_header().method == http::Method::HEAD {
+            // A filter made the upstream request a HEAD: its answer has no body, whatever
+            // length it announces, and the client (which asked for one) must not wait for it.
+            resp.remove_header(&http::header::TRANSFER_ENCODING);
+            let _ = resp.insert_header(http::header::CONTENT_LENGTH, "0");
+        }
         // An HTTP/1.1 client gets an HTTP/1.1 response whatever the upstream spoke (nginx and
         // Envoy do this); Pingora frames a body of unknown length as chunked for it.
         if !session.is_http2()
@@ -367,9 +373,20 @@ impl ProxyHttp for WeirProxy {
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
         if session.response_written().is_some() {
-            // The response has started (say the upstream died mid-body): no error text can
-            // follow it; the client must see the response broken, as Envoy resets the stream.
-            ctx.stream.info.response_code_details = "upstream_reset_after_response_started".into();
+            // The response has started: no error text can follow it. The upstream died
+            // mid-body (the client must see the response broken, as Envoy resets the stream),
+            // or the client went away; either way the log keeps the status the client got.
+            let details = match e.esource() {
+                pingora::ErrorSource::Downstream => "downstream_remote_disconnect",
+                _ => "upstream_reset_after_response_started",
+            };
+            ctx.stream.info.response_code_details = details.into();
+            return FailToProxy { error_code: 0, can_reuse_downstream: false };
+        }
+        if reply::client_gone(e) {
+            // Nothing was sent and nothing can be: the log says so (status 0, as Envoy's).
+            ctx.stream.info.response_code = Some(0);
+            ctx.stream.info.response_code_details = "downstream_remote_disconnect".into();
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
         // A filter's reply sent from here is its decision, not an error (`suppress_error_log`).

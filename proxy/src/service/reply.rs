@@ -23,6 +23,13 @@ pub fn plain(status: u16, body: &'static str, details: &str) -> LocalResponse {
 /// What Envoy answers for a proxy error: 503 when no upstream connection could be made, 504
 /// on timeouts, 502 for other upstream failures.
 pub fn for_error(e: &Error) -> LocalResponse {
+    if e.esource() == &ErrorSource::Downstream {
+        return match e.etype() {
+            // The client stopped sending its request body.
+            ErrorType::ReadTimedout => plain(408, "request timeout\n", "stream_idle_timeout"),
+            _ => plain(400, "bad request\n", "downstream_protocol_error"),
+        };
+    }
     match e.etype() {
         ErrorType::HTTPStatus(code) => {
             let mut r = plain(*code, "", "proxy_error");
@@ -42,11 +49,19 @@ pub fn for_error(e: &Error) -> LocalResponse {
             plain(504, "upstream request timeout\n", "upstream_response_timeout")
         }
         _ if e.esource() == &ErrorSource::Upstream => {
-            plain(502, "upstream error\n", "upstream_reset_after_response_started")
+            plain(502, "upstream error\n", "upstream_reset_before_response_started{connection_termination}")
         }
-        _ if e.esource() == &ErrorSource::Downstream => plain(400, "bad request\n", "downstream_protocol_error"),
         _ => plain(500, "internal error\n", "internal_error"),
     }
+}
+
+/// Whether `e` says the client went away (nothing can be sent to it any more).
+pub fn client_gone(e: &Error) -> bool {
+    e.esource() == &ErrorSource::Downstream
+        && matches!(
+            e.etype(),
+            ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError | ErrorType::WriteTimedout
+        )
 }
 
 /// Sends `r` to the client.

@@ -117,3 +117,26 @@ async fn a_content_length_a_filter_sets_must_be_a_number() {
     };
     assert!(broken, "a response with an impossible length is reset, never sent");
 }
+
+/// A filter that turns the request into a HEAD gets the upstream's bodiless answer to the
+/// client framed as such: the client, which sent a GET or POST, does not wait for a body.
+#[tokio::test]
+async fn a_method_rewritten_to_head_does_not_leave_the_client_waiting() {
+    let origin = origin("o");
+    let script = json!({ "steps": { "request_headers": [["replace_header", 0, ":method", "HEAD"]] } });
+    let weir = Weir::start(&config(origin, origin, script, ""));
+    for method in ["GET", "POST"] {
+        let out = raw_exchange(
+            weir.proxy,
+            format!("{method} / HTTP/1.1\r\nhost: a\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes(),
+        );
+        assert!(out.starts_with("HTTP/1.1 200"), "{method}: {out}");
+        assert!(out.to_ascii_lowercase().contains("content-length: 0\r\n"), "{method}: {out}");
+    }
+    // A client that keeps the connection gets its answer without waiting out a read timeout.
+    let started = std::time::Instant::now();
+    let resp = client().get(weir.url("/")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.bytes().await.unwrap().is_empty());
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

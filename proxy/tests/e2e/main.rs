@@ -4,6 +4,7 @@
 #[allow(dead_code, reason = "the harness is shared with the conformance suite, which uses other parts of it")]
 mod harness;
 
+mod access_log;
 mod admin;
 mod builtin_routing;
 mod builtin_security;

@@ -1,0 +1,75 @@
+//! The access log and `weir_requests_total` record what the client received, with Envoy's
+//! response code details for why: a client that goes away mid-response, an upstream that
+//! answers early and closes during an upload.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use crate::harness::*;
+
+/// The access-log lines logged so far.
+fn access_lines(weir: &Weir) -> Vec<String> {
+    weir.logs().lines().filter(|l| l.contains("weir::access")).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn a_client_gone_mid_response_is_logged_with_the_status_it_got() {
+    let mut response = b"HTTP/1.1 200 OK\r\ncontent-length: 67108864\r\n\r\n".to_vec();
+    response.resize(response.len() + 64 * 1024 * 1024, b'x');
+    let big = canned_server(Box::leak(response.into_boxed_slice()), false);
+    let weir = Weir::start(&format!("clusters:\n  big: {{ endpoints: [\"{big}\"] }}\nroutes:\n  - cluster: big\n"));
+    {
+        let mut conn = std::net::TcpStream::connect(weir.proxy).unwrap();
+        conn.write_all(b"GET /big HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+        let mut head = [0u8; 12];
+        conn.read_exact(&mut head).unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+    }
+    assert!(eventually(async || !access_lines(&weir).is_empty()).await, "{}", weir.logs());
+    let line = access_lines(&weir).remove(0);
+    assert!(line.contains("status=200"), "the client got a 200: {line}");
+    assert!(line.contains("details=\"downstream_remote_disconnect\""), "{line}");
+    let metrics = client().get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("weir_requests_total{code=\"200\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn an_upstream_answering_early_during_an_upload_is_logged_as_answered() {
+    let early = canned_server(b"HTTP/1.1 501 Not Implemented\r\ncontent-length: 0\r\nconnection: close\r\n\r\n", true);
+    let weir =
+        Weir::start(&format!("clusters:\n  early: {{ endpoints: [\"{early}\"] }}\nroutes:\n  - cluster: early\n"));
+    let mut conn = std::net::TcpStream::connect(weir.proxy).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = vec![b'u'; 2 << 20];
+    conn.write_all(format!("POST /upload HTTP/1.1\r\nhost: a\r\ncontent-length: {}\r\n\r\n", body.len()).as_bytes())
+        .unwrap();
+    let writer = {
+        let mut conn = conn.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let _ = conn.write_all(&body);
+        })
+    };
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    let got = String::from_utf8_lossy(&head).into_owned();
+    drop(conn);
+    let _ = writer.join();
+    assert!(eventually(async || !access_lines(&weir).is_empty()).await, "{}", weir.logs());
+    let line = access_lines(&weir).remove(0);
+    let status = &got[9..12];
+    assert!(line.contains(&format!("status={status} ")), "the client got {got}: {line}");
+}
+
+#[tokio::test]
+async fn a_client_gone_before_the_response_is_logged_as_nothing_sent() {
+    let (slow, seen) = slow_server(Duration::from_secs(3));
+    let weir = Weir::start(&format!("clusters:\n  slow: {{ endpoints: [\"{slow}\"] }}\nroutes:\n  - cluster: slow\n"));
+    {
+        let mut conn = std::net::TcpStream::connect(weir.proxy).unwrap();
+        conn.write_all(b"GET /wait HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+        assert!(eventually(async || seen.load(std::sync::atomic::Ordering::SeqCst) == 1).await);
+    }
+    assert!(eventually(async || !access_lines(&weir).is_empty()).await, "{}", weir.logs());
+    let line = access_lines(&weir).remove(0);
+    assert!(line.contains("status=0 ") && line.contains("details=\"downstream_remote_disconnect\""), "{line}");
+}
