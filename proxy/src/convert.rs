@@ -90,7 +90,7 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
         let (n, v) = (name(k)?, value(v)?);
         // A length no peer can hold would desynchronize the framing of what follows.
         if n == http::header::CONTENT_LENGTH && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
-            return Err(format!("invalid content-length `{}`", String::from_utf8_lossy(v.as_bytes())));
+            return Err(format!("invalid content-length `{}`", shown(v.as_bytes())));
         }
         if !is_hop_by_hop(&n, &v, upgrade) {
             out.push((n, v));
@@ -201,11 +201,18 @@ pub fn apply_trailers(h: &HeaderMap, t: &mut http::HeaderMap) -> Result<(), Stri
 }
 
 fn name(k: &[u8]) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(k).map_err(|_| format!("invalid header name `{}`", String::from_utf8_lossy(k)))
+    HeaderName::from_bytes(k).map_err(|_| format!("invalid header name `{}`", shown(k)))
 }
 
 fn value(v: &[u8]) -> Result<HeaderValue, String> {
-    HeaderValue::from_bytes(v).map_err(|_| format!("invalid header value `{}`", String::from_utf8_lossy(v)))
+    HeaderValue::from_bytes(v).map_err(|_| format!("invalid header value `{}`", shown(v)))
+}
+
+/// Bytes a filter produced, as a log line may show them: escaped, and at most 64 of them.
+fn shown(bytes: &[u8]) -> String {
+    const MAX: usize = 64;
+    let text: String = bytes[..bytes.len().min(MAX)].escape_ascii().to_string();
+    if bytes.len() > MAX { format!("{text}… ({} bytes)", bytes.len()) } else { text }
 }
 
 #[cfg(test)]

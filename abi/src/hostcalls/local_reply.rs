@@ -19,7 +19,9 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
                                                hp: i32,
                                                hl: i32,
                                                grpc: i32| {
-        let details = tri!(memory::read(&mut c, dp, dl));
+        // Details name a reason in logs: the range must be valid, only its start is kept.
+        tri!(memory::check_out(&c, &[(dp, dl as u32 as usize)]));
+        let details = tri!(memory::read(&mut c, dp, dl.clamp(0, MAX_DETAILS)));
         let body = tri!(memory::read(&mut c, bp, bl));
         let headers = tri!(memory::read(&mut c, hp, hl));
         // From a root context, or a stream that is gone: OK, nothing happens.
@@ -31,8 +33,11 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         if e.local_response.is_some() {
             return Ok(Status::Ok.code());
         }
-        let details: String =
-            String::from_utf8_lossy(&details).chars().map(|ch| if ch.is_whitespace() { '_' } else { ch }).collect();
+        // One token, as Envoy's response code details are: spaces and controls become `_`.
+        let details: String = String::from_utf8_lossy(&details)
+            .chars()
+            .map(|ch| if ch.is_whitespace() || ch.is_control() { '_' } else { ch })
+            .collect();
         // Only a final status can end a stream: an informational or out-of-range code (which a
         // client would wait past, or read as another code) becomes a 500 that says why.
         let (status, details) = match u16::try_from(code as u32) {
@@ -50,3 +55,6 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     });
     Ok(())
 }
+
+/// The longest response code details kept from a filter's local reply.
+const MAX_DETAILS: i32 = 256;

@@ -40,6 +40,10 @@ pub struct RequestCtx {
     pub request_done_at_headers: bool,
     /// The client's request was a HEAD (a filter may have changed the method since).
     pub client_sent_head: bool,
+    /// The request body sent upstream against the length its headers declared.
+    pub request_length: BodyLength,
+    /// The response body sent to the client against the length its headers declared.
+    pub response_length: BodyLength,
     /// The request body's last chunk arrived.
     pub request_body_done: bool,
     /// The upstream response is HTTP/1 with a content-length.
@@ -70,6 +74,8 @@ impl RequestCtx {
             replied: false,
             request_done_at_headers: false,
             client_sent_head: false,
+            request_length: BodyLength::default(),
+            response_length: BodyLength::default(),
             request_body_done: false,
             response_framed_by_length: false,
             held_request: 0,
@@ -198,6 +204,35 @@ impl RequestCtx {
         }
         let code = self.stream.info.response_code.unwrap_or(0);
         metrics.request(self.route_name(), code);
+    }
+}
+
+/// A body's bytes sent against the `content-length` its headers went out with. Filters may
+/// change a body after its headers left: a body that no longer matches its length must fail
+/// the exchange, or the peer would wait for bytes that never come (or read the surplus as the
+/// next message).
+#[derive(Debug, Default)]
+pub struct BodyLength {
+    declared: Option<u64>,
+    sent: u64,
+    known: bool,
+}
+
+impl BodyLength {
+    /// Notes the length `headers` declare (once: the first call is when the headers left).
+    pub fn declare(&mut self, headers: &http::HeaderMap) {
+        if !self.known {
+            self.known = true;
+            self.declared =
+                headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+        }
+    }
+
+    /// Counts `n` more bytes sent; `false` when the body no longer fits its declared length
+    /// (more bytes than declared, or fewer once it ends).
+    pub fn send(&mut self, n: usize, end: bool) -> bool {
+        self.sent += n as u64;
+        self.declared.is_none_or(|d| self.sent <= d && (!end || self.sent == d))
     }
 }
 

@@ -213,6 +213,12 @@ impl ProxyHttp for WeirProxy {
         } else {
             self.request_body_step(ctx, end_of_stream).await?
         };
+        // The request headers left with the filters' length; the body must match it.
+        ctx.request_length.declare(&session.req_header().headers);
+        if !ctx.request_length.send(released.len(), end_of_stream) {
+            ctx.reply = Some(reply::plain(500, "internal error\n", "wasm_body_length_mismatch"));
+            return Err(reply_error(500));
+        }
         // An empty chunk holds the body: `None` would end the upstream body.
         *body = Some(released);
         Ok(())
@@ -258,6 +264,9 @@ impl ProxyHttp for WeirProxy {
                     ctx.reset = true;
                     return Err(reset_error());
                 }
+                if !no_body {
+                    ctx.response_length.declare(&resp.headers);
+                }
             }
             Flow::Reply(r) => {
                 let mut local = convert::local_response(r.status, &r.headers).map_err(|e| {
@@ -298,6 +307,7 @@ impl ProxyHttp for WeirProxy {
             return Ok(None);
         }
         let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
+        let head = ctx.stream.is_head();
         if let Some(b) = body.take() {
             ctx.held_response += b.len();
             ctx.stream.response_body.extend_from_slice(&b);
@@ -325,7 +335,15 @@ impl ProxyHttp for WeirProxy {
             Outcome::Continue => {
                 ctx.held_response = 0;
                 let data = ctx.stream.response_body.split().freeze();
-                let data = if released.is_empty() { data } else { [released, data].concat().into() };
+                let data: Bytes = if released.is_empty() { data } else { [released, data].concat().into() };
+                if !head && !ctx.response_length.send(data.len(), end_of_stream) {
+                    // The response head is gone: a broken response, never a truncated or
+                    // overlong one that looks complete.
+                    tracing::warn!(target: "weir::proxy", route = ctx.route_name(), "a filter changed the response body against its content-length; resetting the response");
+                    ctx.stream.info.response_code_details = "wasm_body_length_mismatch".into();
+                    ctx.reset = true;
+                    return Err(reset_error());
+                }
                 *body = (!data.is_empty() || end_of_stream).then_some(data);
             }
             Outcome::Buffer => *body = None,

@@ -15,6 +15,7 @@ mod docs;
 mod downstream;
 mod examples;
 mod failures;
+mod fuzz;
 mod hostile;
 mod inspect;
 mod packaging;
