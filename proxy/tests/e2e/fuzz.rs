@@ -114,7 +114,7 @@ async fn random_hostcalls_never_crash_hang_or_stall_weir() {
             *counts.entry(key).or_default() += 1;
         }
         let mut top: Vec<_> = counts.into_iter().collect();
-        top.sort_by(|a, b| b.1.cmp(&a.1));
+        top.sort_by_key(|t| std::cmp::Reverse(t.1));
         eprintln!("fuzz: most frequent log lines: {:#?}", &top[..top.len().min(8)]);
         let slow: Vec<&str> = logs
             .lines()
