@@ -154,4 +154,69 @@ mod tests {
         assert_eq!(split_path(b"request.path"), vec![&b"request.path"[..]]);
         assert_eq!(split_path(b"a\0"), vec![&b"a"[..]]);
     }
+
+    /// SplitMix64: a reproducible stream of random numbers for the randomized test below.
+    fn splitmix(state: &mut u64) -> u64 {
+        *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Guest-supplied maps are untrusted bytes: 200,000 random and near-valid inputs (lying
+    /// counts and sizes, cut and padded encodings) never panic, strict decoding accepts only
+    /// what it can give back exactly, and every valid encoding round-trips.
+    #[test]
+    fn random_inputs_never_panic_and_valid_ones_round_trip() {
+        let mut seed = 0x5EED_u64;
+        for round in 0..200_000u32 {
+            let r = splitmix(&mut seed);
+            let n = (r % 6) as usize;
+            let pairs: Vec<(Vec<u8>, Vec<u8>)> = (0..n)
+                .map(|_| {
+                    let k = splitmix(&mut seed);
+                    let len = |x: u64| (x % 9) as usize;
+                    (
+                        (0..len(k)).map(|i| (k >> (i * 7)) as u8).collect(),
+                        (0..len(k >> 8)).map(|i| (k >> i) as u8).collect(),
+                    )
+                })
+                .collect();
+            let mut bytes = encode(pairs.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+            let valid = match round % 4 {
+                0 => true,
+                1 if !bytes.is_empty() => {
+                    // A lying count or size.
+                    let at = (splitmix(&mut seed) as usize % bytes.len().min(4 + 8 * n)) & !3;
+                    let lie = splitmix(&mut seed) as u32;
+                    if let Some(b) = bytes.get_mut(at..at + 4) {
+                        b.copy_from_slice(&lie.to_le_bytes());
+                    }
+                    false
+                }
+                2 if !bytes.is_empty() => {
+                    let cut = splitmix(&mut seed) as usize % bytes.len();
+                    bytes.truncate(cut);
+                    false
+                }
+                _ => {
+                    bytes = (0..(r % 64)).map(|i| (splitmix(&mut seed) >> i) as u8).collect();
+                    false
+                }
+            };
+            let lax = decode(&bytes);
+            let strict = decode_strict(&bytes);
+            let _ = split_path(&bytes);
+            if valid {
+                let back = strict.expect("a valid encoding decodes");
+                let back: Vec<(Vec<u8>, Vec<u8>)> = back.into_iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+                assert_eq!(back, pairs);
+                assert_eq!(lax.len(), pairs.len());
+            } else if let Some(decoded) = strict {
+                // Accepted only if it is exactly what it re-encodes to.
+                assert_eq!(encode(decoded.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))), bytes);
+            }
+        }
+    }
 }
