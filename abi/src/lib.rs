@@ -42,7 +42,7 @@ mod log;
 mod memory;
 mod metadata;
 mod module;
-pub mod pairs;
+pub use weir_abi_codec as pairs;
 mod plugin;
 pub mod pool;
 mod properties;

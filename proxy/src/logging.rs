@@ -18,8 +18,13 @@ pub fn init(format: LogFormat) {
         LogFormat::Human => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),
     };
+    // The level filter stays global (a layer, not a per-layer filter): callsites it disables
+    // cost nothing and `log` records below it are never made, which the dependencies' debug
+    // logging (Cranelift's, for every function it compiles) needs.
+    let hint = filter.max_level_hint();
     let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(filter).with_filter(NotAnOperatorError { debug }))
+        .with(filter)
+        .with(fmt.with_filter(NotAnOperatorError { debug, hint }))
         .try_init();
 }
 
@@ -50,11 +55,26 @@ const NOT_OPERATOR_ERRORS: &[&str] = &[
 /// an operator has something to do.
 struct NotAnOperatorError {
     debug: bool,
+    /// The level filter's: this filter adds none.
+    hint: Option<tracing::level_filters::LevelFilter>,
 }
 
 impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for NotAnOperatorError {
     fn enabled(&self, _meta: &tracing::Metadata<'_>, _cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {
         true
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        // Only ERROR events are looked at, one by one.
+        if self.debug || *meta.level() != tracing::Level::ERROR {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::sometimes()
+        }
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.hint
     }
 
     fn event_enabled(&self, event: &tracing::Event<'_>, _cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {

@@ -2,7 +2,8 @@
 //!
 //! The decoder reads guest-controlled bytes: it never panics, never trusts a count for an
 //! allocation, and (like Envoy's `PairsUtil::toPairs`) treats any malformed input as an
-//! empty list.
+//! empty list. A crate of its own (re-exported as `weir_abi::pairs`) so that it is fuzzed on
+//! its own, without the Wasmtime build: see `fuzz/`.
 
 use bytes::Bytes;
 
