@@ -21,4 +21,4 @@ if [ "${1:-}" = "--decoders" ]; then
   done
   exit 0
 fi
-WEIR_FUZZ_REQUESTS="${REQUESTS:-200000}" cargo test -p weir --test e2e -- fuzz --nocapture 2>&1 | grep -E '^fuzz:|test result'
+WEIR_FUZZ_REQUESTS="${REQUESTS:-200000}" cargo test --workspace --test e2e -- fuzz --nocapture 2>&1 | grep -E '^fuzz:|test result'
