@@ -44,16 +44,7 @@ async fn random_hostcalls_never_crash_hang_or_stall_weir() {
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let (admin, proxy) = {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let field = |key: &str| {
-            let at = line.find(key).unwrap_or_else(|| panic!("{line}")) + key.len();
-            line[at..].split_whitespace().next().unwrap().to_owned()
-        };
-        (field("admin http://"), field("proxy http://"))
-    };
+    let (admin, proxy) = read_ready(&mut child);
     let _stop = KillOnDrop(child);
     let c = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(15)).build().unwrap();
     assert!(

@@ -39,6 +39,18 @@ pub fn launch(config: &std::path::Path, args: &[&str], log: &std::path::Path) ->
     (child, line)
 }
 
+/// The admin and proxy addresses (`host:port`) from the `weir ready:` line of a weir started
+/// with a piped stdout.
+pub fn read_ready(child: &mut Child) -> (String, String) {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let field = |key: &str| {
+        let at = line.find(key).unwrap_or_else(|| panic!("{line}")) + key.len();
+        line[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    (field("admin http://"), field("proxy http://"))
+}
+
 /// A running weir.
 pub struct Weir {
     child: Child,

@@ -155,18 +155,6 @@ fn tail(log: &std::path::Path) -> String {
     text.lines().rev().take(30).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
 }
 
-/// The `weir ready:` line's admin and proxy addresses.
-fn read_ready(child: &mut std::process::Child) -> (String, String) {
-    use std::io::BufRead;
-    let mut line = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let field = |key: &str| {
-        let at = line.find(key).unwrap_or_else(|| panic!("{line}")) + key.len();
-        line[at..].split_whitespace().next().unwrap().to_owned()
-    };
-    (field("admin http://"), field("proxy http://"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigint_at_every_stage_of_a_run_exits_promptly_without_flooding_the_log() {
     // While the modules compile (before the `weir ready:` line).
