@@ -25,6 +25,20 @@ pub(crate) fn read(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Re
     Ok(data[r].to_vec())
 }
 
+/// The longest name a guest may pass (a cluster, a shared-data key, a queue, a metric, a
+/// `vm_id`): the host hashes, decodes and keeps names, so their size bounds its work and
+/// memory. Longer ones are refused with `BAD_ARGUMENT` (after the range check).
+pub(crate) const MAX_NAME: i32 = 4096;
+
+/// Copies a name from guest memory: [`read`], refusing one longer than [`MAX_NAME`].
+pub(crate) fn read_name(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> Result<Vec<u8>, Status> {
+    check_out(caller, &[(ptr, len as u32 as usize)])?;
+    if len > MAX_NAME {
+        return Err(Status::BadArgument);
+    }
+    read(caller, ptr, len)
+}
+
 /// Runs `f` with the guest bytes at `ptr..ptr+len` and the host state, without copying.
 pub(crate) fn with_slice<R>(
     caller: &mut Caller<'_, HostState>,

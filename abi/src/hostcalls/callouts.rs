@@ -50,7 +50,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
                                      ms: i32,
                                      ret: i32| {
         tri!(memory::check_out(&c, &[(ret, 4)]));
-        let cluster = utf8(tri!(memory::read(&mut c, up, ul)));
+        let cluster = utf8(tri!(memory::read_name(&mut c, up, ul)));
         let headers = HeaderMap::from_pairs(crate::pairs::decode(&tri!(memory::read(&mut c, hp, hl))));
         let body = Bytes::from(tri!(memory::read(&mut c, bp, bl)));
         let trailers = HeaderMap::from_pairs(crate::pairs::decode(&tri!(memory::read(&mut c, tp, tl))));
@@ -144,9 +144,9 @@ fn grpc_request(
     metadata: Span,
 ) -> Result<GrpcCallRequest, Status> {
     Ok(GrpcCallRequest {
-        cluster: utf8(memory::read(c, cluster.0, cluster.1)?),
-        service: utf8(memory::read(c, service.0, service.1)?),
-        method: utf8(memory::read(c, method.0, method.1)?),
+        cluster: utf8(memory::read_name(c, cluster.0, cluster.1)?),
+        service: utf8(memory::read_name(c, service.0, service.1)?),
+        method: utf8(memory::read_name(c, method.0, method.1)?),
         initial_metadata: HeaderMap::from_pairs(crate::pairs::decode(&memory::read(c, metadata.0, metadata.1)?)),
         message: None,
         timeout: None,

@@ -19,7 +19,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         let Some(kind) = MetricType::from_raw(t) else {
             return Ok(Status::BadArgument.code());
         };
-        let name = tri!(memory::read(&mut c, np, nl));
+        let name = tri!(memory::read_name(&mut c, np, nl));
         tri!(memory::check_out(&c, &[(ret, 4)]));
         let state = c.data_mut();
         let metric = state.spec.runtime.shared().metrics.define(&String::from_utf8_lossy(&name), kind);

@@ -8,7 +8,7 @@ use crate::types::Status;
 
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     hostcall!(r, "proxy_get_shared_data", |c, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32, ret_cas: i32| {
-        let key = tri!(memory::read(&mut c, kp, kl));
+        let key = tri!(memory::read_name(&mut c, kp, kl));
         tri!(memory::check_out(&c, &[(ret_cas, 4)]));
         let state = c.data();
         let Some((value, cas)) = state.spec.runtime.shared().data.get(&state.spec.config.vm_id, &key) else {
@@ -19,13 +19,13 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(Status::Ok.code())
     });
     hostcall!(r, "proxy_set_shared_data", |c, kp: i32, kl: i32, vp: i32, vl: i32, cas: i32| {
-        let key = tri!(memory::read(&mut c, kp, kl));
+        let key = tri!(memory::read_name(&mut c, kp, kl));
         let value = Bytes::from(tri!(memory::read(&mut c, vp, vl)));
         let state = c.data();
         Ok(state.spec.runtime.shared().data.set(&state.spec.config.vm_id, &key, value, cas as u32).code())
     });
     hostcall!(r, "proxy_register_shared_queue", |c, np: i32, nl: i32, ret: i32| {
-        let name = tri!(memory::read(&mut c, np, nl));
+        let name = tri!(memory::read_name(&mut c, np, nl));
         tri!(memory::check_out(&c, &[(ret, 4)]));
         let state = c.data();
         let root = state.root_of(state.frame.effective).unwrap_or(0);
@@ -34,8 +34,8 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(Status::Ok.code())
     });
     hostcall!(r, "proxy_resolve_shared_queue", |c, vp: i32, vl: i32, np: i32, nl: i32, ret: i32| {
-        let vm_id = tri!(memory::read(&mut c, vp, vl));
-        let name = tri!(memory::read(&mut c, np, nl));
+        let vm_id = tri!(memory::read_name(&mut c, vp, vl));
+        let name = tri!(memory::read_name(&mut c, np, nl));
         tri!(memory::check_out(&c, &[(ret, 4)]));
         let state = c.data();
         let vm_id = if vm_id.is_empty() {

@@ -140,3 +140,30 @@ async fn a_method_rewritten_to_head_does_not_leave_the_client_waiting() {
     assert!(resp.bytes().await.unwrap().is_empty());
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// Names a filter passes (shared-data keys, queues, metrics, clusters) are hashed, decoded and
+/// kept by the host: one over 4 KiB is refused with BAD_ARGUMENT, so a filter cannot make the
+/// host hash and store megabytes per call.
+#[tokio::test]
+async fn names_over_4_kib_are_refused() {
+    let origin = origin("o");
+    let long = "k".repeat(4097);
+    let fits = "k".repeat(4096);
+    let script = json!({ "steps": { "request_headers": [
+        ["set_shared", long, "v"],
+        ["set_shared", fits, "v"],
+        ["define_metric", 0, long],
+        ["register_queue", long],
+    ]}});
+    let weir = Weir::start(&config(origin, origin, script, ""));
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+    let statuses = || -> Vec<serde_json::Value> {
+        weir.probe_lines().iter().filter(|l| l["cb"] == "request_headers").map(|l| l["status"].clone()).collect()
+    };
+    assert!(eventually(async || statuses().len() >= 4).await, "{:#?}", weir.probe_lines());
+    assert_eq!(
+        statuses()[..4],
+        [json!(2), json!(0), json!(2), json!(2)],
+        "BAD_ARGUMENT, OK, BAD_ARGUMENT, BAD_ARGUMENT"
+    );
+}
