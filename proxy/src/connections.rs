@@ -75,6 +75,18 @@ pub fn expired(max: Option<Duration>) -> bool {
     max.is_some_and(|max| CONNECTION.try_with(|c| c.opened.elapsed() >= max).unwrap_or(false))
 }
 
+/// Whether the connection opens with the HTTP/2 preface, reading only as far as needed to tell:
+/// every HTTP/1 method differs from `PRI` within three bytes. The bytes stay in the stream.
+async fn starts_with_preface(session: &mut Stream) -> std::io::Result<bool> {
+    for n in 1..=H2_PREFACE.len() {
+        let mut head = vec![0u8; n];
+        if !session.try_peek(&mut head).await? || head[n - 1] != H2_PREFACE[n - 1] {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Resolves when `c` has been without a request for `idle`, or idle past its `max_duration`.
 async fn idle_out(c: &Connection, limits: &Limits) {
     loop {
@@ -105,8 +117,12 @@ async fn idle_out(c: &Connection, limits: &Limits) {
 /// one: otherwise a connection accepted just before the listeners closed would be dropped with
 /// its request on the way.
 pub struct ProxyApp<A> {
-    /// Pingora's HTTP proxy.
+    /// Pingora's HTTP proxy, with h2c on when a listener allows it: it serves HTTP/2.
     pub inner: Arc<A>,
+    /// The same proxy with h2c off: it serves HTTP/1 without peeking for a preface (Pingora
+    /// waits for 24 bytes, which a short HTTP/1.0 request such as a load balancer's
+    /// `OPTIONS / HTTP/1.0` health check never sends).
+    pub http1: Arc<A>,
     /// Shared state.
     pub state: Arc<State>,
     /// The limits.
@@ -116,9 +132,9 @@ pub struct ProxyApp<A> {
 }
 
 impl<A> ProxyApp<A> {
-    /// `inner` with `limits`.
-    pub fn new(inner: A, state: Arc<State>, limits: Limits) -> Self {
-        Self { inner: Arc::new(inner), state, limits, last_refusal_report: Mutex::new(None) }
+    /// `inner` (h2c as configured) and `http1` (h2c off) with `limits`.
+    pub fn new(inner: A, http1: A, state: Arc<State>, limits: Limits) -> Self {
+        Self { inner: Arc::new(inner), http1: Arc::new(http1), state, limits, last_refusal_report: Mutex::new(None) }
     }
 
     fn report_refusal(&self, open: usize) {
@@ -158,11 +174,9 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyApp<A> {
         let http2 = match session.selected_alpn_proto() {
             Some(ALPN::H2) => true,
             _ if self.limits.h2c && session.get_ssl_digest().is_none() => {
-                // Pingora peeks for the preface too (the bytes stay in the stream); here the
-                // wait for them is bounded by the idle timeout.
-                let mut preface = [0u8; H2_PREFACE.len()];
-                match tokio::time::timeout(self.limits.idle_timeout, session.try_peek(&mut preface)).await {
-                    Ok(Ok(peeked)) => peeked && preface == *H2_PREFACE,
+                // The wait for the first bytes is bounded by the idle timeout.
+                match tokio::time::timeout(self.limits.idle_timeout, starts_with_preface(&mut session)).await {
+                    Ok(Ok(preface)) => preface,
                     Ok(Err(_)) => return None,
                     Err(_) => {
                         self.state.metrics.downstream_idle_timeout();
@@ -182,7 +196,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyApp<A> {
             idle_since: Mutex::new(now),
             changed: Notify::new(),
         });
-        let serve = CONNECTION.scope(connection.clone(), self.inner.process_new(session, shutdown));
+        let serve = CONNECTION.scope(connection.clone(), self.http1.process_new(session, shutdown));
         tokio::select! {
             reusable = serve => reusable,
             _ = idle_out(&connection, &self.limits) => {
@@ -199,5 +213,6 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyApp<A> {
         let settled = lifecycle.wait_until(|l| l.connections.load(Ordering::Acquire) <= l.in_flight());
         let _ = tokio::time::timeout(CONNECTION_SETTLE, settled).await;
         self.inner.cleanup().await;
+        self.http1.cleanup().await;
     }
 }

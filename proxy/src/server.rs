@@ -117,19 +117,22 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         max_connections: server_cfg.max_connections.unwrap_or((open_files / 2).max(64)),
         h2c: http2.iter().any(|h| *h),
     };
-    let weir = crate::service::WeirProxy { state: state.clone(), limits };
-    let mut app = pingora::proxy::http_proxy(&server.configuration, weir);
-    let mut options = HttpServerOptions::default();
-    options.h2c = limits.h2c;
-    // Pingora counts reuses: the first request is not one.
-    let max_requests = server_cfg.max_requests_per_connection;
-    options.keepalive_request_limit = (max_requests > 0).then(|| max_requests - 1);
-    options.h2_idle_timeout = Some(limits.idle_timeout);
-    // CONNECT reaches weir's routing, which answers it as Envoy does without a CONNECT route
-    // (404 route_not_found) instead of Pingora's bare 405.
-    options.allow_connect_method_proxying = true;
-    app.server_options = Some(options);
-    let app = crate::connections::ProxyApp::new(app, state.clone(), limits);
+    let proxy_app = |h2c: bool| {
+        let weir = crate::service::WeirProxy { state: state.clone(), limits };
+        let mut app = pingora::proxy::http_proxy(&server.configuration, weir);
+        let mut options = HttpServerOptions::default();
+        options.h2c = h2c;
+        // Pingora counts reuses: the first request is not one.
+        let max_requests = server_cfg.max_requests_per_connection;
+        options.keepalive_request_limit = (max_requests > 0).then(|| max_requests - 1);
+        options.h2_idle_timeout = Some(limits.idle_timeout);
+        // CONNECT reaches weir's routing, which answers it as Envoy does without a CONNECT
+        // route (404 route_not_found) instead of Pingora's bare 405.
+        options.allow_connect_method_proxying = true;
+        app.server_options = Some(options);
+        app
+    };
+    let app = crate::connections::ProxyApp::new(proxy_app(limits.h2c), proxy_app(false), state.clone(), limits);
     let mut proxy = Service::new("weir".into(), app);
     for (i, ((addr, tls), h2)) in listeners.iter().zip(&tls).zip(&http2).enumerate() {
         if *tls {

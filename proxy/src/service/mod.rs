@@ -100,8 +100,10 @@ impl ProxyHttp for WeirProxy {
             // Shutting down, or the connection is past server.max_connection_duration: the
             // client makes its next request on a new connection.
             session.set_keepalive(None);
-        } else {
-            // Between requests (the connection watchdog bounds the whole idle time too).
+        } else if session.get_keepalive().is_some() {
+            // Between requests (the connection watchdog bounds the whole idle time too). Only
+            // where the client keeps the connection: an HTTP/1.0 request without keep-alive,
+            // or one with `connection: close`, ends it.
             session.set_keepalive(Some(self.limits.idle_timeout.as_secs().max(1)));
         }
         // CONNECT matches no route (Envoy answers it 404 unless a route enables it).

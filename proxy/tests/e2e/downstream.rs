@@ -139,3 +139,19 @@ async fn the_connection_cap_refuses_with_a_log_line_and_a_metric() {
     // Once connections close, new ones are served.
     assert!(eventually(async || client().get(weir.url("/")).send().await.is_ok_and(|r| r.status() == 200)).await);
 }
+
+/// A request shorter than the HTTP/2 preface (HAProxy's default health check is
+/// `OPTIONS / HTTP/1.0`, 22 bytes with its blank line) is answered at once on a listener that
+/// also accepts h2c, and h2c still works there.
+#[tokio::test]
+async fn a_request_shorter_than_the_h2c_preface_is_answered_at_once() {
+    let origin = origin("o");
+    let weir = Weir::start(&format!(
+        "listeners: [{{ address: 127.0.0.1:0, http2: true }}]\nclusters:\n  o: {{ endpoints: [\"{origin}\"] }}\nroutes:\n  - cluster: o\n"
+    ));
+    let started = Instant::now();
+    let out = raw_exchange(weir.proxy, b"OPTIONS / HTTP/1.0\r\n\r\n");
+    assert!(out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered after {:?}", started.elapsed());
+    assert_eq!(h2_client().get(weir.url("/")).send().await.unwrap().status(), 200, "h2c still served");
+}
