@@ -314,39 +314,52 @@ pub fn probe(admin: std::net::SocketAddr) -> Result<(), String> {
 
 /// A listening service the process cannot run without: if it cannot start (a port taken since
 /// weir checked it, a certificate that stopped loading), the process exits with status 1
-/// instead of running on without it. The proxy service (`drains`) runs on weir's own shutdown
-/// watch and hands its listening sockets to the lifecycle for upgrades.
+/// instead of running on without it.
 pub struct Supervised<S> {
     /// The service.
     pub inner: S,
     /// Shared state.
     pub state: Arc<crate::state::State>,
-    /// Closed by weir's drain rather than by Pingora.
-    pub drains: bool,
+    /// What the service is to the process.
+    pub role: Role,
+}
+
+/// The two listening services.
+pub enum Role {
+    /// The proxy: it starts each worker's VM host first (see [`crate::workers`]), runs on
+    /// weir's own shutdown watch (closed by the drain, not by Pingora), and hands its listening
+    /// sockets to the lifecycle for upgrades.
+    Proxy {
+        /// Its worker threads.
+        threads: usize,
+        /// Its plaintext listeners: the process serves once each accepts a connection.
+        listeners: Vec<std::net::SocketAddr>,
+    },
+    /// The admin listener.
+    Admin,
 }
 
 #[async_trait::async_trait]
 impl<S: pingora::services::Service> pingora::services::Service for Supervised<S> {
     async fn start_service(&mut self, fds: Option<ListenFds>, shutdown: ShutdownWatch, listeners_per_fd: usize) {
         use futures::FutureExt;
-        let shutdown = if self.drains {
-            self.state.lifecycle.keep_listen_fds(fds.clone());
-            self.state.lifecycle.proxy_shutdown_watch()
-        } else {
-            shutdown
+        let proxy = matches!(self.role, Role::Proxy { .. });
+        let shutdown = match &self.role {
+            Role::Proxy { threads, listeners } => {
+                crate::workers::start_vm_hosts(&self.state, *threads, listeners.clone()).await;
+                self.state.lifecycle.keep_listen_fds(fds.clone());
+                self.state.lifecycle.proxy_shutdown_watch()
+            }
+            Role::Admin => shutdown,
         };
         let name = self.inner.name().to_owned();
         let run = std::panic::AssertUnwindSafe(self.inner.start_service(fds, shutdown, listeners_per_fd));
         let result = run.catch_unwind().await;
-        if self.drains {
+        if proxy {
             self.state.lifecycle.set_proxy_stopped();
         }
         if let Err(panic) = result {
-            let what = panic
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| panic.downcast_ref::<&str>().copied())
-                .unwrap_or("a panic");
+            let what = crate::logging::panic_message(panic.as_ref());
             self.state.lifecycle.fail(format!("the {name} service stopped: {what}"));
         }
     }

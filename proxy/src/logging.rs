@@ -101,16 +101,20 @@ impl<S: tracing::Subscriber> tracing_subscriber::layer::Filter<S> for NotAnOpera
     }
 }
 
+/// A panic's message, when it carries one (`panic!` with a string or a format).
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)")
+}
+
 /// Reports a panic as one log line (in the configured format) instead of the standard
 /// multi-line report on stderr; `RUST_BACKTRACE=1` adds the backtrace to the line.
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or("(no message)");
+        let message = panic_message(info.payload());
         let location = info.location().map(ToString::to_string).unwrap_or_default();
         let thread = std::thread::current().name().unwrap_or("unnamed").to_owned();
         let backtrace = std::backtrace::Backtrace::capture();

@@ -11,7 +11,7 @@ use weir_abi::{Runtime, RuntimeConfig};
 
 use crate::cli::Cli;
 use crate::config::{self, ConfigError, Loaded};
-use crate::lifecycle::Supervised;
+use crate::lifecycle::{Role, Supervised};
 use crate::state::State;
 
 /// The quick-start configuration, used when no `-c` is given.
@@ -167,9 +167,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let threads = server.configuration.threads;
     // TLS listeners are not probed (a bare connection would only log a failed handshake).
     let plaintext = listeners.iter().zip(&tls).filter(|(_, t)| !**t).map(|(a, _)| *a).collect();
-    let proxy = crate::workers::WithVmHosts { inner: proxy, state: state.clone(), threads, listeners: plaintext };
-    let proxy = Supervised { inner: proxy, state: state.clone(), drains: true };
-    let admin_service = Supervised { inner: admin_service, state: state.clone(), drains: false };
+    let proxy = Supervised { inner: proxy, state: state.clone(), role: Role::Proxy { threads, listeners: plaintext } };
+    let admin_service = Supervised { inner: admin_service, state: state.clone(), role: Role::Admin };
     let mut singletons = pingora::services::background::background_service(
         "wasm services",
         crate::workers::Singletons { state: state.clone() },

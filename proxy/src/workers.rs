@@ -149,44 +149,13 @@ fn run_root_work(state: &Arc<State>, generation: &Arc<crate::generation::Generat
     next
 }
 
-/// The proxy service, started with a VM host on each of its workers.
-pub struct WithVmHosts<S> {
-    /// The proxy service.
-    pub inner: S,
-    /// Shared state.
-    pub state: Arc<State>,
-    /// Its worker threads.
-    pub threads: usize,
-    /// Its plaintext listeners: ready once each accepts a connection.
-    pub listeners: Vec<std::net::SocketAddr>,
-}
-
-#[async_trait::async_trait]
-impl<S: pingora::services::Service> pingora::services::Service for WithVmHosts<S> {
-    async fn start_service(
-        &mut self,
-        fds: Option<pingora::server::ListenFds>,
-        shutdown: pingora::server::ShutdownWatch,
-        listeners_per_fd: usize,
-    ) {
-        // The serving process may be a forked daemon: its epoch ticker must run here.
-        self.state.runtime.ensure_ticker();
-        start_on_every_worker(&self.state, self.threads).await;
-        tokio::spawn(await_listeners(self.state.clone(), self.listeners.clone()));
-        self.inner.start_service(fds, shutdown, listeners_per_fd).await
-    }
-
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    fn threads(&self) -> Option<usize> {
-        self.inner.threads()
-    }
-
-    fn listen_addresses(&self) -> Option<Vec<String>> {
-        self.inner.listen_addresses()
-    }
+/// Prepares the proxy service's workers before it listens: the epoch ticker (the serving
+/// process may be a forked daemon), a VM host on each of its `threads` workers, and the task
+/// that marks the process serving once every plaintext listener accepts.
+pub async fn start_vm_hosts(state: &Arc<State>, threads: usize, listeners: Vec<std::net::SocketAddr>) {
+    state.runtime.ensure_ticker();
+    start_on_every_worker(state, threads).await;
+    tokio::spawn(await_listeners(state.clone(), listeners));
 }
 
 /// Runs the singleton services (Envoy's bootstrap `WasmService` with `singleton: true`) on
