@@ -156,7 +156,7 @@ impl Drop for OpenConnection {
         lifecycle.connections.fetch_sub(1, Ordering::AcqRel);
         self.0.metrics.downstream_connections(-1);
         if lifecycle.draining() {
-            lifecycle.idle.notify_waiters();
+            lifecycle.changed.notify_waiters();
         }
     }
 }

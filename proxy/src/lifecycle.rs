@@ -48,8 +48,8 @@ pub struct Lifecycle {
     stop_accepting: watch::Sender<bool>,
     /// Requests between their first header and the end of their log phase.
     in_flight: AtomicUsize,
-    /// Wakes the drain when a request or a connection ends.
-    pub(crate) idle: Notify,
+    /// Wakes whoever waits on the state: a request or a connection ended, serving started.
+    pub(crate) changed: Notify,
     /// Proxy connections open (idle keep-alive ones and fresh ones included).
     pub(crate) connections: AtomicUsize,
     /// The proxy service ended: its accept loops and its idle connections are gone.
@@ -70,7 +70,7 @@ impl Default for Lifecycle {
             draining: AtomicBool::new(false),
             stop_accepting: watch::channel(false).0,
             in_flight: AtomicUsize::new(0),
-            idle: Notify::new(),
+            changed: Notify::new(),
             connections: AtomicUsize::new(0),
             proxy_stopped: AtomicBool::new(false),
             fds: Mutex::new(None),
@@ -91,7 +91,7 @@ impl Drop for InFlight {
         crate::connections::request_ended();
         // Only a drain waits on these counts.
         if lifecycle.draining() {
-            lifecycle.idle.notify_waiters();
+            lifecycle.changed.notify_waiters();
         }
     }
 }
@@ -105,6 +105,7 @@ impl Lifecycle {
     /// Marks the process as serving (every listener accepts, every worker runs its VMs).
     pub fn set_serving(&self) {
         self.serving.store(true, Ordering::Release);
+        self.changed.notify_waiters();
     }
 
     /// A shutdown started: new responses close their connection.
@@ -163,7 +164,7 @@ impl Lifecycle {
     /// Resolves when `done` holds, checked whenever a request or connection ends.
     pub(crate) async fn wait_until(&self, done: impl Fn(&Self) -> bool) {
         loop {
-            let notified = self.idle.notified();
+            let notified = self.changed.notified();
             if done(self) {
                 return;
             }
@@ -175,7 +176,7 @@ impl Lifecycle {
     /// to close).
     pub fn set_proxy_stopped(&self) {
         self.proxy_stopped.store(true, Ordering::Release);
-        self.idle.notify_waiters();
+        self.changed.notify_waiters();
     }
 
     /// Sends the listening sockets to the process started with `--upgrade`, trying for up to

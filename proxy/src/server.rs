@@ -267,9 +267,7 @@ impl pingora::services::ServiceWithDependents for LauncherSignal {
         tokio::time::sleep(LAUNCHER_GRACE).await;
         if self.wait_for_serving {
             // A daemon that fails to serve exits (crate::lifecycle), which the launcher sees.
-            while !self.state.lifecycle.ready() {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
+            self.state.lifecycle.wait_until(crate::lifecycle::Lifecycle::ready).await;
         }
         ready.notify_ready();
         let _ = shutdown.changed().await;
