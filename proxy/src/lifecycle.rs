@@ -15,8 +15,8 @@
 //!
 //! SIGQUIT (graceful upgrade) sends the listening sockets to the new process, keeps accepting
 //! beside it for [`UPGRADE_OVERLAP`], then drains as above. A second SIGINT or SIGTERM at any
-//! point exits at once, and a watchdog ends a shutdown that still runs after the grace period
-//! and Pingora's runtime timeout. A service that cannot start ([`Lifecycle::fail`]) ends the
+//! point exits at once, and once the drain is done, background work that still runs (a
+//! reload compiling its modules) gets [`AFTER_DRAIN`] before the process exits anyway. A service that cannot start ([`Lifecycle::fail`]) ends the
 //! process with status 1 the same way.
 
 use std::sync::Arc;
@@ -34,6 +34,18 @@ pub const UPGRADE_OVERLAP: Duration = Duration::from_secs(5);
 
 /// How long the old process of an upgrade keeps trying to hand its sockets over.
 pub const UPGRADE_WAIT: Duration = Duration::from_secs(30);
+
+/// How long stopping may take once the drain is done, whatever still runs.
+const AFTER_DRAIN: Duration = Duration::from_secs(2);
+
+/// Removes the pid file if it still names this process (a newer process of an upgrade may
+/// have written its own).
+pub fn remove_own_pid_file(path: &str) {
+    let ours = std::fs::read_to_string(path).is_ok_and(|t| t.trim() == std::process::id().to_string());
+    if ours {
+        let _ = std::fs::remove_file(path);
+    }
+}
 
 /// How long Pingora may take to stop its runtimes once weir's sequence is done.
 pub const RUNTIME_SHUTDOWN: Duration = Duration::from_secs(5);
@@ -127,7 +139,12 @@ impl Lifecycle {
 
     /// The shutdown watch the proxy service runs on instead of Pingora's.
     pub fn proxy_shutdown_watch(&self) -> ShutdownWatch {
-        self.stop_accepting.subscribe()
+        let mut watch = self.stop_accepting.subscribe();
+        if *watch.borrow() {
+            // The drain started before the proxy listened: its accept loops end at once.
+            watch.mark_changed();
+        }
+        watch
     }
 
     /// Keeps the listening sockets for a graceful upgrade.
@@ -218,6 +235,8 @@ pub struct ShutdownSettings {
     pub drain_delay: Duration,
     /// Where a graceful upgrade sends the listening sockets.
     pub upgrade_sock: String,
+    /// The pid file, removed on exit.
+    pub pid_file: String,
 }
 
 /// The signals that end the process, and the sequence each starts (see the module docs).
@@ -279,12 +298,14 @@ impl ShutdownSignalWatch for Signals {
         } else {
             tracing::info!(target: "weir::server", waited = ?started.elapsed(), "no request in flight; stopping");
         }
-        // Bounds what remains (Pingora stopping its runtimes), whatever blocks it.
-        let bound = RUNTIME_SHUTDOWN + Duration::from_secs(5);
+        // No client work is left: what remains is Pingora stopping its runtimes, which a
+        // background task (a reload compiling its modules) can hold up. Bounded here.
+        let (state, pid_file) = (self.state.clone(), self.settings.pid_file.clone());
         std::thread::spawn(move || {
-            std::thread::sleep(bound);
-            tracing::error!(target: "weir::server", ?bound, "the runtimes did not stop in time; exiting");
-            std::process::exit(1);
+            std::thread::sleep(AFTER_DRAIN);
+            tracing::warn!(target: "weir::server", bound = ?AFTER_DRAIN, "background work still running after the drain; exiting without it");
+            remove_own_pid_file(&pid_file);
+            std::process::exit(state.lifecycle.exit_code());
         });
         ShutdownSignal::GracefulTerminate
     }
@@ -347,9 +368,11 @@ impl<S: pingora::services::Service> pingora::services::Service for Supervised<S>
         let proxy = matches!(self.role, Role::Proxy { .. });
         let shutdown = match &self.role {
             Role::Proxy { threads, listeners } => {
+                // Watched from now: a drain that starts while the VM hosts start is not missed.
+                let watch = self.state.lifecycle.proxy_shutdown_watch();
                 crate::workers::start_vm_hosts(&self.state, *threads, listeners.clone()).await;
                 self.state.lifecycle.keep_listen_fds(fds.clone());
-                self.state.lifecycle.proxy_shutdown_watch()
+                watch
             }
             Role::Admin => shutdown,
         };

@@ -208,22 +208,14 @@ pub fn run(cli: &Cli) -> Result<(), String> {
             grace: std::time::Duration::from_secs(server_cfg.grace_period_seconds),
             drain_delay: server_cfg.drain_delay.0,
             upgrade_sock: server_cfg.upgrade_sock.clone(),
+            pid_file: server_cfg.pid_file.clone(),
         },
     };
     server.run(pingora::server::RunArgs { shutdown_signal: Box::new(signals) });
-    remove_own_pid_file(&server_cfg.pid_file);
+    crate::lifecycle::remove_own_pid_file(&server_cfg.pid_file);
     let code = state.lifecycle.exit_code();
     tracing::info!(target: "weir::server", code, "exiting");
     std::process::exit(code)
-}
-
-/// Removes the pid file if it still names this process (a newer process of an upgrade may
-/// have written its own).
-fn remove_own_pid_file(path: &str) {
-    let ours = std::fs::read_to_string(path).is_ok_and(|t| t.trim() == std::process::id().to_string());
-    if ours {
-        let _ = std::fs::remove_file(path);
-    }
 }
 
 /// Fails unless every listener address can be bound now.
