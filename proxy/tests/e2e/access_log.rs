@@ -73,3 +73,37 @@ async fn a_client_gone_before_the_response_is_logged_as_nothing_sent() {
     let line = access_lines(&weir).remove(0);
     assert!(line.contains("status=0 ") && line.contains("details=\"downstream_remote_disconnect\""), "{line}");
 }
+
+/// Pingora answers a head its parser rejects before any hook of weir's runs;
+/// the client's answer is still logged and counted (Envoy logs a codec error as a request,
+/// with `http1.codec_error` as its details). A good request on a new connection afterwards is
+/// logged as usual.
+#[tokio::test]
+async fn a_request_the_parser_rejects_is_logged_with_the_answer_pingora_sent() {
+    let weir =
+        Weir::start(&format!("clusters:\n  o: {{ endpoints: [\"{}\"] }}\nroutes:\n  - cluster: o\n", origin("o")));
+    for (head, status, details) in [
+        (&b"GET / HTTP/1.1\r\nhost: a\r\nno colon here\r\n\r\n"[..], "400", "http1.codec_error"),
+        (b"GET / HTTP/1.1\r\nhost: a\r\nx-bad\x01name: 1\r\n\r\n", "400", "http1.codec_error"),
+    ] {
+        let mut conn = std::net::TcpStream::connect(weir.proxy).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        conn.write_all(head).unwrap();
+        let mut got = [0u8; 12];
+        conn.read_exact(&mut got).unwrap();
+        assert_eq!(&got[9..], status.as_bytes(), "{}", String::from_utf8_lossy(&got));
+        let wanted = format!("status={status} ");
+        assert!(eventually(async || access_lines(&weir).iter().any(|l| l.contains(&wanted))).await, "{}", weir.logs());
+        let line = access_lines(&weir).into_iter().find(|l| l.contains(&wanted)).unwrap();
+        assert!(line.contains(&format!("details=\"{details}\"")), "{line}");
+    }
+    let ok = client().get(weir.url("/fine")).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert!(eventually(async || access_lines(&weir).len() == 3).await, "{}", weir.logs());
+    let rejected = access_lines(&weir).iter().filter(|l| l.contains("status=400 ")).count();
+    assert_eq!(rejected, 2, "one line per rejected head: {}", weir.logs());
+    let metrics = client().get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    for code in ["400", "200"] {
+        assert!(metrics.contains(&format!("code=\"{code}\"")), "{code}: {metrics}");
+    }
+}

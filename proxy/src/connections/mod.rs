@@ -21,6 +21,8 @@ use tokio::sync::Notify;
 
 use crate::state::State;
 
+mod own_replies;
+
 /// The downstream limits, from `server:`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -196,6 +198,7 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyApp<A> {
             idle_since: Mutex::new(now),
             changed: Notify::new(),
         });
+        let session = own_replies::Watched::boxed(session, connection.clone(), self.state.clone());
         let serve = CONNECTION.scope(connection.clone(), self.http1.process_new(session, shutdown));
         tokio::select! {
             reusable = serve => reusable,
