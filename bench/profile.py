@@ -13,25 +13,11 @@ Instruction counts are not time (cache misses, syscalls and waiting are not in t
 rank where the CPU work is. Needs valgrind (installed with apt-get when missing).
 `python3 bench/profile.py CALLGRIND_OUT` rewrites the report from an earlier run's output.
 """
-import http.client, os, re, shutil, subprocess, sys, tempfile, time
+import os, re, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import FOUR, ROOT, WEIR, free_port, sh, wait_http, weir_config  # noqa: E402
-
-WARMUP, MEASURED = 300, 2000
-HEADERS = {"x-api-key": "bench-key-0123456789"}
-
-
-def requests(port, n):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    for _ in range(n):
-        conn.request("GET", "/", headers=HEADERS)
-        resp = conn.getresponse()
-        resp.read()
-        if resp.status != 200:
-            raise SystemExit(f"unexpected status {resp.status}")
-    conn.close()
-
+from instructions import MEASURED, WARMUP, requests  # noqa: E402
 
 def component(function):
     """The crate or library a callgrind function name belongs to."""

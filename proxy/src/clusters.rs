@@ -73,6 +73,11 @@ impl Cluster {
         self.config.hash_on.as_deref()
     }
 
+    /// Whether endpoints are picked by a hash of a key (else `key` is ignored).
+    pub fn hashes(&self) -> bool {
+        matches!(self.balancer, Balancer::Hash(_))
+    }
+
     /// Picks an endpoint; `key` matters for the hash policy.
     pub fn peer(&self, key: &[u8]) -> Option<HttpPeer> {
         let backend = match &self.balancer {

@@ -4,6 +4,7 @@
 //! request phase. The `weir` binary is a thin wrapper around [`server::run`]; the modules are
 //! public so tests and benchmarks can start parts of it (the demo origin, the config loader).
 
+pub mod access_log;
 pub mod admin;
 pub mod builtin;
 pub mod callout;

@@ -271,6 +271,7 @@ impl ShutdownSignalWatch for Signals {
                 _ = int.recv() => {}
             }
             tracing::warn!(target: "weir::server", "second signal: exiting without waiting for requests in flight");
+            crate::access_log::flush();
             std::process::exit(1);
         });
         let failed = lifecycle.exit_code() != 0;
@@ -305,6 +306,7 @@ impl ShutdownSignalWatch for Signals {
             std::thread::sleep(AFTER_DRAIN);
             tracing::warn!(target: "weir::server", bound = ?AFTER_DRAIN, "background work still running after the drain; exiting without it");
             remove_own_pid_file(&pid_file);
+            crate::access_log::flush();
             std::process::exit(state.lifecycle.exit_code());
         });
         ShutdownSignal::GracefulTerminate

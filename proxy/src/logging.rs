@@ -14,6 +14,7 @@ pub fn init(format: LogFormat) {
     let debug = pingora_debug(&std::env::var("RUST_LOG").unwrap_or_default());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
+    crate::access_log::set_json(matches!(format, LogFormat::Json));
     let fmt = match format {
         LogFormat::Human => fmt.boxed(),
         LogFormat::Json => fmt.json().boxed(),

@@ -215,6 +215,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     crate::lifecycle::remove_own_pid_file(&server_cfg.pid_file);
     let code = state.lifecycle.exit_code();
     tracing::info!(target: "weir::server", code, "exiting");
+    crate::access_log::flush();
     std::process::exit(code)
 }
 

@@ -72,17 +72,16 @@ fn details(status: u16) -> &'static str {
 /// The access-log line and request count of a response Pingora wrote itself.
 fn log_own_reply(metrics: &Metrics, status: u16, took: Duration) {
     metrics.request("-", status);
-    tracing::info!(
-        target: "weir::access",
-        method = "-",
-        path = "-",
+    crate::access_log::record(&crate::access_log::Entry {
+        method: "-",
+        path: "-",
         status,
-        details = details(status),
-        route = "-",
-        filters = "",
-        duration_us = took.as_micros() as u64,
-        "request"
-    );
+        details: details(status),
+        route: "-",
+        filters: "",
+        duration_us: took.as_micros() as u64,
+        error: None,
+    });
 }
 
 impl std::fmt::Debug for Watched {

@@ -53,6 +53,8 @@ pub struct RequestCtx {
     pub held_response: usize,
     /// When the request arrived.
     pub started: Instant,
+    /// The upstream's response headers arrived.
+    pub upstream_answered: bool,
     filters_ran: bool,
     /// Counts this request in flight for the shutdown's drain.
     _in_flight: crate::lifecycle::InFlight,
@@ -81,6 +83,7 @@ impl RequestCtx {
             held_request: 0,
             held_response: 0,
             started: Instant::now(),
+            upstream_answered: false,
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
@@ -110,7 +113,7 @@ impl RequestCtx {
             }
         };
         if lacks_id {
-            add_to_both("x-request-id", Bytes::from(request_id()));
+            add_to_both("x-request-id", request_id());
         }
         if lacks_proto {
             add_to_both("x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" }));
@@ -130,6 +133,15 @@ impl RequestCtx {
         };
         info.connection_id = CONNECTION_IDS.fetch_add(1, Ordering::Relaxed);
         info.start_time = SystemTime::now();
+    }
+
+    /// Why the response is what it is, for the access log: `via_upstream` for an upstream's
+    /// answer nothing else explained (the filter chain sets it when filters run).
+    pub fn response_code_details(&self) -> &str {
+        match self.stream.info.response_code_details.as_str() {
+            "" if self.upstream_answered => "via_upstream",
+            details => details,
+        }
     }
 
     /// Records the matched route.
@@ -157,18 +169,22 @@ impl RequestCtx {
         info.cluster_metadata = self.generation.cluster_metadata.get(&r.cluster).cloned().unwrap_or_default();
     }
 
-    /// The cluster to send the request to: a filter's choice when it names a known cluster,
-    /// else the route's.
-    pub fn cluster(&self) -> Option<(String, Arc<Cluster>)> {
+    /// The cluster the request goes to: the route's, or the one a filter chose through
+    /// [`UPSTREAM_CLUSTER_PROPERTY`], which becomes the request's cluster with its metadata.
+    pub fn upstream_cluster(&mut self) -> Option<Arc<Cluster>> {
         let chosen = self
             .stream
             .filter_state(&[UPSTREAM_CLUSTER_PROPERTY])
             .and_then(|v| std::str::from_utf8(v).ok())
-            .filter(|name| self.generation.clusters.contains_key(*name))
+            .filter(|name| *name != self.stream.info.cluster_name && self.generation.clusters.contains_key(*name))
             .map(str::to_owned);
-        let name = chosen.unwrap_or_else(|| self.stream.info.cluster_name.clone());
-        let cluster = self.generation.clusters.get(&name)?.clone();
-        Some((name, cluster))
+        if let Some(name) = chosen {
+            if let Some(m) = self.generation.cluster_metadata.get(&name) {
+                self.stream.info.cluster_metadata = m.clone();
+            }
+            self.stream.info.cluster_name = name;
+        }
+        self.generation.clusters.get(&self.stream.info.cluster_name).cloned()
     }
 
     /// True once the whole request arrived.
@@ -267,13 +283,44 @@ fn next_random() -> u64 {
     })
 }
 
-/// A random request id in UUID v4 form, as Envoy generates.
-fn request_id() -> String {
+/// A random request id in UUID v4 form, as Envoy generates: written straight into its 36
+/// bytes (formatting each byte with `format!` cost 12,000 instructions per request).
+fn request_id() -> Bytes {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut b = [0u8; 16];
     b[..8].copy_from_slice(&next_random().to_le_bytes());
     b[8..].copy_from_slice(&next_random().to_le_bytes());
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    let mut id = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id[at] = b'-';
+            at += 1;
+        }
+        id[at] = HEX[usize::from(byte >> 4)];
+        id[at + 1] = HEX[usize::from(byte & 0x0f)];
+        at += 2;
+    }
+    Bytes::copy_from_slice(&id)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let a = super::request_id();
+        let text = std::str::from_utf8(&a).unwrap();
+        let parsed = uuid_parts(text);
+        assert_eq!(parsed.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12], "{text}");
+        assert!(text.chars().all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()), "{text}");
+        assert_eq!(&text[14..15], "4", "version 4: {text}");
+        assert!("89ab".contains(&text[19..20]), "RFC 4122 variant: {text}");
+        assert_ne!(a, super::request_id());
+    }
+
+    fn uuid_parts(text: &str) -> Vec<&str> {
+        text.split('-').collect()
+    }
 }

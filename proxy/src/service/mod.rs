@@ -160,26 +160,23 @@ impl ProxyHttp for WeirProxy {
     }
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-        let (name, cluster) = ctx.cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
-        let key: Vec<u8> = match cluster.hash_header() {
-            Some(h) => ctx.stream.request_headers.get(h.as_bytes()).map(|v| v.to_vec()).unwrap_or_default(),
+        let cluster = ctx.upstream_cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
+        let picked = match (cluster.hashes(), cluster.hash_header()) {
+            (false, _) => cluster.peer(&[]),
+            (true, Some(h)) => cluster.peer(ctx.stream.request_headers.get(h.as_bytes()).map_or(&[][..], |v| &v[..])),
             // The client's IP, not ip:port, so a client sticks across connections.
-            None => session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip().to_string().into_bytes())
-                .unwrap_or_default(),
+            (true, None) => {
+                let ip =
+                    session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default();
+                cluster.peer(ip.as_bytes())
+            }
         };
-        let peer = cluster.peer(&key).ok_or_else(|| {
-            Error::explain(ErrorType::HTTPStatus(503), format!("no healthy endpoint in cluster {name}"))
+        let peer = picked.ok_or_else(|| {
+            Error::explain(
+                ErrorType::HTTPStatus(503),
+                format!("no healthy endpoint in cluster {}", ctx.stream.info.cluster_name),
+            )
         })?;
-        // The route's cluster's metadata is already there; only a filter's choice changes it.
-        if name != ctx.stream.info.cluster_name
-            && let Some(m) = ctx.generation.cluster_metadata.get(&name)
-        {
-            ctx.stream.info.cluster_metadata = m.clone();
-        }
-        ctx.stream.info.cluster_name = name;
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
         Ok(Box::new(peer))
     }
@@ -233,6 +230,7 @@ impl ProxyHttp for WeirProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         ctx.stream.info.response_code = Some(resp.status.as_u16());
+        ctx.upstream_answered = true;
         if crate::connections::expired(self.limits.max_duration) {
             // The connection passed server.max_connection_duration during this request.
             session.set_keepalive(None);
@@ -436,17 +434,16 @@ impl ProxyHttp for WeirProxy {
         }
         ctx.finish(&self.state.metrics);
         let status = ctx.stream.info.response_code.unwrap_or(0);
-        tracing::info!(
-            target: "weir::access",
-            method = ctx.stream.request_headers.get_str(":method").unwrap_or("-"),
-            path = ctx.stream.request_headers.get_str(":path").unwrap_or("-"),
+        let error = e.map(|e| e as &dyn std::fmt::Display);
+        crate::access_log::record(&crate::access_log::Entry {
+            method: ctx.stream.request_headers.get_str(":method").unwrap_or("-"),
+            path: ctx.stream.request_headers.get_str(":path").unwrap_or("-"),
             status,
-            details = ctx.stream.info.response_code_details.as_str(),
-            route = ctx.route_name(),
-            filters = ctx.filter_summary(),
-            duration_us = ctx.started.elapsed().as_micros() as u64,
-            error = e.map(|e| e.to_string()),
-            "request"
-        );
+            details: ctx.response_code_details(),
+            route: ctx.route_name(),
+            filters: ctx.filter_summary(),
+            duration_us: ctx.started.elapsed().as_micros() as u64,
+            error,
+        });
     }
 }

@@ -107,3 +107,41 @@ async fn a_request_the_parser_rejects_is_logged_with_the_answer_pingora_sent() {
         assert!(metrics.contains(&format!("code=\"{code}\"")), "{code}: {metrics}");
     }
 }
+
+/// Lines are written by a thread of the access log's own, in batches: every request's line
+/// still reaches the log, in the order the requests ended, including those buffered when
+/// SIGTERM stops the process.
+#[tokio::test]
+async fn every_line_reaches_the_log_by_exit() {
+    let mut weir =
+        Weir::start(&format!("clusters:\n  o: {{ endpoints: [\"{}\"] }}\nroutes:\n  - cluster: o\n", origin("o")));
+    let c = client();
+    for i in 0..300 {
+        assert_eq!(c.get(weir.url(&format!("/n{i}"))).send().await.unwrap().status(), 200);
+    }
+    weir.signal("TERM");
+    assert!(weir.wait_exit(Duration::from_secs(10)).is_some(), "{}", weir.logs());
+    let paths: Vec<String> = access_lines(&weir)
+        .iter()
+        .map(|l| l.split("path=\"").nth(1).and_then(|p| p.split('"').next()).unwrap().to_owned())
+        .collect();
+    assert_eq!(paths, (0..300).map(|i| format!("/n{i}")).collect::<Vec<_>>());
+}
+
+/// With `--log-format json` an access-log line is one flat JSON object (fields at the top
+/// level, not under `fields`), as log shippers index them.
+#[tokio::test]
+async fn json_lines_are_flat() {
+    let config =
+        format!("clusters:\n  o: {{ endpoints: [\"{}\"] }}\nroutes:\n  - name: all\n    cluster: o\n", origin("o"));
+    let weir = Weir::start_with_args(tempfile::tempdir().unwrap(), &config, &["--log-format", "json"]);
+    assert_eq!(client().get(weir.url("/j?q=\"x\"")).send().await.unwrap().status(), 200);
+    assert!(eventually(async || !access_lines(&weir).is_empty()).await, "{}", weir.logs());
+    let line: serde_json::Value = serde_json::from_str(&access_lines(&weir)[0]).unwrap();
+    assert_eq!(line["target"], "weir::access");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["route"], "all");
+    assert_eq!(line["details"], "via_upstream");
+    assert!(line["duration_us"].is_u64() && line["timestamp"].is_string(), "{line}");
+}

@@ -82,10 +82,15 @@ impl Weir {
 
     /// Like [`Weir::start`], with the config written as `weir.yaml` in `dir`.
     pub fn start_in(dir: tempfile::TempDir, config: &str) -> Weir {
+        Self::start_with_args(dir, config, &[])
+    }
+
+    /// Like [`Weir::start_in`], with command-line arguments after `-c`.
+    pub fn start_with_args(dir: tempfile::TempDir, config: &str, args: &[&str]) -> Weir {
         let path = dir.path().join("weir.yaml");
         std::fs::write(&path, with_addresses(config)).unwrap();
         let log = dir.path().join("weir.log");
-        let (child, line) = launch(&path, &[], &log);
+        let (child, line) = launch(&path, args, &log);
         let addr = |key: &str| -> SocketAddr {
             let at = line.find(key).unwrap() + key.len();
             line[at..]
