@@ -46,9 +46,8 @@ def total_instructions(out):
         if not os.path.exists(path):
             continue
         for line in open(path):
-            if line.startswith("summary:") or line.startswith("totals:"):
+            if line.startswith("totals:"):
                 total += int(line.split()[1])
-                break
     return total
 
 

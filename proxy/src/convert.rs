@@ -9,7 +9,7 @@ use weir_abi::HeaderMap;
 /// Hop-by-hop headers: they describe one connection, not the message, so filters never see
 /// them (Envoy's connection manager removes them before the filter chain) and weir keeps the
 /// client's or upstream's own when it writes a filter's changes back.
-fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue, upgrade: bool) -> bool {
+pub(crate) fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue, upgrade: bool) -> bool {
     use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
     match name {
         n if n == CONNECTION || n == TRANSFER_ENCODING => true,
@@ -21,7 +21,7 @@ fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue, upgrade: bool) -> bool 
 
 /// True for an upgrade request or response (`Connection: upgrade` with an `Upgrade` header):
 /// its `Upgrade` header is the message's, not the connection's.
-fn is_upgrade(headers: &http::HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &http::HeaderMap) -> bool {
     headers.contains_key(http::header::UPGRADE)
         && headers
             .get_all(http::header::CONNECTION)
@@ -55,6 +55,14 @@ pub fn framed_by_length(req: &RequestHeader, http2: bool) -> bool {
         && !req.headers.contains_key(http::header::TRANSFER_ENCODING)
 }
 
+/// The request's `:authority`: its `Host`, else the authority of its absolute-form target.
+pub fn authority(req: &RequestHeader) -> &str {
+    match req.headers.get(http::header::HOST) {
+        Some(host) => std::str::from_utf8(host.as_bytes()).unwrap_or(""),
+        None => req.uri.authority().map_or("", |a| a.as_str()),
+    }
+}
+
 /// The request as filters see it. `Host` becomes `:authority` (no `host` entry); hop-by-hop
 /// headers are left out.
 pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
@@ -62,12 +70,10 @@ pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
     h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
     let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     h.add(b":path", Bytes::copy_from_slice(path.as_bytes()));
-    let authority = req
-        .headers
-        .get(http::header::HOST)
-        .map(|v| Bytes::copy_from_slice(v.as_bytes()))
-        .or_else(|| req.uri.authority().map(|a| Bytes::copy_from_slice(a.as_str().as_bytes())))
-        .unwrap_or_default();
+    let authority = match req.headers.get(http::header::HOST) {
+        Some(host) => Bytes::copy_from_slice(host.as_bytes()),
+        None => Bytes::copy_from_slice(authority(req).as_bytes()),
+    };
     h.add(b":authority", authority);
     h.add(b":scheme", Bytes::from_static(if tls { b"https" } else { b"http" }));
     let upgrade = is_upgrade(&req.headers);

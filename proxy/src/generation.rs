@@ -109,8 +109,8 @@ pub struct Generation {
 
 impl Generation {
     /// The first route matching the request headers.
-    pub fn route(&self, headers: &weir_abi::HeaderMap) -> Option<usize> {
-        self.routes.iter().position(|r| r.matcher.matches(headers))
+    pub fn route(&self, request: &impl crate::routes::RequestView) -> Option<usize> {
+        self.routes.iter().position(|r| r.matcher.matches(request))
     }
 
     /// Largest body a filter may buffer.

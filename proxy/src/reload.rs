@@ -152,21 +152,35 @@ impl Reloader {
     /// Reloads when a watched file changes, forever.
     pub async fn on_file_change(self: Arc<Self>, watch: Arc<FileWatch>) {
         let mut rx = watch.rx.lock().await;
+        let relevant = |files: &BTreeSet<PathBuf>, paths: &[PathBuf]| paths.iter().any(|p| is_watched(files, p));
+        // The generation whose files are watched.
+        let mut watched_for = self.state.current.load().id;
+        let mut files = self.watched_files();
+        let mut refollow = true;
         loop {
-            let files = self.watched_files();
             // A directory that came back (say after `cargo clean` and a rebuild) is watched again;
             // a module that appeared while it was not watched counts as a change.
-            let appeared = watch.follow(&files);
+            let appeared = refollow && watch.follow(&files);
             if !appeared {
                 let Some(paths) = rx.recv().await else { return };
                 watch.forget_removed(&paths);
-                if !paths.iter().any(|p| files.contains(&absolute(p))) {
+                if !relevant(&files, &paths) {
+                    // Only a change to a directory on the way to a watched file, or a reload
+                    // by other means (its modules may be elsewhere), calls for watching again:
+                    // other files in the same directories (a log written beside the
+                    // configuration, line by line) cost a lookup each.
+                    let running = self.state.current.load().id;
+                    refollow = running != watched_for
+                        || paths.iter().any(|p| files.iter().any(|f| f != p && f.starts_with(p)));
+                    if running != watched_for {
+                        files = self.watched_files();
+                        watched_for = running;
+                    }
                     continue;
                 }
             }
             // Debounce: wait until the watched files have been quiet for a moment (other files
             // in the same directories, such as a log, do not count), but not forever.
-            let relevant = |paths: &[PathBuf]| paths.iter().any(|p| files.contains(&absolute(p)));
             let first = Instant::now();
             let mut last = first;
             loop {
@@ -175,13 +189,16 @@ impl Reloader {
                     break;
                 }
                 match tokio::time::timeout(wait, rx.recv()).await {
-                    Ok(Some(p)) if relevant(&p) => last = Instant::now(),
+                    Ok(Some(p)) if relevant(&files, &p) => last = Instant::now(),
                     Ok(Some(p)) => watch.forget_removed(&p),
                     Ok(None) => return,
                     Err(_) => break,
                 }
             }
             let _ = self.reload("file change").await;
+            watched_for = self.state.current.load().id;
+            files = self.watched_files();
+            refollow = true;
         }
     }
 }
@@ -224,7 +241,7 @@ impl FileWatch {
     /// Forgets watches on directories that were removed (their watch is gone with them).
     fn forget_removed(&self, paths: &[PathBuf]) {
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        dirs.retain(|d| d.is_dir() || !paths.iter().any(|p| p.starts_with(d)));
+        dirs.retain(|d| !paths.iter().any(|p| p.starts_with(d)) || d.is_dir());
     }
 }
 
@@ -272,6 +289,12 @@ fn keep_process_settings(next: &mut Loaded, running: &Loaded) {
     next.config.listeners = listeners;
     next.config.admin = running.config.admin.clone();
     next.config.server = running.config.server.clone();
+}
+
+/// Whether the changed `path` is one of the watched `files` (canonical paths): the path as
+/// reported, or what it resolves to when it bears a watched file's name (a symlink to it).
+fn is_watched(files: &BTreeSet<PathBuf>, path: &Path) -> bool {
+    files.contains(path) || (files.iter().any(|f| f.file_name() == path.file_name()) && files.contains(&absolute(path)))
 }
 
 fn absolute(p: &Path) -> PathBuf {

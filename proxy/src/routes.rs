@@ -4,6 +4,77 @@
 use crate::config::Match;
 use weir_abi::HeaderMap;
 
+/// What route matching reads of a request: Pingora's request head (routes without filters
+/// never build weir-abi's map) or, once filters ran, weir-abi's map.
+pub trait RequestView {
+    fn method(&self) -> &str;
+    /// The path with its query.
+    fn path(&self) -> &str;
+    fn authority(&self) -> &str;
+    /// Whether header `name` (lowercase; pseudo-headers included) has a value equal to `value`.
+    fn has_value(&self, name: &str, value: &[u8]) -> bool;
+}
+
+impl RequestView for HeaderMap {
+    fn method(&self) -> &str {
+        self.get_str(":method").unwrap_or("")
+    }
+
+    fn path(&self) -> &str {
+        self.get_str(":path").unwrap_or("/")
+    }
+
+    fn authority(&self) -> &str {
+        self.get_str(":authority").unwrap_or("")
+    }
+
+    fn has_value(&self, name: &str, value: &[u8]) -> bool {
+        self.get_all(name.as_bytes()).any(|got| got.as_ref() == value)
+    }
+}
+
+/// A request head as Pingora holds it, seen as filters would see it (see
+/// [`crate::convert::request_headers`]): `host` is `:authority`, hop-by-hop headers are not
+/// there.
+pub struct Head<'a> {
+    pub req: &'a pingora::http::RequestHeader,
+    pub tls: bool,
+}
+
+impl RequestView for Head<'_> {
+    fn method(&self) -> &str {
+        self.req.method.as_str()
+    }
+
+    fn path(&self) -> &str {
+        self.req.uri.path_and_query().map_or("/", |p| p.as_str())
+    }
+
+    fn authority(&self) -> &str {
+        crate::convert::authority(self.req)
+    }
+
+    fn has_value(&self, name: &str, value: &[u8]) -> bool {
+        let pseudo = |got: &str| got.as_bytes() == value;
+        match name {
+            ":method" => pseudo(self.method()),
+            ":path" => pseudo(self.path()),
+            ":authority" => pseudo(self.authority()),
+            ":scheme" => pseudo(if self.tls { "https" } else { "http" }),
+            "host" => false,
+            _ => {
+                let headers = &self.req.headers;
+                let upgrade = crate::convert::is_upgrade(headers);
+                headers.get_all(name).iter().any(|got| {
+                    got.as_bytes() == value
+                        && http::HeaderName::from_bytes(name.as_bytes())
+                            .is_ok_and(|n| !crate::convert::is_hop_by_hop(&n, got, upgrade))
+                })
+            }
+        }
+    }
+}
+
 /// A route's conditions, prepared for matching.
 #[derive(Debug, Clone)]
 pub struct Matcher {
@@ -39,9 +110,9 @@ impl Matcher {
         }
     }
 
-    /// True when the request (headers with pseudo-headers) matches.
-    pub fn matches(&self, h: &HeaderMap) -> bool {
-        let path = h.get_str(":path").unwrap_or("/");
+    /// True when the request matches.
+    pub fn matches(&self, r: &impl RequestView) -> bool {
+        let path = r.path();
         let path = path.split('?').next().unwrap_or(path);
         if let Some(p) = &self.path
             && p != path
@@ -54,21 +125,23 @@ impl Matcher {
             return false;
         }
         if let Some(host) = &self.host {
-            let authority = h.get_str(":authority").unwrap_or("").to_ascii_lowercase();
+            let authority = r.authority();
             let is = |name: &str| match host {
-                HostMatch::Exact(e) => name == e,
-                HostMatch::Suffix(s) => name.ends_with(s.as_str()) && name.len() > s.len(),
+                HostMatch::Exact(e) => name.eq_ignore_ascii_case(e),
+                HostMatch::Suffix(s) => {
+                    name.len() > s.len() && name.as_bytes()[name.len() - s.len()..].eq_ignore_ascii_case(s.as_bytes())
+                }
             };
             // The host without its port, or the whole value (Envoy matches domains against the
             // whole Host, so `*-canary` takes `host:80-canary`).
-            if !is(strip_port(&authority)) && !is(&authority) {
+            if !is(strip_port(authority)) && !is(authority) {
                 return false;
             }
         }
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| Some(m.as_str()) == h.get_str(":method")) {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method()) {
             return false;
         }
-        self.headers.iter().all(|(k, v)| h.get_all(k.as_bytes()).any(|got| got.as_ref() == v.as_bytes()))
+        self.headers.iter().all(|(k, v)| r.has_value(k, v.as_bytes()))
     }
 }
 
@@ -118,5 +191,36 @@ mod tests {
         assert!(!m("methods: [POST]").matches(&req("GET", "/", "a")));
         assert!(m("headers: { x-v: '2' }").matches(&req("GET", "/", "a")));
         assert!(!m("headers: { x-v: '3' }").matches(&req("GET", "/", "a")));
+    }
+
+    /// Routes are matched on Pingora's head before filters run and on weir-abi's map after:
+    /// both views must agree.
+    #[test]
+    fn the_head_and_the_filters_view_match_alike() {
+        let mut head = pingora::http::RequestHeader::build("GET", b"/api/x?y=1", None).unwrap();
+        head.insert_header("host", "Example.com:8080").unwrap();
+        head.insert_header("x-v", "2").unwrap();
+        head.insert_header("connection", "keep-alive, x-hop").unwrap();
+        head.insert_header("x-hop", "1").unwrap();
+        let map = crate::convert::request_headers(&head, false);
+        let view = Head { req: &head, tls: false };
+        for y in [
+            "path_prefix: /api",
+            "path: /api/x",
+            "path: /api",
+            "host: example.com",
+            "host: '*.com'",
+            "methods: [GET]",
+            "methods: [POST]",
+            "headers: { x-v: '2' }",
+            "headers: { x-hop: '1' }",
+            "headers: { host: 'Example.com:8080' }",
+            "headers: { ':authority': 'Example.com:8080' }",
+            "headers: { ':method': GET, ':scheme': http }",
+        ] {
+            let m = Matcher::new(&serde_yaml::from_str(y).unwrap());
+            assert_eq!(m.matches(&view), m.matches(&map), "{y}");
+        }
+        assert!(Matcher::new(&serde_yaml::from_str("host: example.com").unwrap()).matches(&view));
     }
 }

@@ -15,6 +15,9 @@ use crate::metrics::Metrics;
 
 static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
+
 /// The property a filter sets to choose the upstream cluster (see `docs/filters/ab-routing.md`).
 pub const UPSTREAM_CLUSTER_PROPERTY: &str = "weir.upstream_cluster";
 
@@ -90,9 +93,9 @@ impl RequestCtx {
         }
     }
 
-    /// Fills the stream from the downstream request: headers with pseudo-headers (plus
-    /// `x-request-id` and `x-forwarded-proto` when missing, as Envoy adds them, to both views
-    /// of the request) and connection facts.
+    /// Takes the downstream request's facts (adding `x-request-id` and `x-forwarded-proto`
+    /// when missing, as Envoy does) and the connection's. What filters see of the headers is
+    /// built by [`RequestCtx::build_filter_view`] on routes with filters only.
     pub fn fill_request(&mut self, session: &mut Session) {
         let ssl = session.digest().and_then(|d| d.ssl_digest.as_ref());
         let tls = ssl.is_some();
@@ -102,25 +105,16 @@ impl RequestCtx {
             peer_certificate_presented: !d.cert_digest.is_empty(),
         });
         self.client_sent_head = session.req_header().method == http::Method::HEAD;
-        crate::convert::to_origin_form(session.req_header_mut());
-        let mut h = crate::convert::request_headers(session.req_header(), tls);
-        let lacks = |name: &str| h.get(name.as_bytes()).is_none();
-        let (lacks_id, lacks_proto) = (lacks("x-request-id"), lacks("x-forwarded-proto"));
-        let mut add_to_both = |name: &'static str, value: Bytes| {
-            h.add(name.as_bytes(), value.clone());
-            if let Ok(value) = http::HeaderValue::from_maybe_shared(value) {
-                let _ = session.req_header_mut().append_header(name, value);
-            }
-        };
-        if lacks_id {
-            add_to_both("x-request-id", request_id());
+        let req = session.req_header_mut();
+        crate::convert::to_origin_form(req);
+        if !req.headers.contains_key(X_REQUEST_ID)
+            && let Ok(id) = http::HeaderValue::from_maybe_shared(request_id())
+        {
+            let _ = req.append_header("x-request-id", id);
         }
-        if lacks_proto {
-            add_to_both("x-forwarded-proto", Bytes::from_static(if tls { b"https" } else { b"http" }));
+        if !req.headers.contains_key(X_FORWARDED_PROTO) {
+            let _ = req.append_header("x-forwarded-proto", if tls { "https" } else { "http" });
         }
-        // In step with Pingora's request: only a filter's change needs writing back.
-        h.mark_unchanged();
-        self.stream.request_headers = h;
         let info = &mut self.stream.info;
         info.source = session.client_addr().and_then(|a| a.as_inet()).copied();
         info.destination = session.server_addr().and_then(|a| a.as_inet()).copied();
@@ -142,6 +136,19 @@ impl RequestCtx {
             "" if self.upstream_answered => "via_upstream",
             details => details,
         }
+    }
+
+    /// Whether the request came over TLS.
+    pub fn tls(&self) -> bool {
+        self.stream.info.tls.is_some()
+    }
+
+    /// Builds what filters see of the request headers (pseudo-headers included) from
+    /// Pingora's, in step with them: only a filter's change needs writing back.
+    pub fn build_filter_view(&mut self, session: &Session) {
+        let mut h = crate::convert::request_headers(session.req_header(), self.tls());
+        h.mark_unchanged();
+        self.stream.request_headers = h;
     }
 
     /// Records the matched route.

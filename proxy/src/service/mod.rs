@@ -109,7 +109,7 @@ impl ProxyHttp for WeirProxy {
         // CONNECT matches no route (Envoy answers it 404 unless a route enables it).
         let route = match session.req_header().method {
             http::Method::CONNECT => None,
-            _ => ctx.generation.route(&ctx.stream.request_headers),
+            _ => ctx.generation.route(&crate::routes::Head { req: session.req_header(), tls: ctx.tls() }),
         };
         let Some(route) = route else {
             if session.req_header().method == http::Method::CONNECT {
@@ -126,6 +126,7 @@ impl ProxyHttp for WeirProxy {
         ctx.request_done_at_headers = eos;
         let plugins = ctx.generation.routes[route].chain.clone();
         if !plugins.is_empty() {
+            ctx.build_filter_view(session);
             let mut chain = FilterChain::new(plugins);
             let out = chain.on_request_headers(&mut ctx.stream, eos);
             ctx.chain = Some(chain);
@@ -148,7 +149,8 @@ impl ProxyHttp for WeirProxy {
             }
         }
         // Most requests leave the headers as they came (or no filter runs): nothing to write back.
-        if ctx.stream.request_headers.is_changed()
+        if ctx.chain.is_some()
+            && ctx.stream.request_headers.is_changed()
             && let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut())
         {
             tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid request");
@@ -163,7 +165,8 @@ impl ProxyHttp for WeirProxy {
         let cluster = ctx.upstream_cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
         let picked = match (cluster.hashes(), cluster.hash_header()) {
             (false, _) => cluster.peer(&[]),
-            (true, Some(h)) => cluster.peer(ctx.stream.request_headers.get(h.as_bytes()).map_or(&[][..], |v| &v[..])),
+            // The request as it goes upstream (filters' changes were written back).
+            (true, Some(h)) => cluster.peer(session.req_header().headers.get(h).map_or(&[][..], |v| v.as_bytes())),
             // The client's IP, not ip:port, so a client sticks across connections.
             (true, None) => {
                 let ip =
@@ -436,8 +439,8 @@ impl ProxyHttp for WeirProxy {
         let status = ctx.stream.info.response_code.unwrap_or(0);
         let error = e.map(|e| e as &dyn std::fmt::Display);
         crate::access_log::record(&crate::access_log::Entry {
-            method: ctx.stream.request_headers.get_str(":method").unwrap_or("-"),
-            path: ctx.stream.request_headers.get_str(":path").unwrap_or("-"),
+            method: session.req_header().method.as_str(),
+            path: session.req_header().uri.path_and_query().map_or("-", |p| p.as_str()),
             status,
             details: ctx.response_code_details(),
             route: ctx.route_name(),
