@@ -14,7 +14,8 @@ covers every thread of the proxy's process. Configurations:
   weir, 1 trivial filter
   weir, 4 built-in filters
 
-Run: `python3 bench/instructions.py` (prints a table and JSON). `bench/run.py` includes it in
+Run: `python3 bench/instructions.py [NAME…]` (prints a table and JSON; with names, only the
+configurations whose name contains one of them). `bench/run.py` includes it in
 bench/REPORT.md. Needs valgrind and nginx (installed with apt-get when missing) and the
 release build (`cargo build --release --workspace`; CARGO_TARGET_DIR is honoured).
 """
@@ -74,7 +75,8 @@ def measure(name, argv, port, ready_url, d, env=None):
     return total_instructions(out) / MEASURED
 
 
-def main():
+def main(only=()):
+    wanted = lambda name: not only or any(o in name for o in only)
     for tool, pkg in (("valgrind", "valgrind"), ("nginx", "nginx-light")):
         if not shutil.which(tool):
             sh("apt-get", "install", "-y", "-qq", pkg)
@@ -88,20 +90,24 @@ http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ retur
     try:
         wait_http(f"http://127.0.0.1:{origin}/")
         port = free_port()
-        open(f"{d}/nginx.conf", "w").write(f"""worker_processes 1; master_process off; daemon off;
+        if wanted("nginx proxy_pass"):
+            open(f"{d}/nginx.conf", "w").write(f"""worker_processes 1; master_process off; daemon off;
 pid {d}/nginx.pid; error_log {d}/nginx.err;
 events {{ worker_connections 1024; }}
 http {{ access_log {d}/nginx.access.log;
   upstream o {{ server 127.0.0.1:{origin}; keepalive 64; }}
   server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://o; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}
 }}""")
-        results["nginx proxy_pass"] = measure("nginx", ["nginx", "-c", f"{d}/nginx.conf"], port,
-                                              f"http://127.0.0.1:{port}/", d)
+            results["nginx proxy_pass"] = measure("nginx", ["nginx", "-c", f"{d}/nginx.conf"], port,
+                                                  f"http://127.0.0.1:{port}/", d)
         port = free_port()
-        results["bare Pingora"] = measure("bare", [BARE, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
-                                          f"http://127.0.0.1:{port}/", d)
+        if wanted("bare Pingora"):
+            results["bare Pingora"] = measure("bare", [BARE, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
+                                              f"http://127.0.0.1:{port}/", d)
         for name, filters in (("weir, no filters", "[]"), ("weir, 1 trivial filter", "[{ plugin: t }]"),
                               ("weir, 4 built-in filters", FOUR)):
+            if not wanted(name):
+                continue
             port, admin = free_port(), free_port()
             # valgrind cannot map the pooling allocator's reservation: instances are allocated
             # on demand (only VM creation differs; requests reuse each thread's instances).
@@ -116,16 +122,17 @@ http {{ access_log {d}/nginx.access.log;
 
 
 def table(results):
-    bare, nginx = results["bare Pingora"], results["nginx proxy_pass"]
+    ratio = lambda ir, base: f"{ir / base:.2f}" if base else "-"
+    bare, nginx = results.get("bare Pingora"), results.get("nginx proxy_pass")
     lines = ["| configuration | instructions / request | × bare Pingora | × nginx |", "|---|---|---|---|"]
     for name, ir in results.items():
-        lines.append(f"| {name} | {ir:,.0f} | {ir / bare:.2f} | {ir / nginx:.2f} |")
+        lines.append(f"| {name} | {ir:,.0f} | {ratio(ir, bare)} | {ratio(ir, nginx)} |")
     return lines
 
 
 if __name__ == "__main__":
     started = time.time()
-    r = main()
+    r = main(sys.argv[1:])
     print("\n".join(table(r)))
     print(json.dumps(r))
     print(f"took {time.time() - started:.0f} s", file=sys.stderr)

@@ -60,7 +60,7 @@ pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink};
 pub use metadata::{MetaValue, Metadata, Node};
-pub use module::{CALLBACKS, CompiledModule, StartFunctions, callback_params, import_versions};
+pub use module::{CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions};
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};

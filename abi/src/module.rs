@@ -16,6 +16,9 @@ use crate::types::AbiVersion;
 /// Compiled modules kept in memory at most.
 const MEMORY_CACHE_ENTRIES: usize = 64;
 
+/// A compiled module on disk unused for this long is removed when a runtime opens the cache.
+const DISK_CACHE_UNUSED: std::time::Duration = std::time::Duration::from_secs(30 * 24 * 3600);
+
 /// A validated, compiled Proxy-Wasm module, ready to instantiate.
 pub struct CompiledModule {
     /// sha256 of the `.wasm` bytes.
@@ -26,8 +29,19 @@ pub struct CompiledModule {
     pub start: StartFunctions,
     /// The allocator export (`malloc` preferred, as in Envoy).
     pub allocator: &'static str,
+    /// Where its machine code came from.
+    pub origin: ModuleOrigin,
     pub(crate) module: Module,
     pub(crate) pre: InstancePre<HostState>,
+}
+
+/// Where a compiled module's machine code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModuleOrigin {
+    /// Compiled by Cranelift, taking this long.
+    Compiled(std::time::Duration),
+    /// Read from the on-disk cache.
+    DiskCache,
 }
 
 impl std::fmt::Debug for CompiledModule {
@@ -188,7 +202,12 @@ fn version_of_import(name: &str) -> Option<&'static [AbiVersion]> {
 }
 
 /// Checks a module against the ABI and compiles it against `runtime`'s linker.
-pub(crate) fn validate(runtime: &Runtime, module: Module, sha256: [u8; 32]) -> Result<CompiledModule, LoadError> {
+pub(crate) fn validate(
+    runtime: &Runtime,
+    module: Module,
+    sha256: [u8; 32],
+    origin: ModuleOrigin,
+) -> Result<CompiledModule, LoadError> {
     let abi = module
         .exports()
         .find_map(|e| matches!(e.ty(), ExternType::Func(_)).then(|| AbiVersion::from_marker(e.name())).flatten())
@@ -265,7 +284,41 @@ pub(crate) fn validate(runtime: &Runtime, module: Module, sha256: [u8; 32]) -> R
             .unwrap_or_default();
         LoadError::ImportTypeMismatch { module: m, name: n, detail: text }
     })?;
-    Ok(CompiledModule { sha256, abi, start, allocator, module, pre })
+    Ok(CompiledModule { sha256, abi, start, allocator, origin, module, pre })
+}
+
+/// Removes from the on-disk cache what no runtime of this engine will read: modules compiled
+/// by another engine (another weir or Wasmtime version, other settings), unused for
+/// [`DISK_CACHE_UNUSED`], and the temporary files of writes that did not finish.
+fn prune(dir: &std::path::Path, engine_hash: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let now = std::time::SystemTime::now();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((stem, ext)) = name.rsplit_once('.') else { continue };
+        let Some((sha, hash)) = stem.split_once('-') else { continue };
+        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        let unused = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).unwrap_or_default() > DISK_CACHE_UNUSED);
+        let stale = ext == "cwasm" && (hash != engine_hash || unused);
+        let unfinished = ext.starts_with("tmp") && unused_for_a_while(&entry);
+        if stale || unfinished {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// A temporary file older than a minute: its writer is gone.
+fn unused_for_a_while(entry: &std::fs::DirEntry) -> bool {
+    entry
+        .metadata()
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(60))
 }
 
 /// Compiled modules by content, in memory and optionally on disk.
@@ -279,7 +332,11 @@ impl ModuleCache {
     pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Self {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut h);
-        Self { memory: Mutex::new(Vec::new()), dir, engine_hash: format!("{:016x}", h.finish()) }
+        let engine_hash = format!("{:016x}", h.finish());
+        if let Some(dir) = &dir {
+            prune(dir, &engine_hash);
+        }
+        Self { memory: Mutex::new(Vec::new()), dir, engine_hash }
     }
 
     pub(crate) fn get_or_compile(&self, runtime: &Runtime, wasm: &[u8]) -> Result<Arc<CompiledModule>, LoadError> {
@@ -298,8 +355,8 @@ impl ModuleCache {
         if let Some((_, m)) = mem.iter().find(|(k, _)| *k == sha) {
             return Ok(m.clone());
         }
-        let module = self.compile(runtime.engine(), wasm, &sha)?;
-        let compiled = Arc::new(validate(runtime, module, sha)?);
+        let (module, origin) = self.compile(runtime.engine(), wasm, &sha)?;
+        let compiled = Arc::new(validate(runtime, module, sha, origin)?);
         if mem.len() >= MEMORY_CACHE_ENTRIES {
             mem.remove(0);
         }
@@ -307,19 +364,27 @@ impl ModuleCache {
         Ok(compiled)
     }
 
-    fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<Module, LoadError> {
+    fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<(Module, ModuleOrigin), LoadError> {
+        let started = std::time::Instant::now();
+        let compile = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")));
         let Some(dir) = &self.dir else {
-            return Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")));
+            return Ok((compile()?, ModuleOrigin::Compiled(started.elapsed())));
         };
         let path = dir.join(format!("{}-{}.cwasm", hex::encode(sha), self.engine_hash));
         if path.exists() {
             // SAFETY: the file is in weir's own cache directory, named by the sha256 of the
             // source and the engine's compatibility hash, and was written by `serialize` below.
             if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
-                return Ok(m);
+                // Marks it used, for the pruning of unused entries.
+                let _ = std::fs::File::options()
+                    .append(true)
+                    .open(&path)
+                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+                return Ok((m, ModuleOrigin::DiskCache));
             }
         }
-        let module = Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let module = compile()?;
+        let took = started.elapsed();
         if let Ok(bytes) = module.serialize() {
             let _ = std::fs::create_dir_all(dir);
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
@@ -327,6 +392,6 @@ impl ModuleCache {
                 let _ = std::fs::rename(&tmp, &path);
             }
         }
-        Ok(module)
+        Ok((module, ModuleOrigin::Compiled(took)))
     }
 }

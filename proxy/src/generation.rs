@@ -360,6 +360,14 @@ fn load_plugin(
     let module = runtime
         .load_module(&bytes)
         .map_err(|e| loaded.error(format!("{field}.module"), name, "", format!("cannot load the module: {e}")))?;
+    match module.origin {
+        weir_abi::ModuleOrigin::Compiled(took) => {
+            tracing::debug!(target: "weir::reload", plugin = name, took_ms = took.as_millis() as u64, "module compiled")
+        }
+        weir_abi::ModuleOrigin::DiskCache => {
+            tracing::debug!(target: "weir::reload", plugin = name, "module loaded from the module cache")
+        }
+    }
     let allowed_capabilities = match &p.allowed_capabilities {
         None => None,
         Some(names) => Some(Arc::new(capabilities(runtime, loaded, &field, names)?)),

@@ -20,6 +20,7 @@ pub mod lifecycle;
 pub mod logging;
 pub mod metadata;
 pub mod metrics;
+pub mod module_cache;
 pub mod reload;
 pub mod routes;
 pub mod server;

@@ -34,10 +34,21 @@ fn report(errors: &[ConfigError]) -> String {
 /// # Errors
 ///
 /// The wasm runtime's settings from `server:` (fixed at start, like the other `server` keys).
-fn runtime_config(server: &config::Server) -> RuntimeConfig {
+fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
+    let server = &loaded.config.server;
     let pooling =
         (server.vm_slots > 0).then(|| weir_abi::PoolingLimits { max_instances: server.vm_slots, ..Default::default() });
-    RuntimeConfig { pooling, ..Default::default() }
+    // Without a cache weir compiles every module at each start: slower, never wrong.
+    let cache_dir = crate::module_cache::directory(&server.module_cache, &loaded.base_dir()).unwrap_or_else(|e| {
+        // The automatic place may simply not exist here (a container without a home).
+        if server.module_cache == "auto" {
+            tracing::info!(target: "weir::server", "module cache: {e}; compiled modules are not kept between runs");
+        } else {
+            tracing::warn!(target: "weir::server", "server.module_cache: {e}; compiled modules are not kept between runs");
+        }
+        None
+    });
+    RuntimeConfig { pooling, cache_dir, ..Default::default() }
 }
 
 /// A message for the user: the configuration's problems, or what failed at startup.
@@ -50,8 +61,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         None => config::parse(QUICKSTART.to_owned(), None),
     }
     .map_err(|e| report(&e))?;
-    let runtime = Runtime::new(runtime_config(&loaded.config.server))
-        .map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
+    let runtime =
+        Runtime::new(runtime_config(&loaded)).map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
     if cli.test {
         crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
         println!("weir: configuration OK");

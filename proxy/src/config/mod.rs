@@ -424,6 +424,11 @@ pub struct Server {
     /// instance on demand instead (slower to create, no large reservation). Default 1000.
     #[serde(default = "default_vm_slots")]
     pub vm_slots: u32,
+    /// Where compiled filter modules are kept between runs: `auto` (systemd's
+    /// `$CACHE_DIRECTORY`, else `$XDG_CACHE_HOME/weir/modules` or `~/.cache/weir/modules`), `off`, or a
+    /// directory (relative to the configuration file). Default `auto`.
+    #[serde(default = "default_module_cache")]
+    pub module_cache: String,
 }
 
 impl Default for Server {
@@ -440,8 +445,13 @@ impl Default for Server {
             upgrade_sock: default_upgrade_sock(),
             pid_file: default_pid_file(),
             vm_slots: default_vm_slots(),
+            module_cache: default_module_cache(),
         }
     }
+}
+
+fn default_module_cache() -> String {
+    "auto".into()
 }
 
 fn default_vm_slots() -> u32 {

@@ -18,6 +18,7 @@ mod failures;
 mod fuzz;
 mod hostile;
 mod inspect;
+mod module_cache;
 mod packaging;
 mod phases;
 mod reload;

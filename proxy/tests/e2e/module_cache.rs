@@ -1,0 +1,52 @@
+//! Compiled modules are kept between runs (`server.module_cache`): a restart loads them instead
+//! of compiling again, and a cache directory other users may write to is not trusted.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::harness::*;
+
+fn config(cache: &std::path::Path) -> String {
+    format!(
+        "server: {{ module_cache: {} }}\nclusters:\n  o: {{ endpoints: [\"{}\"] }}\nplugins:\n  t: {{ module: {} }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: t }}]\n",
+        cache.display(),
+        origin("o"),
+        trivial()
+    )
+}
+
+fn compiled_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().filter(|e| e.path().extension().is_some_and(|x| x == "cwasm")).count())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_restart_loads_compiled_modules_from_the_cache() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("modules");
+    {
+        let weir = Weir::start(&config(&cache));
+        assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+        assert!(weir.logs().contains("module compiled"), "{}", weir.logs());
+        assert_eq!(compiled_files(&cache), 1, "the trivial filter's code is kept");
+        let mode = std::fs::metadata(&cache).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "the cache is private");
+    }
+    let weir = Weir::start(&config(&cache));
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+    let logs = weir.logs();
+    assert!(logs.contains("module loaded from the module cache") && !logs.contains("module compiled"), "{logs}");
+}
+
+#[tokio::test]
+async fn a_cache_others_may_write_is_not_used() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("modules");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let weir = Weir::start(&config(&cache));
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+    let logs = weir.logs();
+    assert!(logs.contains("is writable by other users") && logs.contains("module compiled"), "{logs}");
+    assert_eq!(compiled_files(&cache), 0, "nothing is written to an untrusted directory");
+}
