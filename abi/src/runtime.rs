@@ -104,6 +104,12 @@ impl std::fmt::Debug for Runtime {
 }
 
 impl Runtime {
+    /// VM instances that can exist at once (the pooling allocator's slots), or `None` when
+    /// instances are allocated on demand.
+    pub fn instance_slots(&self) -> Option<u32> {
+        self.inner.config.pooling.map(|p| p.max_instances)
+    }
+
     /// Builds the engine, links every hostcall and starts the epoch ticker thread.
     ///
     /// # Errors

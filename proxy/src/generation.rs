@@ -147,6 +147,44 @@ impl Generation {
 /// # Errors
 ///
 /// Every problem found, each naming the file, line and field.
+/// Refuses a configuration whose VMs cannot all exist at once: every worker runs each VM, and
+/// the running configuration's VMs that this one does not keep stay until their requests end.
+/// Without this check the pool runs out silently and the routes of the VMs it cannot create
+/// answer 503.
+fn check_capacity(
+    runtime: &Runtime,
+    loaded: &Loaded,
+    vms: &HashMap<VmKey, Arc<VmSpec>>,
+    previous: Option<&Generation>,
+) -> Option<ConfigError> {
+    let slots = runtime.instance_slots()? as usize;
+    let workers = loaded.config.server.workers();
+    let draining =
+        previous.map_or(0, |g| g.vms.values().filter(|old| !vms.values().any(|new| Arc::ptr_eq(old, new))).count());
+    // One more for the validation VM a reload instantiates.
+    let needed = (vms.len() + draining) * workers + 1;
+    if needed <= slots {
+        return None;
+    }
+    let running = if draining > 0 {
+        format!(", plus {draining} VM(s) of the running configuration on each worker until their requests end")
+    } else {
+        String::new()
+    };
+    Some(loaded.error(
+        "server.vm_slots",
+        "vm_slots",
+        "",
+        format!(
+            "{needed} VM instances are needed ({} VM(s) on each of {workers} workers{running}, and one to validate a \
+             module) but server.vm_slots is {slots}: raise server.vm_slots (each slot reserves address space for a \
+             VM's memory; it applies at the next start), or run fewer workers or VMs (plugins that share a vm_id \
+             share a VM)",
+            vms.len()
+        ),
+    ))
+}
+
 pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -> Result<Generation, Vec<ConfigError>> {
     let c = &loaded.config;
     let mut errors = Vec::new();
@@ -173,6 +211,9 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             }
             Err(e) => errors.push(e),
         }
+    }
+    if let Some(e) = check_capacity(runtime, &loaded, &vms, previous) {
+        errors.push(e);
     }
     if !errors.is_empty() {
         return Err(errors);

@@ -88,9 +88,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     }
     let opt = Opt { upgrade: cli.upgrade, daemon: cli.daemon, ..Opt::default() };
     let conf = ServerConf {
-        threads: server_cfg
-            .threads
-            .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)),
+        threads: server_cfg.workers(),
         work_stealing: false,
         // weir's own shutdown sequence drains (crate::lifecycle); Pingora then only stops its
         // runtimes.

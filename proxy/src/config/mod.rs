@@ -450,6 +450,13 @@ impl Default for Server {
     }
 }
 
+impl Server {
+    /// Proxy worker threads: `threads`, else one per CPU.
+    pub fn workers(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
+    }
+}
+
 fn default_module_cache() -> String {
     "auto".into()
 }

@@ -12,6 +12,16 @@ fn check(yaml: &str) -> (bool, String) {
     (out.status.success(), text.replace(&path.display().to_string(), "FILE"))
 }
 
+/// The VM pool holds what the configuration needs: plugins sharing a vm_id share a VM.
+#[test]
+fn a_configuration_that_fits_its_vm_slots_passes() {
+    let (ok, out) = check(&format!(
+        "listeners: [{{ address: 127.0.0.1:0 }}]\nclusters:\n  o: {{ endpoints: [\"127.0.0.1:1\"] }}\nserver: {{ threads: 4, vm_slots: 9 }}\nplugins:\n  a: {{ module: {t} }}\n  b: {{ module: {t}, vm_id: other }}\n  c: {{ module: {t}, vm_id: other }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: a }}, {{ plugin: b }}, {{ plugin: c }}]\n",
+        t = weir_test_fixtures::TRIVIAL
+    ));
+    assert!(ok, "{out}");
+}
+
 #[test]
 fn valid_config_passes() {
     let (ok, out) = check(&format!(
@@ -94,6 +104,12 @@ fn the_check_refuses_what_would_fail_at_run_time() {
             format!("{base}plugins:\n  ab: {{ builtin: ab-routing }}\nroutes:\n  - cluster: o\n    filters:\n      - plugin: ab\n        config: '{{\"variants\": [{{\"name\": \"a\", \"cluster\": \"o\", \"weight\": 1}}, {{\"name\": \"b\", \"cluster\": \"canary\", \"weight\": 1}}]}}'\n"),
             "routes[0].filters[0].config.variants[1].cluster",
             "unknown cluster `canary`",
+        ),
+        // Two VMs on each of 4 workers, and one to validate: 9 instances in 8 slots.
+        (
+            format!("{base}server: {{ threads: 4, vm_slots: 8 }}\nplugins:\n  a: {{ builtin: header-rewrite }}\n  b: {{ builtin: header-rewrite, vm_id: other }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: a }}, {{ plugin: b }}]\n"),
+            "FILE:4: server.vm_slots",
+            "9 VM instances are needed (2 VM(s) on each of 4 workers, and one to validate a module) but server.vm_slots is 8",
         ),
     ];
     for (yaml, field, message) in cases {

@@ -210,3 +210,29 @@ async fn a_module_directory_that_comes_back_is_watched_again() {
         weir.logs()
     );
 }
+
+/// A reload whose VMs cannot exist beside the running configuration's (those stay until their
+/// requests end) is refused with the limit to raise, and the running configuration serves on;
+/// without the check the pool ran out silently and the new routes answered 503.
+#[tokio::test]
+async fn a_reload_beyond_the_vm_slots_is_refused_naming_the_limit() {
+    let o = origin("o");
+    let config = |plugins: &[&str]| {
+        let defs: String = plugins.iter().map(|p| format!("  {p}: {{ module: {} }}\n", trivial())).collect();
+        let uses: Vec<String> = plugins.iter().map(|p| format!("{{ plugin: {p} }}")).collect();
+        format!(
+            "server: {{ threads: 1, vm_slots: 4 }}\nclusters:\n  o: {{ endpoints: [\"{o}\"] }}\nplugins:\n{defs}routes:\n  - cluster: o\n    filters: [{}]\n",
+            uses.join(", ")
+        )
+    };
+    let weir = Weir::start(&config(&["a"]));
+    weir.rewrite(&config(&["b", "c", "d"]));
+    let r = client().post(weir.admin_url("/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("server.vm_slots") && body.contains("5 VM instances are needed"), "{body}");
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200, "the running configuration serves");
+    weir.rewrite(&config(&["b", "c"]));
+    let r = client().post(weir.admin_url("/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200, "(2 new + 1 draining) VMs and a validation VM fit in 4: {}", r.text().await.unwrap());
+}
