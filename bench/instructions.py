@@ -55,7 +55,10 @@ def total_instructions(out):
 def measure(name, argv, port, ready_url, d, env=None):
     """Instructions per request of the proxy `argv` listening on `port`."""
     out = f"{d}/{re.sub(r'[^a-z0-9]+', '-', name.lower())}.callgrind"
-    log = open(f"{d}/{os.path.basename(out)}.log", "w")
+    # Logs go beside, not into, the configuration's directory: weir watches that one, and each
+    # write there would count a file-change event per request.
+    os.makedirs(f"{d}/logs", exist_ok=True)
+    log = open(f"{d}/logs/{os.path.basename(out)}.log", "w")
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=no",
                              f"--callgrind-out-file={out}", *argv],
                             stdout=log, stderr=log, env=dict(os.environ, **(env or {})))

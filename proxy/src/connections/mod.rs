@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use pingora::apps::ServerApp;
 use pingora::protocols::{ALPN, Stream};
 use pingora::server::ShutdownWatch;
-use tokio::sync::Notify;
 
 use crate::state::State;
 
@@ -43,12 +42,13 @@ pub const CONNECTION_SETTLE: Duration = Duration::from_secs(1);
 /// The HTTP/2 connection preface (RFC 9113, section 3.4).
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-/// One HTTP/1 connection, as its requests see it.
+/// One HTTP/1 connection, as its requests see it. Requests only store their start and end:
+/// the watchdog reads them when its deadline comes (waking it on every request would poll the
+/// whole connection's future each time).
 struct Connection {
     opened: Instant,
     in_request: AtomicBool,
     idle_since: Mutex<Instant>,
-    changed: Notify,
 }
 
 tokio::task_local! {
@@ -57,10 +57,7 @@ tokio::task_local! {
 
 /// A request on this task's connection has its head: the connection is not idle.
 pub fn request_started() {
-    let _ = CONNECTION.try_with(|c| {
-        c.in_request.store(true, Ordering::Release);
-        c.changed.notify_one();
-    });
+    let _ = CONNECTION.try_with(|c| c.in_request.store(true, Ordering::Release));
 }
 
 /// The request on this task's connection ended: the connection is idle from now.
@@ -68,7 +65,6 @@ pub fn request_ended() {
     let _ = CONNECTION.try_with(|c| {
         *c.idle_since.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
         c.in_request.store(false, Ordering::Release);
-        c.changed.notify_one();
     });
 }
 
@@ -89,26 +85,25 @@ async fn starts_with_preface(session: &mut Stream) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Resolves when `c` has been without a request for `idle`, or idle past its `max_duration`.
+/// Resolves when `c` has been without a request for `idle_timeout`, or is idle past its
+/// `max_duration`. Sleeps until the deadline the last idle time gives, then looks again: a
+/// request since moved the deadline later (or is still running).
 async fn idle_out(c: &Connection, limits: &Limits) {
     loop {
-        let changed = c.changed.notified();
-        if c.in_request.load(Ordering::Acquire) {
-            changed.await;
-            continue;
-        }
         let since = *c.idle_since.lock().unwrap_or_else(|p| p.into_inner());
         let mut deadline = since + limits.idle_timeout;
         if let Some(max) = limits.max_duration {
             deadline = deadline.min(c.opened + max);
         }
-        tokio::select! {
-            _ = tokio::time::sleep_until(deadline.into()) => {
-                if !c.in_request.load(Ordering::Acquire) {
-                    return;
-                }
-            }
-            _ = changed => {}
+        tokio::time::sleep_until(deadline.into()).await;
+        let busy = c.in_request.load(Ordering::Acquire);
+        let moved = *c.idle_since.lock().unwrap_or_else(|p| p.into_inner()) != since;
+        if !busy && !moved {
+            return;
+        }
+        if busy {
+            // Looked at again an idle period after the request ends at the latest.
+            tokio::time::sleep(limits.idle_timeout.min(Duration::from_secs(1))).await;
         }
     }
 }
@@ -192,12 +187,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyApp<A> {
             return self.inner.process_new(session, shutdown).await;
         }
         let now = Instant::now();
-        let connection = Arc::new(Connection {
-            opened: now,
-            in_request: AtomicBool::new(false),
-            idle_since: Mutex::new(now),
-            changed: Notify::new(),
-        });
+        let connection =
+            Arc::new(Connection { opened: now, in_request: AtomicBool::new(false), idle_since: Mutex::new(now) });
         let session = own_replies::Watched::boxed(session, connection.clone(), self.state.clone());
         let serve = CONNECTION.scope(connection.clone(), self.http1.process_new(session, shutdown));
         tokio::select! {

@@ -219,8 +219,14 @@ impl RequestCtx {
     pub fn finish(&mut self, metrics: &Metrics) {
         self.stream.info.duration = Some(self.started.elapsed());
         if let Some(chain) = self.chain.as_mut() {
-            self.outcomes =
-                chain.outcomes().iter().map(|(n, o)| format!("{n}:{}", o.as_str())).collect::<Vec<_>>().join(",");
+            for (i, (name, outcome)) in chain.outcomes().iter().enumerate() {
+                if i > 0 {
+                    self.outcomes.push(',');
+                }
+                self.outcomes.push_str(name);
+                self.outcomes.push(':');
+                self.outcomes.push_str(outcome.as_str());
+            }
             chain.finish(&mut self.stream);
             chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
