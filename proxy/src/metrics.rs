@@ -3,44 +3,11 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use std::collections::HashMap;
-
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
-};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 use weir_abi::{FailureKind, MetricType, Runtime};
 
 /// weir's metrics.
-/// One thread's metric children by registry, a number label and a name label: looked up
-/// without formatting, hashing the label values or locking, which `with_label_values` does
-/// every time (children are never removed, so a kept one stays registered).
-struct LabelCache<M> {
-    children: HashMap<(u64, u16), HashMap<String, M>>,
-}
-
-impl<M> Default for LabelCache<M> {
-    fn default() -> Self {
-        Self { children: HashMap::new() }
-    }
-}
-
-impl<M> LabelCache<M> {
-    fn get(&mut self, registry: u64, number: u16, name: &str, make: impl FnOnce() -> M) -> &M {
-        let by_name = self.children.entry((registry, number)).or_default();
-        if !by_name.contains_key(name) {
-            // Bounded: names come from configurations, which reloads may change forever.
-            if by_name.len() >= 1024 {
-                by_name.clear();
-            }
-            by_name.insert(name.to_owned(), make());
-        }
-        &by_name[name]
-    }
-}
-
 pub struct Metrics {
-    /// Tells this registry's cached counters from another's (see [`Metrics::request`]).
-    id: u64,
     registry: Registry,
     requests: IntCounterVec,
     filter_seconds: HistogramVec,
@@ -111,9 +78,7 @@ impl Metrics {
         ] {
             registry.register(m).expect("unique metric");
         }
-        static IDS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         Self {
-            id: IDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             registry,
             requests,
             filter_seconds,
@@ -144,23 +109,12 @@ impl Metrics {
 
     /// One finished request.
     pub fn request(&self, route: &str, code: u16) {
-        thread_local! {
-            static COUNTERS: std::cell::RefCell<LabelCache<IntCounter>> = Default::default();
-        }
-        COUNTERS.with_borrow_mut(|c| {
-            c.get(self.id, code, route, || self.requests.with_label_values(&[route, itoa::Buffer::new().format(code)]))
-                .inc()
-        });
+        self.requests.with_label_values(&[route, itoa::Buffer::new().format(code)]).inc();
     }
 
     /// Time one filter spent in one phase.
     pub fn filter_call(&self, plugin: &str, d: Duration) {
-        thread_local! {
-            static HISTOGRAMS: std::cell::RefCell<LabelCache<Histogram>> = Default::default();
-        }
-        HISTOGRAMS.with_borrow_mut(|c| {
-            c.get(self.id, 0, plugin, || self.filter_seconds.with_label_values(&[plugin])).observe(d.as_secs_f64())
-        });
+        self.filter_seconds.with_label_values(&[plugin]).observe(d.as_secs_f64());
     }
 
     /// A filter VM failure.
