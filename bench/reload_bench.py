@@ -11,8 +11,9 @@ Run: cargo build --release && cargo test -p weir-test-fixtures --no-run && pytho
 import json, os, shutil, subprocess, sys, tempfile, time, urllib.request, re, socket
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-WEIR = os.path.join(ROOT, "target", "release", "weir")
-PROBE = os.path.join(ROOT, "target", "wasm", "wasm32-wasip1", "release", "probe.wasm")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+WEIR = os.path.join(TARGET, "release", "weir")
+PROBE = os.path.join(TARGET, "wasm", "wasm32-wasip1", "release", "probe.wasm")
 
 def free_port():
     s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
@@ -24,9 +25,11 @@ def variant(tag):
     return wasm + bytes([0, len(body)]) + body
 
 def config(origin, proxy, admin, module, version):
+    # A module cache of this run's own: the "new module" swaps compile what it has not seen.
+    cache = os.path.join(os.path.dirname(module), "module-cache")
     return f"""listeners: [{{ address: 127.0.0.1:{proxy} }}]
 admin: {{ address: 127.0.0.1:{admin} }}
-server: {{ threads: 1 }}
+server: {{ threads: 1, module_cache: {cache} }}
 clusters:
   origin: {{ endpoints: ["127.0.0.1:{origin}"] }}
 plugins:
@@ -58,7 +61,15 @@ def main():
     d = tempfile.mkdtemp()
     origin, proxy, admin = free_port(), free_port(), free_port()
     open(f"{d}/nginx.conf", "w").write(f"worker_processes 1; pid {d}/nginx.pid; error_log {d}/nginx.err; events {{}} http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ return 200 'ok'; }} }} }}")
-    nginx = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-g", "daemon off;"])
+    # The origin must not outlive this script: it holds the stdout a caller reads to its end.
+    nginx = subprocess.Popen(["nginx", "-c", f"{d}/nginx.conf", "-g", "daemon off;"], stdout=subprocess.DEVNULL)
+    try:
+        measure(d, origin, proxy, admin)
+    finally:
+        nginx.terminate()
+
+
+def measure(d, origin, proxy, admin):
     open(f"{d}/a.wasm", "wb").write(variant("a")); open(f"{d}/b.wasm", "wb").write(variant("b"))
     cfg = f"{d}/weir.yaml"
     open(cfg, "w").write(config(origin, proxy, admin, f"{d}/a.wasm", "A"))
@@ -94,7 +105,7 @@ print(n)
 """], stdout=subprocess.PIPE, text=True)
     swapping = wrk(base, 8)
     swaps = swapper.communicate()[0].strip()
-    weir.terminate(); nginx.terminate()
+    weir.terminate()
     med = lambda xs: sorted(xs)[len(xs) // 2]
     print(json.dumps({
         "reload_to_first_new_response_ms": {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),

@@ -29,10 +29,6 @@ fn report(errors: &[ConfigError]) -> String {
     s
 }
 
-/// Runs weir as the command line says. Returns only for `-t` or on a startup error.
-///
-/// # Errors
-///
 /// The wasm runtime's settings from `server:` (fixed at start, like the other `server` keys).
 fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
     let server = &loaded.config.server;
@@ -51,6 +47,10 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
     RuntimeConfig { pooling, cache_dir, ..Default::default() }
 }
 
+/// Runs weir as the command line says. Returns only for `-t` or on a startup error.
+///
+/// # Errors
+///
 /// A message for the user: the configuration's problems, or what failed at startup.
 pub fn run(cli: &Cli) -> Result<(), String> {
     let quickstart = cli.config.is_none();
