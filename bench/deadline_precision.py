@@ -38,6 +38,10 @@ def timed(url, admin):
 
 
 def main():
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from run import require_fresh
+    require_fresh(WEIR)
     d = tempfile.mkdtemp()
     proxy, admin = free_port(), free_port()
     loop = json.dumps({"steps": {"request_headers": [["loop"]]}})

@@ -22,7 +22,7 @@ release build (`cargo build --release --workspace`; CARGO_TARGET_DIR is honoured
 import http.client, json, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import FOUR, TARGET, WEIR, free_port, sh, wait_http, weir_config  # noqa: E402
+from run import FOUR, TARGET, WEIR, free_port, require_fresh, sh, wait_http, weir_config  # noqa: E402
 
 WARMUP, MEASURED = 300, 2000
 BARE = os.path.join(TARGET, "release", "bare_pingora")
@@ -79,6 +79,8 @@ def measure(name, argv, port, ready_url, d, env=None):
 
 
 def main(only=()):
+    require_fresh(WEIR)
+    require_fresh(BARE)
     wanted = lambda name: not only or any(o in name for o in only)
     for tool, pkg in (("valgrind", "valgrind"), ("nginx", "nginx-light")):
         if not shutil.which(tool):

@@ -26,6 +26,21 @@ ROUNDS, SECONDS, CONNS = 3, 4, 32
 PCT = os.path.join(tempfile.mkdtemp(), "pct.lua")
 open(PCT, "w").write('done = function(s, lat, req)\n io.write(string.format("P999 %d\\n", lat:percentile(99.9)))\nend\n')
 
+def require_fresh(binary):
+    """Stops when `binary` is older than a source file it is built from: a failed build leaves
+    the old binary in place, and a measurement of it would describe code that is gone."""
+    built = os.path.getmtime(binary) if os.path.exists(binary) else 0
+    for part in ("proxy", "abi", "filters", "bench"):
+        for root, _, files in os.walk(os.path.join(ROOT, part)):
+            # Sources only: tests are not in the binary, fixtures are wasm builds of their own.
+            if "/src" not in root or "/target" in root or "/fixtures" in root:
+                continue
+            for f in files:
+                if f.endswith(".rs") and os.path.getmtime(os.path.join(root, f)) > built:
+                    raise SystemExit(f"{binary} is older than {os.path.join(root, f)}: build it first "
+                                     "(cargo build --release --workspace)")
+
+
 def sh(*args, **kw):
     return subprocess.run(args, capture_output=True, text=True, **kw)
 

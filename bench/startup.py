@@ -10,7 +10,7 @@ honoured). Prints JSON.
 import json, os, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import WEIR  # noqa: E402
+from run import WEIR, require_fresh  # noqa: E402
 
 TICKS = os.sysconf("SC_CLK_TCK")
 RUNS = 3
@@ -42,6 +42,7 @@ def start(cache_home):
 
 
 def main():
+    require_fresh(WEIR)
     cold, warm = [], []
     for _ in range(RUNS):
         cache = tempfile.mkdtemp()

@@ -75,8 +75,9 @@ async fn a_client_gone_before_the_response_is_logged_as_nothing_sent() {
 }
 
 /// Pingora answers a head its parser rejects before any hook of weir's runs;
-/// the client's answer is still logged and counted (Envoy logs a codec error as a request,
-/// with `http1.codec_error` as its details). A good request on a new connection afterwards is
+/// the client's answer is still logged and counted. Envoy's integration test
+/// (`test/integration/integration_test.cc`) sends a header line without a colon (`foo bar`),
+/// expects `400 Bad Request` and an access-log line with `http1.codec_error`. A good request on a new connection afterwards is
 /// logged as usual.
 #[tokio::test]
 async fn a_request_the_parser_rejects_is_logged_with_the_answer_pingora_sent() {
