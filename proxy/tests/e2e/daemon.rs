@@ -112,6 +112,12 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "the daemon is still running 20 s after SIGTERM");
     assert!(sent.elapsed() < Duration::from_secs(5), "idle, it exits at once: {:?}", sent.elapsed());
     assert!(!pid_file.exists(), "the pid file is removed");
+    // The access log's writer thread runs in the daemon (it starts after the fork), and what
+    // it had not written yet is flushed at exit.
+    let logs = std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
+    let access: Vec<&str> = logs.lines().filter(|l| l.contains("weir::access")).collect();
+    assert!(access.iter().any(|l| l.contains("path=\"/loop\" status=503")), "{logs}");
+    assert!(access.len() >= 3, "every request is logged: {logs}");
 }
 
 #[tokio::test]
