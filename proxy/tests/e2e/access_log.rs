@@ -146,3 +146,58 @@ async fn json_lines_are_flat() {
     assert_eq!(line["details"], "via_upstream");
     assert!(line["duration_us"].is_u64() && line["timestamp"].is_string(), "{line}");
 }
+
+/// A stderr nobody reads (a pipe whose reader is stuck; 64 KiB of buffer) does not hold up
+/// requests: lines wait in the access log's buffer, and reach the pipe, all of them, once it
+/// is read again. Written inline, the ~350th request would block its worker.
+#[tokio::test]
+async fn a_stderr_nobody_reads_does_not_hold_up_requests() {
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    let config = format!(
+        "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\nserver: {{ threads: 1 }}\nclusters:\n  o: {{ endpoints: [\"{}\"] }}\nroutes:\n  - cluster: o\n",
+        origin("o")
+    );
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .arg("-c")
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (admin, proxy) = read_ready(&mut child);
+    let stderr = child.stderr.take().unwrap();
+    struct Stop(std::process::Child);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Stop(child);
+    let c = client();
+    let ready = async || c.get(format!("http://{admin}/ready")).send().await.is_ok_and(|r| r.status() == 200);
+    assert!(eventually(ready).await, "weir did not become ready");
+    let all = async {
+        for i in 0..2000 {
+            let resp = c.get(format!("http://{proxy}/r{i}")).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+        }
+    };
+    let served = tokio::time::timeout(Duration::from_secs(60), all).await;
+    assert!(served.is_ok(), "requests were held up by a stderr nobody reads");
+    // Read now: every line arrives, the last ones flushed at exit.
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::BufReader::new(stderr).read_to_string(&mut text);
+        text
+    });
+    let _ = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status();
+    let _ = child.0.wait();
+    let logs = reader.join().unwrap();
+    let lines = logs.lines().filter(|l| l.contains("weir::access")).count();
+    assert_eq!(lines, 2000, "{}", logs.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
+}
