@@ -48,6 +48,19 @@ impl HeaderMap {
         Self::default()
     }
 
+    /// An empty map with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Self {
+        Self { entries: Vec::with_capacity(n), changed: true }
+    }
+
+    /// Appends a regular header whose name is already lower-case, as a host's own header
+    /// types keep them (`http::HeaderName`): no case scan, and well-known names are not copied.
+    pub fn push_lowercase(&mut self, name: &[u8], value: Bytes) {
+        debug_assert!(!name.iter().any(u8::is_ascii_uppercase) && name.first() != Some(&b':'));
+        self.entries.push((known_name(name), value));
+        self.touch();
+    }
+
     /// Builds a map from pairs, lower-casing the names and keeping the order.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let mut map = Self::new();
@@ -163,6 +176,34 @@ impl HeaderMap {
     }
 }
 
+/// `name` without a copy when it is one of the headers most requests and responses carry.
+fn known_name(name: &[u8]) -> Bytes {
+    let known: &'static [u8] = match name {
+        b"accept" => b"accept",
+        b"accept-encoding" => b"accept-encoding",
+        b"accept-language" => b"accept-language",
+        b"authorization" => b"authorization",
+        b"cache-control" => b"cache-control",
+        b"content-length" => b"content-length",
+        b"content-type" => b"content-type",
+        b"cookie" => b"cookie",
+        b"date" => b"date",
+        b"etag" => b"etag",
+        b"last-modified" => b"last-modified",
+        b"location" => b"location",
+        b"referer" => b"referer",
+        b"server" => b"server",
+        b"set-cookie" => b"set-cookie",
+        b"user-agent" => b"user-agent",
+        b"vary" => b"vary",
+        b"x-forwarded-for" => b"x-forwarded-for",
+        b"x-forwarded-proto" => b"x-forwarded-proto",
+        b"x-request-id" => b"x-request-id",
+        _ => return Bytes::copy_from_slice(name),
+    };
+    Bytes::from_static(known)
+}
+
 fn lower(name: &[u8]) -> Bytes {
     if name.iter().any(u8::is_ascii_uppercase) {
         Bytes::from(name.to_ascii_lowercase())
@@ -174,6 +215,18 @@ fn lower(name: &[u8]) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pushing_lowercase_names_matches_adding_them() {
+        let mut pushed = HeaderMap::with_capacity(3);
+        let mut added = HeaderMap::new();
+        for (k, v) in [("content-type", "a"), ("x-custom", "b"), ("date", "c")] {
+            pushed.push_lowercase(k.as_bytes(), Bytes::from(v));
+            added.add(k.as_bytes(), Bytes::from(v));
+        }
+        assert_eq!(pushed, added);
+        assert_eq!(pushed.get(b"Content-Type").map(|v| &v[..]), Some(&b"a"[..]));
+    }
 
     #[test]
     fn envoy_map_rules() {

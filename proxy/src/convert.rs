@@ -66,7 +66,7 @@ pub fn authority(req: &RequestHeader) -> &str {
 /// The request as filters see it. `Host` becomes `:authority` (no `host` entry); hop-by-hop
 /// headers are left out.
 pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
-    let mut h = HeaderMap::new();
+    let mut h = HeaderMap::with_capacity(req.headers.len() + 4);
     h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
     let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     h.add(b":path", Bytes::copy_from_slice(path.as_bytes()));
@@ -79,7 +79,7 @@ pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
     let upgrade = is_upgrade(&req.headers);
     for (name, value) in req.headers.iter() {
         if name != http::header::HOST && !is_hop_by_hop(name, value, upgrade) {
-            h.add(name.as_str().as_bytes(), Bytes::copy_from_slice(value.as_bytes()));
+            h.push_lowercase(name.as_str().as_bytes(), Bytes::copy_from_slice(value.as_bytes()));
         }
     }
     h
@@ -140,12 +140,12 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
 /// The response as filters see it (without hop-by-hop headers), marked unchanged: in step
 /// with `resp`.
 pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.add(b":status", Bytes::from(resp.status.as_u16().to_string()));
+    let mut h = HeaderMap::with_capacity(resp.headers.len() + 1);
+    h.add(b":status", Bytes::copy_from_slice(resp.status.as_str().as_bytes()));
     let upgrade = is_upgrade(&resp.headers);
     for (n, v) in resp.headers.iter() {
         if !is_hop_by_hop(n, v, upgrade) {
-            h.add(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
+            h.push_lowercase(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
         }
     }
     h.mark_unchanged();
