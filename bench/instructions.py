@@ -19,7 +19,7 @@ configurations whose name contains one of them). `bench/run.py` includes it in
 bench/REPORT.md. Needs valgrind and nginx (installed with apt-get when missing) and the
 release build (`cargo build --release --workspace`; CARGO_TARGET_DIR is honoured).
 """
-import http.client, json, os, re, shutil, subprocess, sys, tempfile, time
+import http.client, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import FOUR, TARGET, WEIR, free_port, require_fresh, sh, wait_http, weir_config  # noqa: E402
@@ -38,6 +38,19 @@ def requests(port, n):
         if resp.status != 200:
             raise SystemExit(f"unexpected status {resp.status} from port {port}")
     conn.close()
+
+
+def wait_ok(url, seconds=900):
+    """Waits until `url` answers 200: weir's `/ready` answers 503 until every worker serves."""
+    end = time.time() + seconds
+    while time.time() < end:
+        try:
+            if urllib.request.urlopen(url, timeout=5).status == 200:
+                return
+        except Exception:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer 200 within {seconds} s")
 
 
 def total_instructions(out):
@@ -63,7 +76,7 @@ def measure(name, argv, port, ready_url, d, env=None):
                              f"--callgrind-out-file={out}", *argv],
                             stdout=log, stderr=log, env=dict(os.environ, **(env or {})))
     try:
-        wait_http(ready_url, seconds=900)
+        wait_ok(ready_url)
         requests(port, WARMUP)
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
         requests(port, MEASURED)
