@@ -126,6 +126,34 @@ pub enum FailureKind {
     Other,
 }
 
+impl FailureKind {
+    /// Every kind.
+    pub const ALL: [FailureKind; 8] = [
+        Self::Unreachable,
+        Self::OutOfBounds,
+        Self::Deadline,
+        Self::MemoryLimit,
+        Self::StackOverflow,
+        Self::Exit,
+        Self::Restricted,
+        Self::Other,
+    ];
+
+    /// The kind as metrics and logs label it (`memorylimit`).
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unreachable => "unreachable",
+            Self::OutOfBounds => "outofbounds",
+            Self::Deadline => "deadline",
+            Self::MemoryLimit => "memorylimit",
+            Self::StackOverflow => "stackoverflow",
+            Self::Exit => "exit",
+            Self::Restricted => "restricted",
+            Self::Other => "other",
+        }
+    }
+}
+
 impl fmt::Display for FailureKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

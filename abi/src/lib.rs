@@ -58,7 +58,7 @@ pub use headers::HeaderMap;
 pub use host::{Effects, Phase};
 pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
-pub use log::{LogRecord, LogSink, TracingLogSink};
+pub use log::{LogRecord, LogSink, TracingLogSink, to_tracing};
 pub use metadata::{MetaValue, Metadata, Node};
 pub use module::{CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions};
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};

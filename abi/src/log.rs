@@ -21,8 +21,9 @@ pub struct LogRecord<'a> {
 
 /// Receives filter log lines. The proxy logs them through `tracing`; tests capture them.
 pub trait LogSink: Send + Sync + 'static {
-    /// The level `proxy_get_log_level` reports; lower levels are dropped before `log`.
-    fn level(&self) -> LogLevel;
+    /// The level `proxy_get_log_level` reports to `plugin` (empty while a VM starts, before
+    /// any plugin runs); lower levels are dropped before `log`.
+    fn level(&self, plugin: &str) -> LogLevel;
     /// One line.
     fn log(&self, record: &LogRecord<'_>);
 }
@@ -41,23 +42,28 @@ impl Default for TracingLogSink {
 }
 
 impl LogSink for TracingLogSink {
-    fn level(&self) -> LogLevel {
+    fn level(&self, _plugin: &str) -> LogLevel {
         self.level
     }
 
     fn log(&self, r: &LogRecord<'_>) {
-        let msg = String::from_utf8_lossy(r.message);
-        macro_rules! emit {
-            ($lvl:ident) => {
-                tracing::$lvl!(target: "weir::filter", plugin = r.plugin, vm_id = r.vm_id, context = r.context_id, "{msg}")
-            };
-        }
-        match r.level {
-            LogLevel::Trace => emit!(trace),
-            LogLevel::Debug => emit!(debug),
-            LogLevel::Info => emit!(info),
-            LogLevel::Warn => emit!(warn),
-            LogLevel::Error | LogLevel::Critical => emit!(error),
-        }
+        to_tracing(r);
+    }
+}
+
+/// Emits `r` as a `tracing` event under the target `weir::filter`.
+pub fn to_tracing(r: &LogRecord<'_>) {
+    let msg = String::from_utf8_lossy(r.message);
+    macro_rules! emit {
+        ($lvl:ident) => {
+            tracing::$lvl!(target: "weir::filter", plugin = r.plugin, vm_id = r.vm_id, context = r.context_id, "{msg}")
+        };
+    }
+    match r.level {
+        LogLevel::Trace => emit!(trace),
+        LogLevel::Debug => emit!(debug),
+        LogLevel::Info => emit!(info),
+        LogLevel::Warn => emit!(warn),
+        LogLevel::Error | LogLevel::Critical => emit!(error),
     }
 }

@@ -175,6 +175,26 @@ impl LogLevel {
             _ => return None,
         })
     }
+
+    /// The level named `name` (`trace`, `debug`, `info`, `warn`, `error`, `critical`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Every level, lowest first.
+    pub const ALL: [LogLevel; 6] = [Self::Trace, Self::Debug, Self::Info, Self::Warn, Self::Error, Self::Critical];
+
+    /// Its name, lower case.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Trace => "trace",
+            Self::Debug => "debug",
+            Self::Info => "info",
+            Self::Warn => "warn",
+            Self::Error => "error",
+            Self::Critical => "critical",
+        }
+    }
 }
 
 /// `proxy_metric_type_t`.

@@ -12,7 +12,7 @@ conformance! {
             assert_eq!(proxy.get("/", &[]).await.status(), 200, "{sdk:?}");
             assert_eq!(proxy.value(sdk, "logged").await, "6", "{sdk:?}");
             let logs = proxy.weir.logs();
-            // Filters see weir's log level, info by default as in Envoy: trace and debug are dropped.
+            // Filters see their log level, info by default as in Envoy: trace and debug are dropped.
             for level in [0, 1] {
                 assert!(!logs.contains(&format!("conformance level {level}")), "{sdk:?}: level {level} is below info");
             }

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 /// Without `-c`, weir runs its quick start: an embedded configuration with the four built-in
 /// filters, in front of demo origins it starts itself.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version, long_version = crate::build_info::long_version(), about, long_about = None)]
 pub struct Cli {
     /// Configuration file (YAML).
     #[arg(short = 'c', long = "conf", value_name = "FILE")]
@@ -61,4 +61,28 @@ pub enum Command {
         #[arg(default_value = "127.0.0.1:9901")]
         admin: std::net::SocketAddr,
     },
+    /// Print a shell completion script (e.g. `weir completions bash >
+    /// /etc/bash_completion.d/weir`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print weir's man page (roff; e.g. `weir man > /usr/share/man/man1/weir.1`).
+    Man,
+}
+
+/// Writes the completion script for `shell` to `out`.
+pub fn completions(shell: clap_complete::Shell, out: &mut dyn std::io::Write) {
+    use clap::CommandFactory;
+    clap_complete::generate(shell, &mut Cli::command(), "weir", out);
+}
+
+/// Writes the man page to `out`.
+///
+/// # Errors
+///
+/// Writing failed.
+pub fn man(out: &mut dyn std::io::Write) -> std::io::Result<()> {
+    use clap::CommandFactory;
+    clap_mangen::Man::new(Cli::command()).render(out)
 }

@@ -23,6 +23,8 @@ pub struct Cluster {
     balancer: Balancer,
     /// Each endpoint's host name, by resolved address (the default TLS server name).
     hosts: std::collections::HashMap<std::net::SocketAddr, String>,
+    /// Its metrics, looked up at its first request.
+    metrics: std::sync::OnceLock<crate::metrics::ClusterMetrics>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -65,7 +67,7 @@ impl Cluster {
                 hosts.insert(addr, host_of(ep));
             }
         }
-        Ok(Self { name: name.to_owned(), config: config.clone(), balancer, hosts })
+        Ok(Self { name: name.to_owned(), config: config.clone(), balancer, hosts, metrics: Default::default() })
     }
 
     /// The request header whose value is hashed (hash policy), if any.
@@ -98,6 +100,21 @@ impl Cluster {
             peer.options.alpn = ALPN::H2;
         }
         Some(peer)
+    }
+
+    /// Its metrics.
+    pub fn metrics(&self, all: &crate::metrics::Metrics) -> &crate::metrics::ClusterMetrics {
+        self.metrics.get_or_init(|| all.cluster(&self.name))
+    }
+
+    /// Each endpoint (`ip:port`) and whether it takes requests: its health check passes, or
+    /// it has none.
+    pub fn endpoint_health(&self) -> Vec<(String, bool)> {
+        let backends = match &self.balancer {
+            Balancer::RoundRobin(lb) => lb.backends(),
+            Balancer::Hash(lb) => lb.backends(),
+        };
+        backends.get_backend().iter().map(|b| (b.addr.to_string(), backends.ready(b))).collect()
     }
 
     /// How often this cluster's endpoints are checked, if they are.

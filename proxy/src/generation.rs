@@ -39,6 +39,8 @@ pub struct Route {
     pub request_timeout: std::time::Duration,
     /// Its metadata (`xds.route_metadata`).
     pub metadata: Arc<weir_abi::Metadata>,
+    /// Its metrics, looked up at its first request.
+    pub metrics: std::sync::OnceLock<crate::metrics::RouteMetrics>,
 }
 
 /// What makes two VMs the same VM (Envoy's vm key: vm_id, VM configuration and code, plus
@@ -101,6 +103,8 @@ pub struct Generation {
     pub singletons: Vec<Arc<PluginSpec>>,
     /// Server certificates by listener (`None` for plaintext listeners).
     pub tls: Vec<Option<crate::tls::ListenerCerts>>,
+    /// How `/metrics` names the metrics filters define.
+    pub metric_naming: crate::metrics::filters::Naming,
     /// The configuration it was built from.
     pub loaded: Loaded,
     vms: HashMap<VmKey, Arc<VmSpec>>,
@@ -267,6 +271,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             chain,
             request_timeout: r.request_timeout.0,
             metadata: Arc::new(crate::metadata::metadata(&r.metadata)),
+            metrics: Default::default(),
         });
     }
     let mut root_plugins: Vec<Arc<PluginSpec>> = Vec::new();
@@ -291,6 +296,11 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     if !errors.is_empty() {
         return Err(errors);
     }
+    let metric_naming = match crate::metrics::filters::Naming::new(&c.metrics) {
+        Ok(n) => n,
+        // Validation checked every rule; this is a defect, reported as a configuration error.
+        Err(e) => return Err(vec![loaded.error("metrics.filter_tags", "filter_tags", "", e)]),
+    };
     let cluster_metadata =
         c.clusters.iter().map(|(name, cc)| (name.clone(), Arc::new(crate::metadata::metadata(&cc.metadata)))).collect();
     Ok(Generation {
@@ -303,6 +313,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
         root_plugins,
         singletons,
         tls,
+        metric_naming,
         loaded,
         vms,
         specs,

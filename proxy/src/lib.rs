@@ -6,6 +6,7 @@
 
 pub mod access_log;
 pub mod admin;
+pub mod build_info;
 pub mod builtin;
 pub mod callout;
 pub mod cli;
@@ -14,6 +15,7 @@ pub mod config;
 pub mod connections;
 pub mod convert;
 pub mod demo;
+pub mod filter_log;
 pub mod generation;
 pub mod inspect;
 pub mod lifecycle;

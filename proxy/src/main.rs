@@ -28,6 +28,19 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Some(cli::Command::Completions { shell }) => {
+            cli::completions(*shell, &mut std::io::stdout());
+            return ExitCode::SUCCESS;
+        }
+        Some(cli::Command::Man) => {
+            return match cli::man(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("weir: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         None => {}
     }
     match server::run(&cli) {

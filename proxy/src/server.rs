@@ -44,7 +44,7 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
         }
         None
     });
-    RuntimeConfig { pooling, cache_dir, ..Default::default() }
+    RuntimeConfig { pooling, cache_dir, log_sink: crate::filter_log::levels().clone(), ..Default::default() }
 }
 
 /// Runs weir as the command line says. Returns only for `-t` or on a startup error.

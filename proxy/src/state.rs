@@ -23,6 +23,10 @@ pub struct State {
     published: tokio::sync::watch::Sender<u64>,
     /// Readiness, requests in flight and the shutdown sequence.
     pub lifecycle: crate::lifecycle::Lifecycle,
+    /// When the state was made (at start), for `/server_info`'s uptime.
+    pub started: (std::time::Instant, std::time::SystemTime),
+    /// Proxy worker threads (fixed at start).
+    pub workers: usize,
 }
 
 impl State {
@@ -30,13 +34,19 @@ impl State {
     pub fn new(runtime: Runtime, first: Generation) -> Arc<Self> {
         let (published, _) = tokio::sync::watch::channel(first.id);
         runtime.set_node(first.node.clone());
+        let first_workers = first.loaded.config.server.workers();
+        let metrics = Metrics::new();
+        metrics.prepare(&first);
+        configure_log_levels(&first);
         Arc::new(Self {
             current: ArcSwap::from_pointee(first),
             runtime,
-            metrics: Metrics::new(),
+            metrics,
             callouts: crate::callout::Client::new(),
             published,
             lifecycle: crate::lifecycle::Lifecycle::default(),
+            started: (std::time::Instant::now(), std::time::SystemTime::now()),
+            workers: first_workers,
         })
     }
 
@@ -44,6 +54,8 @@ impl State {
     /// it no longer uses go when their last request ends; every thread's VM host adopts it.
     pub fn publish(&self, next: Generation) -> Arc<Generation> {
         next.own_clusters();
+        self.metrics.prepare(&next);
+        configure_log_levels(&next);
         self.runtime.set_node(next.node.clone());
         let id = next.id;
         let old = self.current.swap(Arc::new(next));
@@ -56,4 +68,16 @@ impl State {
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.published.subscribe()
     }
+}
+
+/// The plugins' configured log levels (`plugins.NAME.log_level`) take effect.
+fn configure_log_levels(generation: &Generation) {
+    let levels = generation
+        .loaded
+        .config
+        .plugins
+        .iter()
+        .filter_map(|(name, p)| Some((name.clone(), weir_abi::LogLevel::from_name(p.log_level.as_deref()?)?)))
+        .collect();
+    crate::filter_log::levels().set_configured(levels);
 }

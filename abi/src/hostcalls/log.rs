@@ -15,7 +15,9 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
         Ok(Status::Ok.code())
     });
     hostcall!(r, "proxy_get_log_level", |c, ret: i32| {
-        let level = c.data().spec.runtime.config().log_sink.level() as u32;
+        let state = c.data();
+        let plugin = state.effective_root().map_or("", |r| r.plugin.config.name.as_str());
+        let level = state.spec.runtime.config().log_sink.level(plugin) as u32;
         tri!(memory::write_u32(&mut c, ret, level));
         Ok(Status::Ok.code())
     });
@@ -28,12 +30,12 @@ pub(crate) fn emit(state: &mut HostState, level: LogLevel, message: &[u8]) {
         state.refusal = Some(refusal_text(message));
     }
     let sink = &state.spec.runtime.config().log_sink;
-    if level < sink.level() {
-        return;
-    }
     let root = state.effective_root();
     let (plugin, root_id) =
         root.map(|r| (r.plugin.config.name.as_str(), r.plugin.config.root_id.as_str())).unwrap_or(("", ""));
+    if level < sink.level(plugin) {
+        return;
+    }
     sink.log(&LogRecord {
         level,
         plugin,

@@ -13,7 +13,7 @@ pub struct Capture {
 }
 
 impl LogSink for Capture {
-    fn level(&self) -> LogLevel {
+    fn level(&self, _plugin: &str) -> LogLevel {
         LogLevel::Trace
     }
     fn log(&self, r: &LogRecord<'_>) {

@@ -5,7 +5,7 @@
 //! - adds the response header `x-hello: <greeting>`, where the greeting comes from the plugin
 //!   configuration `{"greeting": "..."}` (default `hello from wasm`);
 //! - counts the request in the counter metric `example_requests_total` (weir shows it on the
-//!   admin listener's `/metrics`);
+//!   admin listener's `/metrics` as `weir_filter_example_requests_total`);
 //! - answers `GET /example/ping` itself, with `200` and the body `pong\n`: the request never
 //!   reaches the origin.
 //!

@@ -44,6 +44,39 @@ pub struct Config {
     /// Process settings.
     #[serde(default)]
     pub server: Server,
+    /// How `/metrics` shows the metrics filters define.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// How `/metrics` shows the metrics filters define (see `docs/configuration.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Put before every filter metric's name, so it cannot be read as one of weir's own.
+    /// Default `weir_filter_`.
+    #[serde(default = "default_filter_prefix")]
+    pub filter_prefix: String,
+    /// Rules that turn parts of filter metric names into labels, as Envoy's `stats_tags`.
+    #[serde(default)]
+    pub filter_tags: Vec<TagRule>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { filter_prefix: default_filter_prefix(), filter_tags: Vec::new() }
+    }
+}
+
+/// A label cut out of filter metric names: `regex`'s first capture group is removed from the
+/// name, its second (or else its first) is the label's value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TagRule {
+    /// The label's name.
+    pub tag_name: String,
+    /// Matched against the name.
+    pub regex: String,
 }
 
 /// A listening socket.
@@ -249,6 +282,11 @@ pub struct Plugin {
     /// may use. Default: no restriction.
     #[serde(default)]
     pub allowed_capabilities: Option<Vec<String>>,
+    /// The level `proxy_get_log_level` reports and below which the filter's lines are dropped:
+    /// `trace`, `debug`, `info`, `warn`, `error`, `critical`. Default: `RUST_LOG`'s level for
+    /// `weir::filter` (`info`); `POST /logging?plugin=NAME&level=…` changes it at run time.
+    #[serde(default)]
+    pub log_level: Option<String>,
 }
 
 /// Limits of one VM instance.
@@ -455,6 +493,10 @@ impl Server {
     pub fn workers(&self) -> usize {
         self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2))
     }
+}
+
+fn default_filter_prefix() -> String {
+    "weir_filter_".into()
 }
 
 fn default_module_cache() -> String {
@@ -667,6 +709,17 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
     if c.server.threads == Some(0) {
         errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
     }
+    errors.extend(metrics_errors(l));
+    for (name, p) in &c.plugins {
+        if let Some(level) = p.log_level.as_deref().filter(|l| weir_abi::LogLevel::from_name(l).is_none()) {
+            errors.push(l.error(
+                format!("plugins.{name}.log_level"),
+                "log_level",
+                level,
+                crate::logging::unknown_level(level),
+            ));
+        }
+    }
     let mut zero = |field: String, key: &str, d: &Millis| {
         if d.0.is_zero() {
             errors.push(l.error(field, key, "", "must be longer than 0 (0 would fail every request at once)"));
@@ -774,6 +827,40 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
 /// `ab-routing`'s `variants[].cluster`) must exist: the filters cannot see weir's clusters,
 /// and a missing one would deny every request (auth) or silently send the traffic to the
 /// route's cluster (ab-routing).
+/// `metrics`: a prefix that makes valid names, labels Prometheus allows, regexes that compile.
+fn metrics_errors(l: &Loaded) -> Vec<ConfigError> {
+    let m = &l.config.metrics;
+    let mut errors = Vec::new();
+    let name_start = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
+    let name_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    if !m.filter_prefix.starts_with(name_start) || !m.filter_prefix.chars().all(name_char) {
+        errors.push(l.error(
+            "metrics.filter_prefix",
+            "filter_prefix",
+            &m.filter_prefix,
+            "must start a valid Prometheus name: a letter, `_` or `:`, then letters, digits, `_` or `:`",
+        ));
+    }
+    for (i, rule) in m.filter_tags.iter().enumerate() {
+        let label_ok = rule.tag_name.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+            && rule.tag_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && !rule.tag_name.starts_with("__")
+            && rule.tag_name != "le";
+        if !label_ok {
+            errors.push(l.error(
+                format!("metrics.filter_tags[{i}].tag_name"),
+                "tag_name",
+                &rule.tag_name,
+                "must be a Prometheus label name (letters, digits, `_`; not `le`, not starting with `__`)",
+            ));
+        }
+        if let Err(e) = crate::metrics::filters::tag_regex(&rule.regex) {
+            errors.push(l.error(format!("metrics.filter_tags[{i}].regex"), "regex", &rule.regex, e));
+        }
+    }
+    errors
+}
+
 fn builtin_cluster_references(l: &Loaded) -> Vec<ConfigError> {
     let c = &l.config;
     let mut errors = Vec::new();

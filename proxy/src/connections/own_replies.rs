@@ -71,7 +71,8 @@ fn details(status: u16) -> &'static str {
 
 /// The access-log line and request count of a response Pingora wrote itself.
 fn log_own_reply(metrics: &Metrics, status: u16, took: Duration) {
-    metrics.request("-", status);
+    let finished = crate::metrics::Finished { code: status, duration: took, request_bytes: 0, response_bytes: 0 };
+    metrics.request(metrics.unrouted(), &finished);
     crate::access_log::record(&crate::access_log::Entry {
         method: "-",
         path: "-",

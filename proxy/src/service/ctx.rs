@@ -58,6 +58,12 @@ pub struct RequestCtx {
     pub started: Instant,
     /// The upstream's response headers arrived.
     pub upstream_answered: bool,
+    /// The cluster the request went to, once an endpoint was picked.
+    pub upstream: Option<Arc<Cluster>>,
+    /// When the first endpoint was picked (upstream time starts).
+    pub upstream_sent: Option<Instant>,
+    /// When the upstream response's last byte arrived.
+    pub upstream_done: Option<Instant>,
     filters_ran: bool,
     /// Counts this request in flight for the shutdown's drain.
     _in_flight: crate::lifecycle::InFlight,
@@ -87,6 +93,9 @@ impl RequestCtx {
             held_response: 0,
             started: Instant::now(),
             upstream_answered: false,
+            upstream: None,
+            upstream_sent: None,
+            upstream_done: None,
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
@@ -215,9 +224,11 @@ impl RequestCtx {
         if self.filters_ran && !self.outcomes.is_empty() { &self.outcomes } else { "-" }
     }
 
-    /// Ends the request for the filters (`on_log`, `on_done`, `on_delete`) and records metrics.
-    pub fn finish(&mut self, metrics: &Metrics) {
-        self.stream.info.duration = Some(self.started.elapsed());
+    /// Ends the request for the filters (`on_log`, `on_done`, `on_delete`) and records metrics
+    /// (`bytes`: request and response body bytes).
+    pub fn finish(&mut self, metrics: &Metrics, bytes: (u64, u64)) {
+        let duration = self.started.elapsed();
+        self.stream.info.duration = Some(duration);
         if let Some(chain) = self.chain.as_mut() {
             for (i, (name, outcome)) in chain.outcomes().iter().enumerate() {
                 if i > 0 {
@@ -231,8 +242,22 @@ impl RequestCtx {
             chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
         }
-        let code = self.stream.info.response_code.unwrap_or(0);
-        metrics.request(self.route_name(), code);
+        if let (Some(cluster), Some(sent), true) = (&self.upstream, self.upstream_sent, self.upstream_answered) {
+            cluster.metrics(metrics).answered(self.upstream_done.unwrap_or_else(Instant::now) - sent);
+        }
+        let finished = crate::metrics::Finished {
+            code: self.stream.info.response_code.unwrap_or(0),
+            duration,
+            request_bytes: bytes.0,
+            response_bytes: bytes.1,
+        };
+        match self.route {
+            Some(r) => {
+                let route = &self.generation.routes[r];
+                metrics.request(route.metrics.get_or_init(|| metrics.route(&route.name)), &finished);
+            }
+            None => metrics.request(metrics.unrouted(), &finished),
+        }
     }
 }
 

@@ -181,7 +181,40 @@ impl ProxyHttp for WeirProxy {
             )
         })?;
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
+        // Pingora asks again for a peer when it retries a failed try.
+        if ctx.upstream_sent.is_some() {
+            cluster.metrics(&self.state.metrics).retry();
+        } else {
+            ctx.upstream_sent = Some(std::time::Instant::now());
+        }
+        ctx.upstream = Some(cluster);
         Ok(Box::new(peer))
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        ctx: &mut RequestCtx,
+        e: Box<Error>,
+    ) -> Box<Error> {
+        if let Some(cluster) = &ctx.upstream {
+            cluster.metrics(&self.state.metrics).connect_failure();
+        }
+        e
+    }
+
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if end_of_stream {
+            ctx.upstream_done = Some(std::time::Instant::now());
+        }
+        Ok(None)
     }
 
     async fn request_body_filter(
@@ -404,6 +437,12 @@ impl ProxyHttp for WeirProxy {
             ctx.stream.info.response_code_details = details.into();
             return FailToProxy { error_code: 0, can_reuse_downstream: false };
         }
+        if e.esource() == &pingora::ErrorSource::Upstream
+            && matches!(e.etype(), ErrorType::ReadTimedout | ErrorType::WriteTimedout)
+            && let Some(cluster) = &ctx.upstream
+        {
+            cluster.metrics(&self.state.metrics).timeout();
+        }
         if reply::client_gone(e) {
             // Nothing was sent and nothing can be: the log says so (status 0, as Envoy's).
             ctx.stream.info.response_code = Some(0);
@@ -435,7 +474,7 @@ impl ProxyHttp for WeirProxy {
         if ctx.stream.info.response_code.is_none() {
             ctx.stream.info.response_code = session.response_written().map(|r| r.status.as_u16());
         }
-        ctx.finish(&self.state.metrics);
+        ctx.finish(&self.state.metrics, (session.body_bytes_read() as u64, session.body_bytes_sent() as u64));
         let status = ctx.stream.info.response_code.unwrap_or(0);
         let error = e.map(|e| e as &dyn std::fmt::Display);
         crate::access_log::record(&crate::access_log::Entry {

@@ -18,7 +18,18 @@ async fn admin_requests_need_the_token_except_ready() {
     );
     let c = client();
     assert_eq!(c.get(weir.admin_url("/ready")).send().await.unwrap().status(), 200, "probes need no token");
-    for (method, path) in [("GET", "/metrics"), ("GET", "/config"), ("GET", "/plugins"), ("POST", "/reload")] {
+    let endpoints = [
+        ("GET", "/metrics"),
+        ("HEAD", "/metrics"),
+        ("GET", "/config"),
+        ("GET", "/plugins"),
+        ("GET", "/clusters"),
+        ("GET", "/server_info"),
+        ("GET", "/logging"),
+        ("POST", "/logging?level=info"),
+        ("POST", "/reload"),
+    ];
+    for (method, path) in endpoints {
         let url = weir.admin_url(path);
         let without = c.request(method.parse().unwrap(), &url).send().await.unwrap();
         assert_eq!(without.status(), 401, "{method} {path} without the token");

@@ -20,7 +20,7 @@ pub fn launch(config: &std::path::Path, args: &[&str], log: &std::path::Path) ->
         .arg("-c")
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "info,weir::filter=debug,weir::reload=debug")
+        .env("RUST_LOG", "info,weir::reload=debug")
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).unwrap())
         .spawn()

@@ -19,6 +19,7 @@ mod fuzz;
 mod hostile;
 mod inspect;
 mod module_cache;
+mod observability;
 mod packaging;
 mod phases;
 mod reload;

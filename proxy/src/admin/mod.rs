@@ -1,6 +1,10 @@
 //! The admin listener (loopback by default): `/ready`, `/metrics`, `/plugins` (modules,
-//! generations, VMs and their memory, failures), `/config` (secrets redacted) and
-//! `POST /reload`.
+//! generations, VMs and their memory, failures), `/clusters` (endpoints, health, counters),
+//! `/server_info`, `/config` (secrets redacted), `/logging` (log levels, changed with POST)
+//! and `POST /reload`. See `docs/operations.md`.
+
+mod info;
+mod logging;
 
 use std::sync::Arc;
 
@@ -50,7 +54,9 @@ fn respond(status: StatusCode, content_type: &str, body: impl Into<Vec<u8>>) -> 
 impl ServeHttp for Admin {
     async fn response(&self, session: &mut ServerSession) -> Response<Vec<u8>> {
         let path = session.req_header().uri.path().to_owned();
+        let query = session.req_header().uri.query().unwrap_or_default().to_owned();
         let method = session.req_header().method.clone();
+
         // `/ready` stays open: load balancers and kubelets probe it without credentials.
         if let Some(file) = self.token_file.as_deref().filter(|_| path != "/ready") {
             match authorized(session, file) {
@@ -70,8 +76,20 @@ impl ServeHttp for Admin {
                 }
             }
         }
+        if method == http::Method::HEAD {
+            // As GET, without the body (its length stays).
+            let mut response = self.route("GET", &path, &query).await;
+            response.body_mut().clear();
+            return response;
+        }
+        self.route(method.as_str(), &path, &query).await
+    }
+}
+
+impl Admin {
+    async fn route(&self, method: &str, path: &str, query: &str) -> Response<Vec<u8>> {
         let generation = self.state.current.load();
-        match (method.as_str(), path.as_str()) {
+        match (method, path) {
             ("GET", "/ready") => {
                 // True once every worker runs its VMs and the listeners accept, until a
                 // shutdown starts draining.
@@ -88,9 +106,16 @@ impl ServeHttp for Admin {
             }
             ("GET", "/metrics") => respond(
                 StatusCode::OK,
-                "text/plain; version=0.0.4",
-                self.state.metrics.render(&self.state.runtime, generation.id),
+                "text/plain; version=0.0.4; charset=utf-8",
+                self.state.metrics.render(&self.state.runtime, &generation),
             ),
+            ("GET", "/server_info") => json(StatusCode::OK, &info::server_info(&self.state, &generation)),
+            ("GET", "/clusters") => json(StatusCode::OK, &info::clusters(&self.state, &generation)),
+            ("GET", "/logging") => json(StatusCode::OK, &logging::levels(&generation)),
+            ("POST", "/logging") => match logging::change(&generation, query) {
+                Ok(levels) => json(StatusCode::OK, &levels),
+                Err((status, message)) => json(status, &serde_json::json!({ "error": message })),
+            },
             ("GET", "/plugins") => {
                 let plugins: serde_json::Map<String, serde_json::Value> = generation
                     .plugins
@@ -133,10 +158,15 @@ impl ServeHttp for Admin {
             _ => respond(
                 StatusCode::NOT_FOUND,
                 "text/plain",
-                "not found: try GET /ready, /metrics, /plugins, /config or POST /reload\n",
+                "not found: try GET /ready, /metrics, /plugins, /clusters, /server_info, /config, /logging, \
+                 or POST /reload, /logging?level=LEVEL, /logging?plugin=NAME&level=LEVEL\n",
             ),
         }
     }
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response<Vec<u8>> {
+    respond(status, "application/json", body.to_string() + "\n")
 }
 
 fn gen_id(state: &State) -> u64 {
