@@ -221,7 +221,7 @@ fn json_string(out: &mut Vec<u8>, value: &str) {
 
 /// RFC 3339 UTC with microseconds. The date and time of day are formatted once per second
 /// per thread.
-fn timestamp(out: &mut Vec<u8>) {
+pub(crate) fn timestamp(out: &mut Vec<u8>) {
     thread_local! {
         static SECOND: std::cell::RefCell<(u64, String)> = const { std::cell::RefCell::new((u64::MAX, String::new())) };
     }

@@ -18,6 +18,7 @@ pub mod demo;
 pub mod filter_log;
 pub mod generation;
 pub mod inspect;
+pub mod json_log;
 pub mod lifecycle;
 pub mod logging;
 pub mod metadata;

@@ -103,7 +103,7 @@ pub fn init(format: LogFormat) {
     crate::access_log::set_json(matches!(format, LogFormat::Json));
     let fmt = match format {
         LogFormat::Human => fmt.boxed(),
-        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Json => fmt.event_format(crate::json_log::FlatJson).boxed(),
     };
     // The level filter stays global (a layer, not a per-layer filter): callsites it disables
     // cost nothing and `log` records below it are never made, which the dependencies' debug

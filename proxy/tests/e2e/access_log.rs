@@ -130,7 +130,8 @@ async fn every_line_reaches_the_log_by_exit() {
 }
 
 /// With `--log-format json` an access-log line is one flat JSON object (fields at the top
-/// level, not under `fields`), as log shippers index them.
+/// level, not under `fields`), as log shippers index them; so is every other line, including
+/// those bridged from dependencies' `log` records (without the build machine's `log.file`).
 #[tokio::test]
 async fn json_lines_are_flat() {
     let config =
@@ -145,6 +146,16 @@ async fn json_lines_are_flat() {
     assert_eq!(line["route"], "all");
     assert_eq!(line["details"], "via_upstream");
     assert!(line["duration_us"].is_u64() && line["timestamp"].is_string(), "{line}");
+    let logs = weir.logs();
+    let mut targets = std::collections::BTreeSet::new();
+    for text in logs.lines() {
+        let line: serde_json::Value = serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        let keys: Vec<&str> = line.as_object().unwrap().keys().map(String::as_str).collect();
+        assert!(!keys.contains(&"fields") && !keys.iter().any(|k| k.starts_with("log.")), "{text}");
+        assert!(line["level"].is_string() && line["timestamp"].is_string() && line["message"].is_string(), "{text}");
+        targets.insert(line["target"].as_str().unwrap().to_owned());
+    }
+    assert!(targets.iter().any(|t| t.starts_with("pingora")), "bridged `log` lines keep their target: {targets:?}");
 }
 
 /// A stderr nobody reads (a pipe whose reader is stuck; 64 KiB of buffer) does not hold up
