@@ -69,6 +69,11 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         return Ok(());
     }
     crate::reload::catch_early_sighup();
+    crate::access_log::catch_sigusr1();
+    crate::access_log::set_destination(crate::access_log::Destination::parse(
+        &loaded.config.access_log.path,
+        &loaded.base_dir(),
+    ));
     let mut loaded = loaded;
     // Kept until the process ends (`run_forever` never returns).
     let (listeners, admin, _reserved) = resolve_ports(&mut loaded)?;

@@ -37,7 +37,7 @@ impl State {
         let first_workers = first.loaded.config.server.workers();
         let metrics = Metrics::new();
         metrics.prepare(&first);
-        configure_log_levels(&first);
+        configure_logs(&first);
         Arc::new(Self {
             current: ArcSwap::from_pointee(first),
             runtime,
@@ -55,7 +55,7 @@ impl State {
     pub fn publish(&self, next: Generation) -> Arc<Generation> {
         next.own_clusters();
         self.metrics.prepare(&next);
-        configure_log_levels(&next);
+        configure_logs(&next);
         self.runtime.set_node(next.node.clone());
         let id = next.id;
         let old = self.current.swap(Arc::new(next));
@@ -70,8 +70,12 @@ impl State {
     }
 }
 
-/// The plugins' configured log levels (`plugins.NAME.log_level`) take effect.
-fn configure_log_levels(generation: &Generation) {
+/// The plugins' configured log levels (`plugins.NAME.log_level`) and the access log's fields
+/// and format take effect.
+fn configure_logs(generation: &Generation) {
+    let access_log = &generation.loaded.config.access_log;
+    let json = access_log.format.map(|f| f == crate::config::AccessLogFormat::Json);
+    crate::access_log::configure(&access_log.fields, json);
     let levels = generation
         .loaded
         .config

@@ -47,6 +47,49 @@ pub struct Config {
     /// How `/metrics` shows the metrics filters define.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where access-log lines go and what they show.
+    #[serde(default)]
+    pub access_log: AccessLogConfig,
+}
+
+/// The access log (see `docs/configuration.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    /// `stderr`, `stdout` or a file (relative to the configuration file), reopened on SIGUSR1.
+    /// Applies at start.
+    #[serde(default = "default_access_log_path")]
+    pub path: String,
+    /// `text` or `json`; default: as `--log-format`.
+    #[serde(default)]
+    pub format: Option<AccessLogFormat>,
+    /// The fields each line shows, in order.
+    #[serde(default = "default_access_log_fields")]
+    pub fields: Vec<crate::access_log::Field>,
+}
+
+impl Default for AccessLogConfig {
+    fn default() -> Self {
+        Self { path: default_access_log_path(), format: None, fields: default_access_log_fields() }
+    }
+}
+
+/// An access-log line's format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessLogFormat {
+    /// `key=value` pairs, as weir's other log lines.
+    Text,
+    /// One flat JSON object.
+    Json,
+}
+
+fn default_access_log_path() -> String {
+    "stderr".into()
+}
+
+fn default_access_log_fields() -> Vec<crate::access_log::Field> {
+    crate::access_log::DEFAULT_FIELDS.to_vec()
 }
 
 /// How `/metrics` shows the metrics filters define (see `docs/configuration.md`).
@@ -710,6 +753,17 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
         errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
     }
     errors.extend(metrics_errors(l));
+    if c.access_log.fields.is_empty() {
+        errors.push(l.error("access_log.fields", "fields", "", "at least one field is needed"));
+    }
+    if let Err(e) = crate::access_log::Destination::parse(&c.access_log.path, &l.base_dir()).check() {
+        errors.push(l.error(
+            "access_log.path",
+            "path",
+            &c.access_log.path,
+            format!("cannot open it for appending: {e}"),
+        ));
+    }
     for (name, p) in &c.plugins {
         if let Some(level) = p.log_level.as_deref().filter(|l| weir_abi::LogLevel::from_name(l).is_none()) {
             errors.push(l.error(

@@ -51,7 +51,8 @@ impl Watched {
         }
         let Some(status) = status_line_code(written) else { return };
         let took = self.head_since.take().map_or(Duration::ZERO, |t| t.elapsed());
-        log_own_reply(&self.state.metrics, status, took);
+        let client = self.inner.get_socket_digest().and_then(|d| d.peer_addr()?.as_inet().copied());
+        log_own_reply(&self.state.metrics, status, took, client);
     }
 }
 
@@ -70,17 +71,27 @@ fn details(status: u16) -> &'static str {
 }
 
 /// The access-log line and request count of a response Pingora wrote itself.
-fn log_own_reply(metrics: &Metrics, status: u16, took: Duration) {
+fn log_own_reply(metrics: &Metrics, status: u16, took: Duration, client: Option<std::net::SocketAddr>) {
     let finished = crate::metrics::Finished { code: status, duration: took, request_bytes: 0, response_bytes: 0 };
     metrics.request(metrics.unrouted(), &finished);
     crate::access_log::record(&crate::access_log::Entry {
+        client,
+        request_id: "",
         method: "-",
+        authority: "",
         path: "-",
+        protocol: "",
         status,
         details: details(status),
-        route: "-",
-        filters: "",
+        bytes_received: 0,
+        bytes_sent: 0,
         duration_us: took.as_micros() as u64,
+        route: "-",
+        upstream_cluster: "",
+        upstream_address: None,
+        upstream_time_us: None,
+        tls_version: "",
+        filters: "",
         error: None,
     });
 }

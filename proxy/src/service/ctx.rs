@@ -64,6 +64,8 @@ pub struct RequestCtx {
     pub upstream_sent: Option<Instant>,
     /// When the upstream response's last byte arrived.
     pub upstream_done: Option<Instant>,
+    /// The URI the client sent, kept when filters rewrote it.
+    pub original_uri: Option<http::Uri>,
     filters_ran: bool,
     /// Counts this request in flight for the shutdown's drain.
     _in_flight: crate::lifecycle::InFlight,
@@ -96,6 +98,7 @@ impl RequestCtx {
             upstream: None,
             upstream_sent: None,
             upstream_done: None,
+            original_uri: None,
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
@@ -203,6 +206,12 @@ impl RequestCtx {
         self.generation.clusters.get(&self.stream.info.cluster_name).cloned()
     }
 
+    /// Endpoint chosen to the upstream response's last byte, once the upstream answered.
+    pub fn upstream_time(&self) -> Option<std::time::Duration> {
+        let sent = self.upstream_sent.filter(|_| self.upstream_answered)?;
+        Some(self.upstream_done.unwrap_or_else(Instant::now) - sent)
+    }
+
     /// True once the whole request arrived.
     pub fn request_received(&self) -> bool {
         self.request_done_at_headers || self.request_body_done
@@ -242,8 +251,8 @@ impl RequestCtx {
             chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
         }
-        if let (Some(cluster), Some(sent), true) = (&self.upstream, self.upstream_sent, self.upstream_answered) {
-            cluster.metrics(metrics).answered(self.upstream_done.unwrap_or_else(Instant::now) - sent);
+        if let (Some(cluster), Some(time)) = (&self.upstream, self.upstream_time()) {
+            cluster.metrics(metrics).answered(time);
         }
         let finished = crate::metrics::Finished {
             code: self.stream.info.response_code.unwrap_or(0),

@@ -42,6 +42,18 @@ pub struct WeirProxy {
     pub limits: crate::connections::Limits,
 }
 
+/// `HTTP/1.1`, `HTTP/2`, … as the access log shows a request's protocol.
+fn protocol(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_11 => "HTTP/1.1",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "",
+    }
+}
+
 fn reset_error() -> Box<Error> {
     Error::explain(ErrorType::Custom("stream reset by filter"), "a filter closed the stream")
 }
@@ -149,6 +161,10 @@ impl ProxyHttp for WeirProxy {
             }
         }
         // Most requests leave the headers as they came (or no filter runs): nothing to write back.
+        if ctx.chain.is_some() && ctx.stream.request_headers.is_changed() {
+            // The access log shows the path the client sent.
+            ctx.original_uri = Some(session.req_header().uri.clone());
+        }
         if ctx.chain.is_some()
             && ctx.stream.request_headers.is_changed()
             && let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut())
@@ -477,14 +493,29 @@ impl ProxyHttp for WeirProxy {
         ctx.finish(&self.state.metrics, (session.body_bytes_read() as u64, session.body_bytes_sent() as u64));
         let status = ctx.stream.info.response_code.unwrap_or(0);
         let error = e.map(|e| e as &dyn std::fmt::Display);
+        let req = session.req_header();
+        let uri = ctx.original_uri.as_ref().unwrap_or(&req.uri);
+        let authority =
+            uri.authority().map(|a| a.as_str()).or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
+        let micros = |d: Duration| d.as_micros() as u64;
         crate::access_log::record(&crate::access_log::Entry {
-            method: session.req_header().method.as_str(),
-            path: session.req_header().uri.path_and_query().map_or("-", |p| p.as_str()),
+            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
+            request_id: req.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            method: req.method.as_str(),
+            authority: authority.unwrap_or_default(),
+            path: uri.path_and_query().map_or("-", |p| p.as_str()),
+            protocol: protocol(req.version),
             status,
             details: ctx.response_code_details(),
+            bytes_received: session.body_bytes_read() as u64,
+            bytes_sent: session.body_bytes_sent() as u64,
+            duration_us: micros(ctx.started.elapsed()),
             route: ctx.route_name(),
+            upstream_cluster: if ctx.upstream.is_some() { &ctx.stream.info.cluster_name } else { "" },
+            upstream_address: ctx.stream.info.upstream_address.filter(|_| ctx.upstream.is_some()),
+            upstream_time_us: ctx.upstream_time().map(micros),
+            tls_version: ctx.stream.info.tls.as_ref().map_or("", |t| t.version.as_str()),
             filters: ctx.filter_summary(),
-            duration_us: ctx.started.elapsed().as_micros() as u64,
             error,
         });
     }

@@ -212,3 +212,87 @@ async fn a_stderr_nobody_reads_does_not_hold_up_requests() {
     let lines = logs.lines().filter(|l| l.contains("weir::access")).count();
     assert_eq!(lines, 2000, "{}", logs.lines().rev().take(5).collect::<Vec<_>>().join("\n"));
 }
+
+/// `access_log`: a file with the fields chosen (the path the client sent though a filter
+/// rewrote it, the upstream that answered, bytes), reopened on SIGUSR1 after logrotate moved
+/// it, and fields changed by a reload.
+#[tokio::test]
+async fn a_file_log_shows_the_chosen_fields_and_is_reopened_on_sigusr1() {
+    let origin = origin("o");
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.log");
+    let rewrite = serde_json::json!({ "steps": { "request_headers": [["replace_header", 0, ":path", "/rewritten"]] } });
+    let config = |fields: &str| {
+        format!(
+            "access_log:\n  path: access.log\n  format: json\n  fields: [{fields}]\nclusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: origin\n    filters: [{{ plugin: probe, config: {} }}]\n",
+            probe(),
+            serde_json::to_string(&rewrite).unwrap()
+        )
+    };
+    let all = "client_address, request_id, method, authority, path, protocol, status, bytes_sent, upstream_cluster, upstream_address, upstream_time_us, tls_version";
+    let mut weir = Weir::start_in(dir, &config(all));
+    let lines = |path: &std::path::Path| -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let c = client();
+    let r = c.get(weir.url("/original?q=1")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("/rewritten"), "the origin got the rewritten path: {body}");
+    assert!(eventually(async || lines(&log).len() == 1).await, "{}", weir.logs());
+    let line = lines(&log).remove(0);
+    assert_eq!(line["path"], "/original?q=1", "the path the client sent: {line}");
+    assert_eq!(line["method"], "GET");
+    assert_eq!(line["protocol"], "HTTP/1.1");
+    assert_eq!(line["status"], 200);
+    assert_eq!(line["bytes_sent"], body.len());
+    assert_eq!(line["upstream_cluster"], "origin");
+    assert_eq!(line["upstream_address"], origin.to_string());
+    assert!(line["upstream_time_us"].is_u64(), "{line}");
+    assert!(line["tls_version"].is_null(), "plaintext: {line}");
+    assert_eq!(line["authority"], weir.proxy.to_string());
+    assert!(line["client_address"].as_str().unwrap().starts_with("127.0.0.1:"), "{line}");
+    assert_eq!(line["request_id"].as_str().unwrap().len(), 36, "{line}");
+    assert!(line.get("route").is_none(), "only the chosen fields: {line}");
+    assert!(!weir.logs().contains("weir::access"), "lines go to the file, not stderr");
+
+    // logrotate: move the file away, then SIGUSR1.
+    let rotated = log.with_extension("log.1");
+    std::fs::rename(&log, &rotated).unwrap();
+    weir.signal("USR1");
+    assert!(eventually(async || weir.logs().contains("access log reopened")).await, "{}", weir.logs());
+    assert_eq!(c.get(weir.url("/after")).send().await.unwrap().status(), 200);
+    assert!(eventually(async || lines(&log).len() == 1).await, "the new file gets the new line");
+    assert_eq!(lines(&rotated).len(), 1, "the rotated file keeps its line and gets no more");
+    assert_eq!(lines(&log)[0]["path"], "/after");
+
+    // A reload changes the fields.
+    weir.rewrite(&config("status, route"));
+    assert_eq!(c.post(weir.admin_url("/reload")).send().await.unwrap().status(), 200);
+    assert_eq!(c.get(weir.url("/third")).send().await.unwrap().status(), 200);
+    assert!(eventually(async || lines(&log).len() == 2).await);
+    let line = &lines(&log)[1];
+    assert!(line["status"] == 200 && line["route"].is_string() && line.get("path").is_none(), "{line}");
+    assert!(weir.alive(), "SIGUSR1 does not end the process");
+}
+
+#[test]
+fn an_access_log_that_cannot_be_opened_or_has_no_fields_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weir.yaml");
+    std::fs::write(
+        &path,
+        "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n  - cluster: o\naccess_log:\n  path: no/such/dir/access.log\n  fields: []\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("access_log.path") && text.contains("cannot open it for appending"), "{text}");
+    assert!(text.contains("access_log.fields") && text.contains("at least one field"), "{text}");
+    std::fs::write(&path, "listeners: [{ address: 127.0.0.1:0 }]\nroutes: []\naccess_log: { fields: [colour] }\n")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("unknown variant `colour`") && text.contains("client_address"), "{text}");
+}
