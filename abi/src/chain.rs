@@ -40,6 +40,17 @@ pub enum Outcome {
     Failed(FilterFailure),
 }
 
+/// One filter callback, for metrics and traces.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTiming {
+    /// The phase it ran in.
+    pub phase: Phase,
+    /// When it began.
+    pub started: Instant,
+    /// How long it took (in the VM and the hostcalls it made).
+    pub took: Duration,
+}
+
 /// A failure that ends the request under the fail-closed policy.
 #[derive(Debug, Clone)]
 pub struct FilterFailure {
@@ -100,7 +111,7 @@ pub struct FilterChain {
     /// Callouts of filters that did not wait for them, with the VM that made them.
     detached: Vec<(Arc<VmSpec>, Callout)>,
     /// Time spent in each filter's callbacks since the last drain: (filter index, time).
-    timings: Vec<(usize, Duration)>,
+    timings: Vec<(usize, CallTiming)>,
     /// VM failures since the last drain: (filter index, kind).
     failures: Vec<(usize, FailureKind)>,
     response_started: bool,
@@ -201,10 +212,11 @@ impl FilterChain {
         std::mem::take(&mut self.detached)
     }
 
-    /// Hands out the time each filter spent in callbacks since the last call.
-    pub fn drain_timings(&mut self, mut f: impl FnMut(&PluginSpec, Duration)) {
-        for (i, d) in self.timings.drain(..) {
-            f(&self.slots[i].plugin, d);
+    /// Hands out each filter callback since the last call: its phase, when it began and how
+    /// long it took.
+    pub fn drain_timings(&mut self, mut f: impl FnMut(&PluginSpec, &CallTiming)) {
+        for (i, t) in self.timings.drain(..) {
+            f(&self.slots[i].plugin, &t);
         }
     }
 
@@ -433,7 +445,7 @@ impl FilterChain {
             let outcome = vm.stream_callback(s, ctx, phase, cb)?;
             Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
         });
-        self.timings.push((i, started.elapsed()));
+        self.timings.push((i, CallTiming { phase, started, took: started.elapsed() }));
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
             Err(failure) => {

@@ -41,6 +41,21 @@ pub enum Phase {
     Log,
 }
 
+impl Phase {
+    /// The phase as traces name it (`request_headers`, `response_body`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RequestHeaders => "request_headers",
+            Self::RequestBody { .. } => "request_body",
+            Self::RequestTrailers => "request_trailers",
+            Self::ResponseHeaders => "response_headers",
+            Self::ResponseBody { .. } => "response_body",
+            Self::ResponseTrailers => "response_trailers",
+            Self::Log => "log",
+        }
+    }
+}
+
 /// The guest export the host is currently inside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CallbackKind {

@@ -52,7 +52,7 @@ mod stream;
 mod types;
 mod vm;
 
-pub use chain::{FilterChain, FilterFailure, FilterOutcome, Outcome};
+pub use chain::{CallTiming, FilterChain, FilterFailure, FilterOutcome, Outcome};
 pub use error::{Failure, FailureKind, LoadError, StartError};
 pub use headers::HeaderMap;
 pub use host::{Effects, Phase};

@@ -25,27 +25,49 @@ const MAX_INFORMATIONAL: usize = 8;
 /// Starts the work of one callout a filter asked for: the future yields its token and result,
 /// to hand back to the VM. `None` for work that has no result of its own (messages, half-close
 /// or cancel on gRPC streams, which the client does not carry).
+///
+/// `trace`: the request's trace context, when tracing is on (a root context's callouts start
+/// traces of their own); the callout's span goes to the service in `traceparent`.
 pub fn start(
     state: &std::sync::Arc<crate::state::State>,
     generation: &std::sync::Arc<crate::generation::Generation>,
     c: Callout,
+    trace: Option<&opentelemetry::Context>,
 ) -> Option<BoxFuture<'static, (u32, CalloutResult)>> {
     let (state, generation, token) = (state.clone(), generation.clone(), c.token);
     match c.kind {
-        CalloutKind::Http(req) => Some(
-            async move {
-                let cluster = generation.clusters.get(&req.cluster).cloned();
-                (token, CalloutResult::Http(state.callouts.http(cluster.as_deref(), &req).await))
-            }
-            .boxed(),
-        ),
-        CalloutKind::Grpc(req) if req.message.is_some() => Some(
-            async move {
-                let cluster = generation.clusters.get(&req.cluster).cloned();
-                (token, CalloutResult::Grpc(state.callouts.grpc_unary(cluster.as_deref(), &req).await))
-            }
-            .boxed(),
-        ),
+        CalloutKind::Http(mut req) => {
+            let span = crate::traces::CalloutSpan::start(trace, &req.cluster, &mut req.headers);
+            Some(
+                async move {
+                    let cluster = generation.clusters.get(&req.cluster).cloned();
+                    let response = state.callouts.http(cluster.as_deref(), &req).await;
+                    if let Some(span) = span {
+                        span.finish(status_of(&response));
+                    }
+                    (token, CalloutResult::Http(response))
+                }
+                .boxed(),
+            )
+        }
+        CalloutKind::Grpc(mut req) if req.message.is_some() => {
+            let span = crate::traces::CalloutSpan::start(trace, &req.cluster, &mut req.initial_metadata);
+            Some(
+                async move {
+                    let cluster = generation.clusters.get(&req.cluster).cloned();
+                    let event = state.callouts.grpc_unary(cluster.as_deref(), &req).await;
+                    if let Some(span) = span {
+                        span.finish(if matches!(event, GrpcEvent::Close { status, .. } if status != 0) {
+                            0
+                        } else {
+                            200
+                        });
+                    }
+                    (token, CalloutResult::Grpc(event))
+                }
+                .boxed(),
+            )
+        }
         // A stream: closed at once with UNIMPLEMENTED, so the filter hears why instead of
         // waiting for events that never come.
         CalloutKind::Grpc(_) => {
@@ -53,6 +75,16 @@ pub fn start(
             Some(futures::future::ready((token, CalloutResult::Grpc(GrpcEvent::Close { status: 12, message }))).boxed())
         }
         CalloutKind::GrpcSend { .. } | CalloutKind::GrpcClose | CalloutKind::GrpcCancel => None,
+    }
+}
+
+/// The status of a callout's answer (0: none, the call was reset).
+fn status_of(response: &HttpCallResponse) -> u16 {
+    match response {
+        HttpCallResponse::Response { headers, .. } => {
+            headers.get_str(":status").and_then(|s| s.parse().ok()).unwrap_or(0)
+        }
+        _ => 0,
     }
 }
 

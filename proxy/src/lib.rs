@@ -30,4 +30,5 @@ pub mod server;
 pub mod service;
 pub mod state;
 pub mod tls;
+pub mod traces;
 pub mod workers;

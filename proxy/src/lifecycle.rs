@@ -272,6 +272,7 @@ impl ShutdownSignalWatch for Signals {
             }
             tracing::warn!(target: "weir::server", "second signal: exiting without waiting for requests in flight");
             crate::access_log::flush();
+            crate::traces::flush();
             std::process::exit(1);
         });
         let failed = lifecycle.exit_code() != 0;
@@ -307,6 +308,7 @@ impl ShutdownSignalWatch for Signals {
             tracing::warn!(target: "weir::server", bound = ?AFTER_DRAIN, "background work still running after the drain; exiting without it");
             remove_own_pid_file(&pid_file);
             crate::access_log::flush();
+            crate::traces::flush();
             std::process::exit(state.lifecycle.exit_code());
         });
         ShutdownSignal::GracefulTerminate

@@ -289,6 +289,10 @@ fn keep_process_settings(next: &mut Loaded, running: &Loaded) {
     next.config.listeners = listeners;
     next.config.admin = running.config.admin.clone();
     next.config.server = running.config.server.clone();
+    if next.config.tracing != running.config.tracing {
+        tracing::warn!(target: "weir::reload", "tracing settings apply at the next start; keeping the running ones");
+        next.config.tracing = running.config.tracing.clone();
+    }
     if next.config.access_log.path != running.config.access_log.path {
         tracing::warn!(target: "weir::reload", "access_log.path applies at the next start; the access log stays where it is (its fields and format change now)");
         next.config.access_log.path = running.config.access_log.path.clone();

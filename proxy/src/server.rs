@@ -70,6 +70,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     }
     crate::reload::catch_early_sighup();
     crate::access_log::catch_sigusr1();
+    crate::traces::configure(loaded.config.tracing.clone());
     crate::access_log::set_destination(crate::access_log::Destination::parse(
         &loaded.config.access_log.path,
         &loaded.base_dir(),
@@ -230,6 +231,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let code = state.lifecycle.exit_code();
     tracing::info!(target: "weir::server", code, "exiting");
     crate::access_log::flush();
+    crate::traces::flush();
     std::process::exit(code)
 }
 

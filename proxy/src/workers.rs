@@ -142,7 +142,7 @@ fn run_root_work(state: &Arc<State>, generation: &Arc<crate::generation::Generat
             next = next.min(at);
         }
         for (_, c) in work.callouts {
-            let Some(call) = crate::callout::start(state, generation, c) else { continue };
+            let Some(call) = crate::callout::start(state, generation, c, None) else { continue };
             tokio::spawn(crate::callout::deliver(spec.clone(), call));
         }
     }

@@ -50,6 +50,53 @@ pub struct Config {
     /// Where access-log lines go and what they show.
     #[serde(default)]
     pub access_log: AccessLogConfig,
+    /// Distributed tracing (OpenTelemetry); off without it.
+    #[serde(default)]
+    pub tracing: Option<TracingConfig>,
+}
+
+/// Distributed tracing: spans exported over OTLP/HTTP (see `docs/configuration.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TracingConfig {
+    /// The collector's OTLP/HTTP traces URL, `http://HOST:4318/v1/traces`.
+    pub endpoint: String,
+    /// `http_protobuf` (the default, as OTLP's) or `http_json`.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// `service.name` of the spans. Default `weir`.
+    #[serde(default = "default_service_name")]
+    pub service_name: String,
+    /// The share of new traces sampled, 0 to 1; a request whose `traceparent` carries its
+    /// caller's decision keeps it. Default 1.
+    #[serde(default = "default_sampling")]
+    pub sampling: f64,
+    /// Longest an export may take. Default 10s.
+    #[serde(default = "default_export_timeout")]
+    pub timeout: Millis,
+}
+
+/// How spans are encoded for the collector.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// Protobuf (`application/x-protobuf`).
+    #[default]
+    HttpProtobuf,
+    /// JSON (`application/json`).
+    HttpJson,
+}
+
+fn default_service_name() -> String {
+    "weir".into()
+}
+
+fn default_sampling() -> f64 {
+    1.0
+}
+
+fn default_export_timeout() -> Millis {
+    Millis(std::time::Duration::from_secs(10))
 }
 
 /// The access log (see `docs/configuration.md`).
@@ -753,6 +800,27 @@ fn validate(l: &Loaded) -> Vec<ConfigError> {
         errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
     }
     errors.extend(metrics_errors(l));
+    if let Some(t) = &c.tracing {
+        if !(0.0..=1.0).contains(&t.sampling) {
+            errors.push(l.error("tracing.sampling", "sampling", &t.sampling.to_string(), "must be between 0 and 1"));
+        }
+        let scheme = t.endpoint.parse::<http::Uri>().ok().and_then(|u| u.scheme_str().map(str::to_owned));
+        match scheme.as_deref() {
+            Some("http") => {}
+            Some("https") => errors.push(l.error(
+                "tracing.endpoint",
+                "endpoint",
+                &t.endpoint,
+                "https is not supported yet: send spans to a collector or agent over http:// (usually local)",
+            )),
+            _ => errors.push(l.error(
+                "tracing.endpoint",
+                "endpoint",
+                &t.endpoint,
+                "must be a URL: http://HOST:4318/v1/traces",
+            )),
+        }
+    }
     if c.access_log.fields.is_empty() {
         errors.push(l.error("access_log.fields", "fields", "", "at least one field is needed"));
     }

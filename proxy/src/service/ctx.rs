@@ -66,6 +66,10 @@ pub struct RequestCtx {
     pub upstream_done: Option<Instant>,
     /// The URI the client sent, kept when filters rewrote it.
     pub original_uri: Option<http::Uri>,
+    /// The request's spans, when tracing is on.
+    pub trace: Option<crate::traces::RequestTrace>,
+    /// The trace context headers the upstream request carries.
+    pub trace_headers: Vec<(&'static str, String)>,
     filters_ran: bool,
     /// Counts this request in flight for the shutdown's drain.
     _in_flight: crate::lifecycle::InFlight,
@@ -99,6 +103,8 @@ impl RequestCtx {
             upstream_sent: None,
             upstream_done: None,
             original_uri: None,
+            trace: None,
+            trace_headers: Vec::new(),
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
@@ -248,11 +254,21 @@ impl RequestCtx {
                 self.outcomes.push_str(outcome.as_str());
             }
             chain.finish(&mut self.stream);
-            chain.drain_timings(|p, d| metrics.filter_call(p.name(), d));
+            let trace = self.trace.as_ref();
+            chain.drain_timings(|p, t| {
+                metrics.filter_call(p.name(), t.took);
+                if let Some(trace) = trace {
+                    trace.filter_call(p.name(), t);
+                }
+            });
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
         }
         if let (Some(cluster), Some(time)) = (&self.upstream, self.upstream_time()) {
             cluster.metrics(metrics).answered(time);
+        }
+        if let Some(trace) = &self.trace {
+            let details = self.response_code_details();
+            trace.finish(self.stream.info.response_code.unwrap_or(0), details, self.upstream_done);
         }
         let finished = crate::metrics::Finished {
             code: self.stream.info.response_code.unwrap_or(0),

@@ -60,7 +60,9 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
             Outcome::Pause { callouts } => {
                 let calls = pending.get_or_insert_with(FuturesUnordered::new);
                 for c in callouts {
-                    if let Some(fut) = crate::callout::start(state, &ctx.generation, c) {
+                    if let Some(fut) =
+                        crate::callout::start(state, &ctx.generation, c, ctx.trace.as_ref().map(|t| t.context()))
+                    {
                         calls.push(fut);
                     }
                 }
@@ -135,7 +137,10 @@ fn hand_over(ctx: &mut RequestCtx, mut calls: Pending) {
 pub fn spawn_detached(state: &Arc<State>, ctx: &mut RequestCtx) {
     let Some(chain) = ctx.chain.as_mut() else { return };
     for (vm, c) in chain.take_detached_callouts() {
-        let Some(work) = crate::callout::start(state, &ctx.generation, c) else { continue };
+        let Some(work) = crate::callout::start(state, &ctx.generation, c, ctx.trace.as_ref().map(|t| t.context()))
+        else {
+            continue;
+        };
         tokio::spawn(crate::callout::deliver(vm, work));
     }
 }

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use weir_abi::{FilterChain, Outcome};
@@ -108,6 +108,8 @@ impl ProxyHttp for WeirProxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.fill_request(session);
+        let req = session.req_header();
+        ctx.trace = crate::traces::RequestTrace::start(&req.headers, req.method.as_str(), req.uri.path(), ctx.started);
         if self.state.lifecycle.draining() || crate::connections::expired(self.limits.max_duration) {
             // Shutting down, or the connection is past server.max_connection_duration: the
             // client makes its next request on a new connection.
@@ -134,6 +136,9 @@ impl ProxyHttp for WeirProxy {
             return Ok(true);
         };
         ctx.select_route(route);
+        if let Some(trace) = &ctx.trace {
+            trace.route(session.req_header().method.as_str(), ctx.route_name());
+        }
         let eos = session.is_body_empty();
         ctx.request_done_at_headers = eos;
         let plugins = ctx.generation.routes[route].chain.clone();
@@ -203,8 +208,24 @@ impl ProxyHttp for WeirProxy {
         } else {
             ctx.upstream_sent = Some(std::time::Instant::now());
         }
+        if let Some(trace) = ctx.trace.as_mut() {
+            ctx.trace_headers = trace.upstream(&cluster.name, ctx.stream.info.upstream_address);
+        }
         ctx.upstream = Some(cluster);
         Ok(Box::new(peer))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // The upstream span's trace context replaces the caller's.
+        for (name, value) in &ctx.trace_headers {
+            upstream_request.insert_header(*name, value.as_str())?;
+        }
+        Ok(())
     }
 
     fn fail_to_connect(

@@ -25,5 +25,6 @@ mod phases;
 mod reload;
 mod shutdown;
 mod tls;
+mod tracing;
 mod upgrade;
 mod upstreams;
