@@ -1,16 +1,7 @@
 //! `weir -t -c FILE`: exit 0 for a valid configuration, 1 with reasons that name the file,
 //! line and field.
 
-use std::process::Command;
-
-fn check(yaml: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    (out.status.success(), text.replace(&path.display().to_string(), "FILE"))
-}
+use crate::harness::check_config as check;
 
 /// The VM pool holds what the configuration needs: plugins sharing a vm_id share a VM.
 #[test]

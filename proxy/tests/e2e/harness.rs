@@ -424,3 +424,14 @@ pub fn closed_port() -> (SocketAddr, tokio::net::TcpSocket) {
     socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
     (socket.local_addr().unwrap(), socket)
 }
+
+/// `weir -t -c FILE` on `yaml` (written as a file named `bad.yaml`): whether it passed, and
+/// its output with the file's path shown as `FILE`.
+pub fn check_config(yaml: &str) -> (bool, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text.replace(&path.display().to_string(), "FILE"))
+}

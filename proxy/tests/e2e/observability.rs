@@ -140,16 +140,10 @@ async fn the_metrics_page_parses_strictly_with_filter_metrics_named_apart_and_ta
 
 #[test]
 fn a_bad_tag_rule_or_prefix_is_refused_with_its_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weir.yaml");
-    std::fs::write(
-        &path,
+    let (ok, text) = check_config(
         "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n  - cluster: o\nmetrics:\n  filter_prefix: 9bad\n  filter_tags:\n    - { tag_name: le, regex: 'method=[a-z]+' }\n",
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
+    );
+    assert!(!ok, "{text}");
     for field in ["metrics.filter_prefix", "metrics.filter_tags[0].tag_name", "metrics.filter_tags[0].regex"] {
         assert!(text.contains(field), "the error names {field}:\n{text}");
     }
@@ -245,22 +239,11 @@ async fn log_levels_per_plugin_from_the_configuration_and_the_admin_listener() {
 
 #[test]
 fn a_plugin_log_level_that_is_none_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weir.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "listeners: [{{ address: 127.0.0.1:0 }}]\nclusters:\n  o: {{ endpoints: [\"127.0.0.1:1\"] }}\nplugins:\n  p: {{ module: {}, log_level: loud }}\nroutes:\n  - cluster: o\n",
-            probe()
-        ),
-    )
-    .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
-    assert!(
-        !out.status.success() && text.contains("plugins.p.log_level") && text.contains("unknown log level `loud`"),
-        "{text}"
-    );
+    let (ok, text) = check_config(&format!(
+        "listeners: [{{ address: 127.0.0.1:0 }}]\nclusters:\n  o: {{ endpoints: [\"127.0.0.1:1\"] }}\nplugins:\n  p: {{ module: {}, log_level: loud }}\nroutes:\n  - cluster: o\n",
+        probe()
+    ));
+    assert!(!ok && text.contains("plugins.p.log_level") && text.contains("unknown log level `loud`"), "{text}");
 }
 
 #[test]

@@ -174,16 +174,10 @@ async fn a_request_without_trace_context_starts_a_trace_and_protobuf_is_the_defa
 
 #[test]
 fn a_bad_tracing_section_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weir.yaml");
-    std::fs::write(
-        &path,
+    let (ok, text) = check_config(
         "listeners: [{ address: 127.0.0.1:0 }]\nroutes: []\ntracing: { endpoint: \"https://collector:4318/v1/traces\", sampling: 2 }\n",
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_weir")).arg("-t").arg("-c").arg(&path).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{text}");
+    );
+    assert!(!ok, "{text}");
     assert!(text.contains("tracing.sampling") && text.contains("between 0 and 1"), "{text}");
     assert!(text.contains("tracing.endpoint") && text.contains("https is not supported"), "{text}");
 }
