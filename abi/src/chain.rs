@@ -1,6 +1,6 @@
 //! Drives one request through an ordered list of filters, phase by phase, in Envoy's order:
 //! request phases in chain order, response phases in reverse; `on_log` for every filter, then
-//! `on_done` and `on_delete` (ABI.md §5.3). The caller lends a [`StreamState`] for each phase
+//! `on_done` and `on_delete` (docs/abi.md#http-stream). The caller lends a [`StreamState`] for each phase
 //! and acts on the [`Outcome`]; nothing here does I/O.
 
 use std::sync::Arc;

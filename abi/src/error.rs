@@ -105,7 +105,7 @@ pub enum StartError {
     Failed(Failure),
 }
 
-/// How a call into a VM went wrong (the trap classification of ABI.md §8.4).
+/// How a call into a VM went wrong (the trap classification of docs/abi.md#failures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureKind {
     /// `unreachable` executed: a Rust panic, an AssemblyScript abort, a Go panic.

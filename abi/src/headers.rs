@@ -1,4 +1,4 @@
-//! An ordered, duplicate-keeping header map with Envoy's rules (ABI.md §3.6): names are stored
+//! An ordered, duplicate-keeping header map with Envoy's rules (docs/abi.md#header-maps): names are stored
 //! lower-case, lookups ignore case, `get` returns the first value, pseudo-headers come first.
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! Envoy's rules for a local reply (ABI.md §3.8): `:status` and the filter's headers; with a
+//! Envoy's rules for a local reply (docs/abi.md#local-replies): `:status` and the filter's headers; with a
 //! body `content-length` and, unless given, `content-type: text/plain`; without one neither;
 //! gRPC requests get a trailers-only 200 with `grpc-status` and `grpc-message`; HEAD gets no
 //! body.

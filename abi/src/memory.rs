@@ -1,4 +1,4 @@
-//! Checked access to a guest's linear memory (ABI.md §3, "Memory checks" and "Returning data").
+//! Checked access to a guest's linear memory (docs/abi.md#memory-checks and #returning-data).
 //!
 //! Every pointer and length comes from the guest: a range outside its memory gives
 //! INVALID_MEMORY_ACCESS, never a trap and never a host panic. Data handed to the guest is

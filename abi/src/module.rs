@@ -76,7 +76,7 @@ impl CompiledModule {
     }
 }
 
-/// Which start functions a module has (ABI.md §1.4).
+/// Which start functions a module has (docs/abi.md#start-functions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StartFunctions {
     /// `_initialize` (WASI reactor).
@@ -143,7 +143,7 @@ fn is_i32_func(f: &FuncType, params: usize, ret: bool) -> bool {
         && f.results().all(|t| matches!(t, ValType::I32))
 }
 
-/// Every callback export weir knows (ABI.md §4), whether or not it ever calls it.
+/// Every callback export weir knows (docs/abi.md#callbacks), whether or not it ever calls it.
 pub const CALLBACKS: &[&str] = &[
     "proxy_on_context_create",
     "proxy_on_vm_start",

@@ -1,5 +1,5 @@
-//! The attributes a filter reads with `proxy_get_property` (ABI.md §6), encoded as Envoy
-//! encodes them (§2.3): strings raw, integers 8-byte little-endian, booleans one byte, maps in
+//! The attributes a filter reads with `proxy_get_property` (docs/abi.md#properties), encoded as Envoy
+//! encodes them (docs/abi.md#property-values): strings raw, integers 8-byte little-endian, booleans one byte, maps in
 //! the pairs format, timestamps and durations as int64 nanoseconds.
 
 use std::time::UNIX_EPOCH;

@@ -1,5 +1,5 @@
 //! Process-wide state shared by every VM: shared data (with CAS), shared queues and metrics
-//! (ABI.md §3.11–3.13). Keyed by `vm_id`, not by module or config, so it survives reloads.
+//! (docs/abi.md#shared-data to #metrics). Keyed by `vm_id`, not by module or config, so it survives reloads.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};

@@ -27,7 +27,7 @@ pub struct StreamState {
     pub request_body: BytesMut,
     /// The response body, likewise.
     pub response_body: BytesMut,
-    /// Connection and request facts behind the properties of ABI.md §6.
+    /// Connection and request facts behind the properties of docs/abi.md#properties.
     pub info: StreamInfo,
     /// Values filters stored with `proxy_set_property` (Envoy's `wasm.<path>` filter state),
     /// keyed by the raw path bytes.

@@ -1,5 +1,5 @@
 //! The numbers that cross the ABI: status codes and the enums of Proxy-Wasm 0.2.1, with the
-//! values Envoy uses (ABI.md §0).
+//! values Envoy uses (docs/abi.md#values).
 
 /// A `proxy_status_t`: what every `env.proxy_*` hostcall returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -262,7 +262,7 @@ impl std::fmt::Display for AbiVersion {
 }
 
 /// What a filter's callback asked the host to do with the stream (Envoy's filter statuses,
-/// decoded from the raw `i32` the way Envoy decodes them, ABI.md §0.2).
+/// decoded from the raw `i32` the way Envoy decodes them, docs/abi.md#enum-decoding).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Pass the headers or data on to the next filter.
@@ -283,7 +283,7 @@ impl Action {
     }
 }
 
-/// What the host does with a request when a filter's VM has failed (ABI.md §8.4).
+/// What the host does with a request when a filter's VM has failed (docs/abi.md#failures).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum FailurePolicy {
     /// Reply 503 (or reset, once the response has started); later requests also get 503

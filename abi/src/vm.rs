@@ -259,7 +259,7 @@ impl Vm {
     }
 
     /// Creates the plugin's root context: `proxy_on_context_create(R, 0)`, `proxy_on_vm_start`,
-    /// `proxy_on_configure` (ABI.md §5.2), as Envoy's `ContextBase::onStart` does for every
+    /// `proxy_on_configure` (docs/abi.md#root-start), as Envoy's `ContextBase::onStart` does for every
     /// root context (`proxy_on_vm_start` included). Returns the root id.
     ///
     /// # Errors

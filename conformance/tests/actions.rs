@@ -1,4 +1,4 @@
-//! Actions, pause and resume (ABI.md §3.7, §8.2): what a callback's return value and the stream
+//! Actions, pause and resume (docs/abi.md#stream-control, #pause-resume): what a callback's return value and the stream
 //! control hostcalls do to the request.
 
 use crate::suite::*;

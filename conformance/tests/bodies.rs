@@ -1,4 +1,4 @@
-//! Bodies and buffers (ABI.md §3.5): buffering by pausing, whole-body edits, and Envoy's
+//! Bodies and buffers (docs/abi.md#buffers): buffering by pausing, whole-body edits, and Envoy's
 //! `copyFrom` rules for `set_buffer_bytes`.
 
 use crate::suite::*;

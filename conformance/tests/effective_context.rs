@@ -1,4 +1,4 @@
-//! Effective context (ABI.md §3.2): callout callbacks run on the root and act on a stream only
+//! Effective context (docs/abi.md#context-management): callout callbacks run on the root and act on a stream only
 //! after `set_effective_context`, which lasts for that callback only.
 
 use crate::suite::*;

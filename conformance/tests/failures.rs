@@ -1,4 +1,4 @@
-//! Failure handling (ABI.md §8.4): a filter that traps fails only its request, and later
+//! Failure handling (docs/abi.md#failures): a filter that traps fails only its request, and later
 //! requests follow the plugin's failure policy.
 
 use crate::suite::*;

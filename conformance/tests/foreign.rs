@@ -1,4 +1,4 @@
-//! Foreign functions (ABI.md §3.15, §7).
+//! Foreign functions (docs/abi.md#foreign-function-hostcall, #foreign-functions).
 
 use crate::suite::*;
 

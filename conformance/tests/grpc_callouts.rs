@@ -1,4 +1,4 @@
-//! gRPC callouts (ABI.md §3.10): unary calls to an HTTP/2 cluster, their success and failure
+//! gRPC callouts (docs/abi.md#grpc-callouts): unary calls to an HTTP/2 cluster, their success and failure
 //! callbacks, and the token rules.
 
 use crate::suite::*;

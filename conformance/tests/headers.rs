@@ -1,4 +1,4 @@
-//! Header maps (ABI.md §3.6): reads, edits and their effect on what the origin and the client
+//! Header maps (docs/abi.md#header-maps): reads, edits and their effect on what the origin and the client
 //! get, through each SDK and at the raw ABI.
 
 use crate::suite::*;
@@ -55,7 +55,7 @@ conformance! {
         let first_plain = names.iter().position(|n| !n.starts_with(':')).unwrap();
         assert!(names[first_plain..].iter().all(|n| !n.starts_with(':')), "pseudo-headers first: {names:?}");
         assert_eq!(names.iter().filter(|n| **n == "x-dup").count(), 2);
-        // The raw bytes follow §2.1: count, (name len, value len)*, then NUL-terminated strings.
+        // The raw bytes follow docs/abi.md#pairs: count, (name len, value len)*, then NUL-terminated strings.
         let raw = hex_bytes(l[0]["hex"].as_str().unwrap());
         assert_eq!(u32::from_le_bytes(raw[..4].try_into().unwrap()) as usize, pairs.len());
         let size: usize = pairs.iter().map(|p| p[0].as_str().unwrap().len() + p[1].as_str().unwrap().len()).sum();

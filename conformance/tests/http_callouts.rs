@@ -1,4 +1,4 @@
-//! HTTP callouts (ABI.md §3.9): dispatch, the answer in the root's callback, and the synthetic
+//! HTTP callouts (docs/abi.md#http-callouts): dispatch, the answer in the root's callback, and the synthetic
 //! 503/504 answers Envoy gives for unreachable and silent upstreams.
 
 use crate::suite::*;

@@ -1,4 +1,4 @@
-//! The HTTP stream's callbacks, in Envoy's order, as each SDK delivers them (ABI.md §5.3).
+//! The HTTP stream's callbacks, in Envoy's order, as each SDK delivers them (docs/abi.md#http-stream).
 
 use crate::suite::*;
 

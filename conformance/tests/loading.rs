@@ -1,4 +1,4 @@
-//! Loading and linking (ABI.md §1): a module weir cannot run is refused with an error that says
+//! Loading and linking (docs/abi.md#loading): a module weir cannot run is refused with an error that says
 //! why, and the running configuration keeps serving.
 
 use crate::suite::*;

@@ -1,4 +1,4 @@
-//! Local responses (ABI.md §3.8, §8.3): what the client gets, what the filter sees afterwards,
+//! Local responses (docs/abi.md#local-replies, #after-local-reply): what the client gets, what the filter sees afterwards,
 //! and the gRPC, HEAD and late cases.
 
 use crate::suite::*;

@@ -1,4 +1,4 @@
-//! Logging and WASI (ABI.md §3.1, §3.4): levels, the plugin prefix, stdout/stderr, and the
+//! Logging and WASI (docs/abi.md#logging, #time): levels, the plugin prefix, stdout/stderr, and the
 //! WASI calls filters make.
 
 use crate::suite::*;

@@ -1,4 +1,4 @@
-//! weir's Proxy-Wasm conformance suite: Envoy's behaviour (`ABI.md` §10, summarised in
+//! weir's Proxy-Wasm conformance suite: Envoy's behaviour (docs/abi.md#checklist, summarised in
 //! `docs/COMPATIBILITY.md`), checked item by item through the real `weir` binary, a real origin
 //! and real probe filters built from source with the Rust and AssemblyScript SDKs.
 //!

@@ -1,4 +1,4 @@
-//! Memory safety (ABI.md §8.4, §10 P): out-of-bounds pointers from a filter are an error status,
+//! Memory safety (docs/abi.md#failures, #checklist P): out-of-bounds pointers from a filter are an error status,
 //! never a trap and never a host crash.
 
 use crate::suite::*;

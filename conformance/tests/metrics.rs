@@ -1,4 +1,4 @@
-//! Metrics (ABI.md §3.13): counters, gauges and histograms, exported on `/metrics`.
+//! Metrics (docs/abi.md#metrics): counters, gauges and histograms, exported on `/metrics`.
 
 use crate::suite::*;
 

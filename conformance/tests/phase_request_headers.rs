@@ -1,4 +1,4 @@
-//! Which hostcalls work in `on_request_headers` (ABI.md §3.5, §3.6, §6; Envoy keeps the request
+//! Which hostcalls work in `on_request_headers` (docs/abi.md#buffers, #header-maps, #properties; Envoy keeps the request
 //! header map for the filter until the callback continues).
 
 use crate::suite::*;

@@ -1,4 +1,4 @@
-//! Properties (ABI.md §3.14, §6): paths, encodings, and where each is available.
+//! Properties (docs/abi.md#properties-hostcalls, #properties): paths, encodings, and where each is available.
 
 use crate::suite::*;
 

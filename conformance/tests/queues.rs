@@ -1,4 +1,4 @@
-//! Shared queues (ABI.md §3.12): registration, FIFO delivery through `on_queue_ready`.
+//! Shared queues (docs/abi.md#shared-queues): registration, FIFO delivery through `on_queue_ready`.
 
 use crate::suite::*;
 

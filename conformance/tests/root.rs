@@ -1,4 +1,4 @@
-//! Root context start-up (ABI.md §5.2): the order of the root callbacks, their arguments, and
+//! Root context start-up (docs/abi.md#root-start): the order of the root callbacks, their arguments, and
 //! which configuration each can read.
 
 use crate::suite::*;

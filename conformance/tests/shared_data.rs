@@ -1,4 +1,4 @@
-//! Shared data (ABI.md §3.11): compare-and-swap semantics, and values that outlive requests and
+//! Shared data (docs/abi.md#shared-data): compare-and-swap semantics, and values that outlive requests and
 //! reloads for the same `vm_id`.
 
 use crate::suite::*;

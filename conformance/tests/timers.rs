@@ -1,4 +1,4 @@
-//! Timers and time (ABI.md §3.4): ticks on every instance, stopped by a zero period; clocks.
+//! Timers and time (docs/abi.md#time): ticks on every instance, stopped by a zero period; clocks.
 
 use crate::suite::*;
 

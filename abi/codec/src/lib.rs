@@ -1,4 +1,4 @@
-//! The wire formats of ABI.md §2: the header-map "pairs" encoding and property paths.
+//! The wire formats of docs/abi.md#wire-formats: the header-map "pairs" encoding and property paths.
 //!
 //! The decoder reads guest-controlled bytes: it never panics, never trusts a count for an
 //! allocation, and (like Envoy's `PairsUtil::toPairs`) treats any malformed input as an

@@ -1,4 +1,4 @@
-//! Buffers (ABI.md §3.5): `proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`,
+//! Buffers (docs/abi.md#buffers): `proxy_get_buffer_bytes`, `proxy_set_buffer_bytes`,
 //! `proxy_get_buffer_status`, with Envoy's availability and `copyFrom` rules.
 
 use bytes::{Bytes, BytesMut};

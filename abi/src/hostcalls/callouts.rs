@@ -1,4 +1,4 @@
-//! HTTP and gRPC callouts (ABI.md §3.9, §3.10). A callout is recorded as work for the host
+//! HTTP and gRPC callouts (docs/abi.md#http-callouts, #grpc-callouts). A callout is recorded as work for the host
 //! with a token; its result comes back through [`crate::Vm::on_callout_result`], never inside
 //! the hostcall.
 

@@ -1,4 +1,4 @@
-//! Context management (ABI.md §3.2): `proxy_set_effective_context`, `proxy_done`.
+//! Context management (docs/abi.md#context-management): `proxy_set_effective_context`, `proxy_done`.
 
 use super::{Registrar, hostcall};
 use crate::host::Context;

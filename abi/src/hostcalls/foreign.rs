@@ -1,4 +1,4 @@
-//! Foreign functions (ABI.md §3.15, §7): `compress`, `uncompress` (zlib), `clear_route_cache`.
+//! Foreign functions (docs/abi.md#foreign-function-hostcall, #foreign-functions): `compress`, `uncompress` (zlib), `clear_route_cache`.
 //! Any other name is NOT_FOUND.
 
 use std::io::{Read, Write};

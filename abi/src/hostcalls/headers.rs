@@ -1,4 +1,4 @@
-//! Header, trailer and metadata maps (ABI.md §3.6), with Envoy's availability rules: a map
+//! Header, trailer and metadata maps (docs/abi.md#header-maps), with Envoy's availability rules: a map
 //! exists only in the phase that owns it, becomes read-only in `on_log`, and is gone once the
 //! filter continued that direction.
 

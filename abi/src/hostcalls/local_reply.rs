@@ -1,4 +1,4 @@
-//! `proxy_send_local_response` (ABI.md §3.8): records the reply; [`crate::local_reply`]
+//! `proxy_send_local_response` (docs/abi.md#local-replies): records the reply; [`crate::local_reply`]
 //! applies Envoy's header rules when the chain sends it.
 
 use bytes::Bytes;

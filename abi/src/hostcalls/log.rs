@@ -1,4 +1,4 @@
-//! Logging (ABI.md §3.1): `proxy_log`, `proxy_get_log_level`.
+//! Logging (docs/abi.md#logging): `proxy_log`, `proxy_get_log_level`.
 
 use super::{Registrar, hostcall, tri};
 use crate::host::{CallbackKind, HostState};

@@ -1,4 +1,4 @@
-//! Metrics (ABI.md §3.13). Ids are per instance and carry the type in their low two bits
+//! Metrics (docs/abi.md#metrics). Ids are per instance and carry the type in their low two bits
 //! (counters ≡ 0, gauges ≡ 1, histograms ≡ 2 mod 4), as in Envoy; the metric itself is
 //! process-wide, keyed by name and type.
 

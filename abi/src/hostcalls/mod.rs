@@ -1,4 +1,4 @@
-//! Every `env.proxy_*` hostcall and the WASI subset, one module per family (ABI.md §3).
+//! Every `env.proxy_*` hostcall and the WASI subset, one module per family (docs/abi.md#hostcalls).
 //!
 //! Each hostcall decodes its arguments from guest memory (bounds-checked), acts on the
 //! [`HostState`], and returns a status. Traps are kept for two cases: the guest allocator
@@ -104,7 +104,7 @@ fn allowed_in_allocator(name: &str) -> bool {
     matches!(name, "proxy_log" | "fd_write" | "clock_time_get" | "poll_oneoff")
 }
 
-/// False when the VM's capability allow-list does not name `name` (ABI.md §1.6). Each refused
+/// False when the VM's capability allow-list does not name `name` (docs/abi.md#capabilities). Each refused
 /// call is logged, as Envoy does, so an operator sees which capability to add.
 pub(crate) fn capability_allowed(caller: &Caller<'_, HostState>, name: &'static str) -> bool {
     let config = &caller.data().spec.config;

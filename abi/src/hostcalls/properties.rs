@@ -1,4 +1,4 @@
-//! Properties (ABI.md §3.14): `proxy_get_property` resolves through [`crate::properties`];
+//! Properties (docs/abi.md#properties-hostcalls): `proxy_get_property` resolves through [`crate::properties`];
 //! `proxy_set_property` stores filter state on the stream (NOT_FOUND without one).
 
 use bytes::Bytes;

@@ -1,4 +1,4 @@
-//! Shared data and shared queues (ABI.md §3.11, §3.12), namespaced by the VM's `vm_id`.
+//! Shared data and shared queues (docs/abi.md#shared-data, #shared-queues), namespaced by the VM's `vm_id`.
 
 use bytes::Bytes;
 

@@ -1,4 +1,4 @@
-//! Stream control (ABI.md §3.7): `proxy_continue_stream`, `proxy_close_stream`, and the 0.1.0
+//! Stream control (docs/abi.md#stream-control): `proxy_continue_stream`, `proxy_close_stream`, and the 0.1.0
 //! `proxy_continue_request`, `proxy_continue_response`, `proxy_clear_route_cache`. Each only
 //! records the wish; the chain acts on it after the callback returns.
 

@@ -1,4 +1,4 @@
-//! Time and timers (ABI.md §3.4): `proxy_get_current_time_nanoseconds`,
+//! Time and timers (docs/abi.md#time): `proxy_get_current_time_nanoseconds`,
 //! `proxy_set_tick_period_milliseconds`, and the 0.1.0 `proxy_get_configuration`.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

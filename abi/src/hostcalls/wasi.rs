@@ -1,4 +1,4 @@
-//! The WASI preview-1 subset of ABI.md §1.3 and §3.4, under both `wasi_snapshot_preview1` and
+//! The WASI preview-1 subset of docs/abi.md#wasi and #time, under both `wasi_snapshot_preview1` and
 //! `wasi_unstable`: stdout/stderr to the filter log, clocks, random bytes, configured
 //! environment variables, no arguments, `proc_exit` as a trap. No filesystem, no sockets:
 //! everything else answers with a clean errno.

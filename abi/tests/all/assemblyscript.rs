@@ -1,5 +1,5 @@
 //! A filter built with the AssemblyScript SDK (`@solo-io/proxy-runtime`) loads and runs
-//! (ABI.md §9.3: `malloc`, start section, `plugin_root_id` lookup at root creation). The module
+//! (docs/abi.md#assemblyscript: `malloc`, start section, `plugin_root_id` lookup at root creation). The module
 //! is the conformance suite's AssemblyScript probe (`conformance/probes/as`), configured with
 //! the name of the family to exercise.
 

@@ -1,4 +1,4 @@
-//! Bodies and buffers (ABI.md §3.5; §10 items 55–62).
+//! Bodies and buffers (docs/abi.md#buffers; checklist items 55–62).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! HTTP and gRPC callouts (ABI.md §3.9, §3.10; §10 items 48, 67, 89–95, 98, 100–105, 145–147).
+//! HTTP and gRPC callouts (docs/abi.md#http-callouts, #grpc-callouts; checklist items 48, 67, 89–95, 98, 100–105, 145–147).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! Traps, deadlines, memory limits and failure policies (ABI.md §8.4; §10 items 134, 138–141,
+//! Traps, deadlines, memory limits and failure policies (docs/abi.md#failures; checklist items 134, 138–141,
 //! 143). Each failure is classified, fails only its request per the policy, and leaves the
 //! host usable.
 

@@ -1,4 +1,4 @@
-//! Foreign functions (ABI.md §3.15, §7; §10 items 148–150).
+//! Foreign functions (docs/abi.md#foreign-function-hostcall, #foreign-functions; checklist items 148–150).
 
 use serde_json::json;
 use weir_abi::*;

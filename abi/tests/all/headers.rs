@@ -1,4 +1,4 @@
-//! Header maps (ABI.md §3.6; §10 items 25, 34–45, 47, 49–53).
+//! Header maps (docs/abi.md#header-maps; checklist items 25, 34–45, 47, 49–53).
 
 use serde_json::{Value, json};
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! Context lifecycle and callback order (ABI.md §5; §10 items 10, 11, 13, 14, 16, 17, 19, 20,
+//! Context lifecycle and callback order (docs/abi.md#lifecycle; checklist items 10, 11, 13, 14, 16, 17, 19, 20,
 //! 21, 22, 23, 26, 30, 31, 32).
 
 use serde_json::json;

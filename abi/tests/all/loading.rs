@@ -1,4 +1,4 @@
-//! Module loading and linking (ABI.md §1; §10 items 1–8, 12): each bad module is refused with
+//! Module loading and linking (docs/abi.md#loading; checklist items 1–8, 12): each bad module is refused with
 //! an error naming what is wrong, and the runtime stays usable.
 
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Local replies (ABI.md §3.8; §10 items 76–82, 85, 86, 88).
+//! Local replies (docs/abi.md#local-replies; checklist items 76–82, 85, 86, 88).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! Logging and WASI (ABI.md §3.1, §3.4; §10 items 108, 131–134).
+//! Logging and WASI (docs/abi.md#logging, #time; checklist items 108, 131–134).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,6 +1,6 @@
 //! weir-abi tests: real `.wasm` filters built from source (the Rust SDK probe, an
 //! AssemblyScript filter) and inline WAT for malformed modules, driven through the public
-//! API. One module per hostcall family; each names the ABI.md §10 items it covers.
+//! API. One module per hostcall family; each names the checklist items it covers.
 
 mod common;
 

@@ -1,4 +1,4 @@
-//! Guest pointers (ABI.md §3; §10 items 135–137): every hostcall given out-of-bounds pointers
+//! Guest pointers (docs/abi.md#hostcalls; checklist items 135–137): every hostcall given out-of-bounds pointers
 //! answers INVALID_MEMORY_ACCESS, without a trap, and the VM keeps working.
 
 use serde_json::json;

@@ -1,4 +1,4 @@
-//! Metrics (ABI.md §3.13; §10 items 116–120).
+//! Metrics (docs/abi.md#metrics; checklist items 116–120).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! Properties (ABI.md §3.14, §6; §10 items 20, 121–130).
+//! Properties (docs/abi.md#properties-hostcalls, #properties; checklist items 20, 121–130).
 
 use serde_json::json;
 use weir_abi::*;

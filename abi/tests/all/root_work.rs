@@ -1,7 +1,7 @@
 //! Root-context work driven by [`Vm::poll`] and streams parked in their VM: the timer is
 //! re-armed by every `proxy_set_tick_period_milliseconds` (Envoy's `Wasm::setTimerPeriod`), the
 //! next tick is due one period after `on_tick` returned (`Wasm::tickHandler`), and a paused
-//! stream lent to its VM is continued from another context (§10 items 152, 153).
+//! stream lent to its VM is continued from another context (checklist items 152, 153).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

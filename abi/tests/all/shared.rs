@@ -1,4 +1,4 @@
-//! Shared data and shared queues (ABI.md §3.11, §3.12; §10 items 109–115).
+//! Shared data and shared queues (docs/abi.md#shared-data, #shared-queues; checklist items 109–115).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,4 +1,4 @@
-//! Stream control (ABI.md §3.7, §8.2; §10 items 66, 69, 70, 71, 72, 73, 74).
+//! Stream control (docs/abi.md#stream-control, #pause-resume; checklist items 66, 69, 70, 71, 72, 73, 74).
 
 use serde_json::json;
 use weir_abi::*;

@@ -1,5 +1,5 @@
 //! The Pingora proxy service: maps each Pingora phase to the Proxy-Wasm phases of the route's
-//! filter chain (ABI.md §5.3) and acts on the outcomes.
+//! filter chain (docs/abi.md#http-stream) and acts on the outcomes.
 //!
 //! | Pingora hook | filters |
 //! |---|---|
