@@ -98,6 +98,9 @@ struct Paused {
     phase: Phase,
     /// Position in the phase's order (not the filter index).
     pos: usize,
+    /// The headers phase's `end_of_stream`: the filters after the paused one get it when it
+    /// resumes, as Envoy's `continueDecoding` passes the stream's end on.
+    end_of_stream: bool,
 }
 
 /// One request's run through its filters.
@@ -312,7 +315,7 @@ impl FilterChain {
             match self.step(i, s, phase, cb, &mut callouts) {
                 Step::Continue => {}
                 Step::Stop => {
-                    self.paused = Some(Paused { phase, pos });
+                    self.paused = Some(Paused { phase, pos, end_of_stream });
                     return Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() };
                 }
                 other => return self.finish_step(other, s, phase, callouts),
@@ -362,7 +365,7 @@ impl FilterChain {
                 Step::Continue => {}
                 Step::Stop => {
                     *hold(&mut self.slots[i], dir) = Some(data);
-                    self.paused = Some(Paused { phase, pos });
+                    self.paused = Some(Paused { phase, pos, end_of_stream: eos });
                     return if eos || !callouts.is_empty() {
                         Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() }
                     } else {
@@ -753,10 +756,7 @@ impl FilterChain {
                 let data = hold(&mut self.slots[i], dir).take().unwrap_or_default();
                 self.run_body(s, dir, next, end_of_stream, Some(data))
             }
-            phase => {
-                let eos = false;
-                self.run_headers(s, phase, next, eos)
-            }
+            phase => self.run_headers(s, phase, next, p.end_of_stream),
         }
     }
 

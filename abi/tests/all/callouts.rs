@@ -43,7 +43,7 @@ fn pause_for_a_callout_then_resume() {
             ["add_header", 0, "late", "1"],
         ]),
     );
-    let next = h.probe(script(json!({ "request_headers": [["log", 2, "second filter"]] })));
+    let next = h.probe(script(json!({ "request_headers": [["log", 2, "second filter"], ["save", "eos", "$eos"]] })));
     let mut chain = FilterChain::new(vec![p, next]);
     let mut s = get("/");
     let out = chain.on_request_headers(&mut s, true);
@@ -62,6 +62,9 @@ fn pause_for_a_callout_then_resume() {
     assert_eq!(l[3]["status"], 0, "request headers writable while paused");
     assert_eq!(l[5]["status"], 2, "not after continue_stream");
     assert_eq!(l[6]["cb"], "request_headers", "the next filter ran after the resume");
+    // Envoy's continueDecoding passes the stream's end on: a GET stays a GET for the filters
+    // after the one that paused.
+    assert_eq!(l[7]["value"], 1, "end_of_stream reaches the filters after the resume");
     assert_eq!(s.request_headers.get_str("x-auth"), Some("ok"));
 }
 

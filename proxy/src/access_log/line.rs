@@ -191,9 +191,24 @@ pub fn json_line(out: &mut Vec<u8>, e: &Entry<'_>, fields: &[Field]) {
     out.extend_from_slice(b"}\n");
 }
 
-/// `ip:port` (`[v6]:port`) without an allocation.
+/// `ip:port` (`[v6]:port`). An IPv4 address is written digit by digit: `Display` through
+/// `fmt::write` cost 1,300 instructions an address, a fifth of the line.
 fn address(out: &mut Vec<u8>, a: SocketAddr) {
-    let _ = std::io::Write::write_fmt(out, format_args!("{a}"));
+    match a {
+        SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, octet.into());
+            }
+        }
+        SocketAddr::V6(v6) => {
+            let _ = std::io::Write::write_fmt(out, format_args!("[{}]", v6.ip()));
+        }
+    }
+    out.push(b':');
+    number(out, a.port().into());
 }
 
 fn number(out: &mut Vec<u8>, n: u64) {
@@ -317,9 +332,11 @@ mod tests {
     }
 
     #[test]
-    fn an_ipv6_address_is_bracketed() {
-        let mut out = Vec::new();
-        address(&mut out, "[::1]:80".parse().unwrap());
-        assert_eq!(out, b"[::1]:80");
+    fn addresses_read_as_their_display() {
+        for a in ["[::1]:80", "127.0.0.1:4242", "0.0.0.0:0", "255.255.255.255:65535", "[2001:db8::1]:443"] {
+            let mut out = Vec::new();
+            address(&mut out, a.parse().unwrap());
+            assert_eq!(String::from_utf8(out).unwrap(), a);
+        }
     }
 }
