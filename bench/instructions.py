@@ -11,6 +11,8 @@ covers every thread of the proxy's process. Configurations:
   bare Pingora            - bench/src/bin/bare_pingora.rs: a ProxyHttp whose only hook is
                             upstream_peer, same Pingora version and features as weir
   weir, no filters        - the default access log on (stderr, redirected to a file)
+  weir, no filters, access log off - RUST_LOG=info,weir::access=off: the difference from the
+                            row above is the access log's cost per request
   weir, 1 trivial filter
   weir, 4 built-in filters
 
@@ -122,8 +124,11 @@ http {{ access_log {d}/nginx.access.log;
         if wanted("bare Pingora"):
             results["bare Pingora"] = measure("bare", [BARE, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
                                               f"http://127.0.0.1:{port}/", d)
-        for name, filters in (("weir, no filters", "[]"), ("weir, 1 trivial filter", "[{ plugin: t }]"),
-                              ("weir, 4 built-in filters", FOUR)):
+        # The access log's own cost is the first two rows' difference.
+        for name, filters, env in (("weir, no filters", "[]", None),
+                                   ("weir, no filters, access log off", "[]", {"RUST_LOG": "info,weir::access=off"}),
+                                   ("weir, 1 trivial filter", "[{ plugin: t }]", None),
+                                   ("weir, 4 built-in filters", FOUR, None)):
             if not wanted(name):
                 continue
             port, admin = free_port(), free_port()
@@ -133,7 +138,7 @@ http {{ access_log {d}/nginx.access.log;
                                                                        "server: { threads: 1, vm_slots: 0 }")
             path = f"{d}/{len(results)}.yaml"
             open(path, "w").write(config)
-            results[name] = measure(name, [WEIR, "-c", path], port, f"http://127.0.0.1:{admin}/ready", d)
+            results[name] = measure(name, [WEIR, "-c", path], port, f"http://127.0.0.1:{admin}/ready", d, env)
     finally:
         origin_proc.terminate()
     return results

@@ -238,7 +238,8 @@ http {{ access_log off;
     lines += ["", "## Targets (reported, never asserted)", "", "| target | measured | met |", "|---|---|---|"]
     for name, value, goal, kind in targets:
         met = value >= goal if kind == "ratio" else value <= goal
-        lines.append(f"| {name} | {value:.2f} | {'yes' if met else 'no'} |")
+        shown = f"{value:,.0f}" if value >= 1000 else f"{value:.2f}"
+        lines.append(f"| {name} | {shown} | {'yes' if met else 'no'} |")
     lines += ["", "## Throughput (HTTP/2, h2c)", "", "| configuration | req/s |", "|---|---|"]
     for n in h2:
         lines.append(f"| {n} | {statistics.median(r['rps'] for r in h2[n]):,.0f} |")
