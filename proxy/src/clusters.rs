@@ -22,7 +22,7 @@ pub struct Cluster {
     config: ClusterConfig,
     balancer: Balancer,
     /// Each endpoint's host name, by resolved address (the default TLS server name).
-    hosts: std::collections::HashMap<std::net::SocketAddr, String>,
+    hosts: crate::FastMap<std::net::SocketAddr, String>,
     /// Its metrics, looked up at its first request.
     metrics: std::sync::OnceLock<crate::metrics::ClusterMetrics>,
 }
@@ -61,7 +61,7 @@ impl Cluster {
                 Balancer::Hash(Arc::new(lb))
             }
         };
-        let mut hosts = std::collections::HashMap::new();
+        let mut hosts = crate::FastMap::default();
         for ep in &config.endpoints {
             for addr in std::net::ToSocketAddrs::to_socket_addrs(ep.as_str())? {
                 hosts.insert(addr, host_of(ep));

@@ -90,9 +90,9 @@ pub struct Generation {
     /// Routes, in order.
     pub routes: Vec<Route>,
     /// Clusters by name.
-    pub clusters: HashMap<String, Arc<Cluster>>,
+    pub clusters: crate::FastMap<String, Arc<Cluster>>,
     /// Cluster metadata by cluster name (`xds.cluster_metadata`).
-    pub cluster_metadata: HashMap<String, Arc<weir_abi::Metadata>>,
+    pub cluster_metadata: crate::FastMap<String, Arc<weir_abi::Metadata>>,
     /// What filters read as `xds.node`.
     pub node: weir_abi::Node,
     /// Plugins by name.
@@ -194,7 +194,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     let mut errors = Vec::new();
     let cluster_names: Vec<String> = c.clusters.keys().cloned().collect();
 
-    let mut clusters = HashMap::new();
+    let mut clusters = crate::FastMap::default();
     for (name, cc) in &c.clusters {
         match Cluster::new(name, cc) {
             Ok(cl) => {
