@@ -284,7 +284,9 @@ impl Action {
 }
 
 /// What the host does with a request when a filter's VM has failed (docs/abi.md#failures).
+/// Written `fail_closed`, `fail_open`, `reload` (with the `serde` feature, as configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum FailurePolicy {
     /// Reply 503 (or reset, once the response has started); later requests also get 503
     /// without entering the VM. Envoy's default.
@@ -295,4 +297,15 @@ pub enum FailurePolicy {
     /// Like fail-closed for the failing request; later requests get a fresh VM once the
     /// reload backoff has passed.
     Reload,
+}
+
+impl FailurePolicy {
+    /// The policy as configuration writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::FailClosed => "fail_closed",
+            Self::FailOpen => "fail_open",
+            Self::Reload => "reload",
+        }
+    }
 }

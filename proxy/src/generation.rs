@@ -458,11 +458,7 @@ fn load_plugin(
             .map_err(|e| loaded.error(format!("{field}.limits"), "memory", "", e.to_string()))?,
     };
     vms.insert(key.clone(), vm.clone());
-    let failure_policy = match p.failure_policy {
-        config::FailurePolicy::FailClosed => FailurePolicy::FailClosed,
-        config::FailurePolicy::FailOpen => FailurePolicy::FailOpen,
-        config::FailurePolicy::Reload => FailurePolicy::Reload,
-    };
+    let failure_policy = p.failure_policy;
     Ok(PluginInfo { sha256: module.sha256_hex(), abi: module.abi.to_string(), vm, failure_policy, key })
 }
 

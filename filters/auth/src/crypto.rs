@@ -13,12 +13,10 @@ pub fn sha1(data: &[u8]) -> [u8; 20] {
     Sha1::digest(data).into()
 }
 
-/// Compares without an early exit, so the time taken says nothing about where secrets differ.
+/// Compares in constant time (`subtle`), so the time taken says nothing about where secrets
+/// differ (only whether the lengths do).
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 /// Decodes lower- or upper-case hex of exactly `N` bytes.

@@ -17,24 +17,10 @@ pub fn query_param(query: &str, name: &str) -> Option<String> {
     })
 }
 
-/// Decodes `%XX` escapes; None for a bad escape or a result that is not UTF-8.
+/// Decodes `%XX` escapes, keeping an invalid one as written (as Envoy's
+/// `PercentEncoding::decode`); None for a result that is not UTF-8.
 fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i) {
-        if b == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hi = char::from(hex[0]).to_digit(16)?;
-            let lo = char::from(hex[1]).to_digit(16)?;
-            out.push(u8::try_from(hi * 16 + lo).ok()?);
-            i += 3;
-        } else {
-            out.push(b);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(s).decode_utf8().ok().map(std::borrow::Cow::into_owned)
 }
 
 /// `exempt_paths`: entries ending in `/` are prefixes, others exact paths.
@@ -89,7 +75,8 @@ mod tests {
         assert_eq!(query_param("x=1&api_key=s3%2Fcr+t&y", "api_key").as_deref(), Some("s3/cr+t"));
         assert_eq!(query_param("api%5Fkey=v", "api_key").as_deref(), Some("v"));
         assert_eq!(query_param("x=1", "api_key"), None);
-        assert_eq!(query_param("api_key=%zz", "api_key"), None);
+        assert_eq!(query_param("api_key=%zz", "api_key").as_deref(), Some("%zz"), "kept as written, as Envoy");
+        assert_eq!(query_param("api_key=%FF", "api_key"), None, "not UTF-8");
         assert_eq!(query_param("api_key", "api_key").as_deref(), Some(""));
     }
 

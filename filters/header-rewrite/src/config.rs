@@ -124,8 +124,7 @@ impl Config {
     /// Parses and validates the plugin configuration. The error names the field at fault.
     pub fn parse(bytes: &[u8]) -> Result<Self, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "the configuration is not UTF-8".to_string())?;
-        let raw: RawConfig =
-            serde_json::from_str(text).map_err(|e| weir_filter_support::json_path::describe(text, &e))?;
+        let raw: RawConfig = weir_filter_support::json_path::parse(text)?;
         let path = raw.path.map(compile_path).transpose()?;
         let groups = path.as_ref().and_then(PathRewrite::groups);
         let query = raw.query.map(|q| compile_query(q, groups)).transpose()?.unwrap_or_default();

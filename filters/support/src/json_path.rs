@@ -1,100 +1,27 @@
-//! Names the field a `serde_json` error is about. serde only reports "line 1 column 37", which
-//! is useless for a config written in YAML and handed over as one line of JSON; scanning the
-//! text up to that position gives the path instead (`request.add[0].name`).
+//! Parses a filter's JSON configuration, naming the field an error is about
+//! (`request.add[0].name: invalid type …`): serde alone reports "line 1 column 37", useless for
+//! a configuration written in YAML and handed to the filter as one line of JSON.
+//! `serde_path_to_error` tracks the path while deserializing.
 
-/// The error's message, prefixed with the JSON path of the field it is about.
-pub fn describe(text: &str, err: &serde_json::Error) -> String {
-    let full = err.to_string();
-    if err.line() == 0 {
-        return full;
-    }
-    // serde_json appends " at line L column C"; the path replaces it.
-    let message = full.rfind(" at line ").map_or(full.as_str(), |i| full.get(..i).unwrap_or(&full));
-    let path = path_at(text, offset(text, err.line(), err.column()));
-    if path.is_empty() { message.to_string() } else { format!("{path}: {message}") }
-}
+use serde::de::DeserializeOwned;
 
-/// Byte offset of a 1-based line and (byte) column.
-fn offset(text: &str, line: usize, column: usize) -> usize {
-    let start: usize = text.split_inclusive('\n').take(line.saturating_sub(1)).map(str::len).sum();
-    (start + column).min(text.len())
-}
-
-enum Frame {
-    /// `key` is the member being read; `want_key` until its `:` is seen.
-    Object {
-        key: Option<String>,
-        want_key: bool,
-    },
-    Array {
-        index: usize,
-    },
-}
-
-/// The path of the value being read at byte `end` of a JSON text.
-fn path_at(text: &str, end: usize) -> String {
-    let bytes = text.as_bytes();
-    let mut stack: Vec<Frame> = Vec::new();
-    let mut i = 0;
-    while let Some(&b) = bytes.get(i).filter(|_| i < end) {
-        match b {
-            b'"' => {
-                let start = i + 1;
-                i = start;
-                while let Some(&c) = bytes.get(i).filter(|_| i < end) {
-                    match c {
-                        b'"' => break,
-                        b'\\' => i += 2,
-                        _ => i += 1,
-                    }
-                }
-                if let Some(Frame::Object { key, want_key: true }) = stack.last_mut() {
-                    *key = text.get(start..i.min(end)).map(str::to_string);
-                }
-            }
-            b'{' => stack.push(Frame::Object { key: None, want_key: true }),
-            b'[' => stack.push(Frame::Array { index: 0 }),
-            b'}' | b']' => {
-                stack.pop();
-            }
-            b':' => {
-                if let Some(Frame::Object { want_key, .. }) = stack.last_mut() {
-                    *want_key = false;
-                }
-            }
-            b',' => match stack.last_mut() {
-                Some(Frame::Object { key, want_key }) => {
-                    *key = None;
-                    *want_key = true;
-                }
-                Some(Frame::Array { index }) => *index += 1,
-                None => {}
-            },
-            _ => {}
-        }
-        i += 1;
-    }
-    let mut path = String::new();
-    for frame in &stack {
-        match frame {
-            Frame::Object { key: Some(key), .. } => {
-                if !path.is_empty() {
-                    path.push('.');
-                }
-                path.push_str(key);
-            }
-            Frame::Object { key: None, .. } => {}
-            Frame::Array { index } => path.push_str(&format!("[{index}]")),
-        }
-    }
-    path
+/// `text` as a `T`, or the error's message prefixed with the path of the field it is about.
+pub fn parse<T: DeserializeOwned>(text: &str) -> Result<T, String> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let full = e.inner().to_string();
+        // serde_json appends " at line L column C"; the path replaces it.
+        let message = full.rfind(" at line ").map_or(full.as_str(), |i| &full[..i]);
+        if path.is_empty() || path == "." { message.to_owned() } else { format!("{path}: {message}") }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use serde::Deserialize;
 
-    use super::describe;
+    use super::parse;
 
     #[derive(Deserialize, Debug)]
     #[serde(deny_unknown_fields)]
@@ -115,9 +42,9 @@ mod tests {
     }
 
     fn error(text: &str) -> String {
-        match serde_json::from_str::<Top>(text) {
+        match parse::<Top>(text) {
             Ok(v) => panic!("expected an error, got {v:?}"),
-            Err(e) => describe(text, &e),
+            Err(e) => e,
         }
     }
 
@@ -148,6 +75,6 @@ mod tests {
     #[test]
     fn syntax_errors_keep_their_message() {
         let e = error(r#"{"add": [}"#);
-        assert!(e.starts_with("add: expected value"), "{e}");
+        assert_eq!(e, "add[0]: expected value", "the element being read");
     }
 }

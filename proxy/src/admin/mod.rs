@@ -127,7 +127,7 @@ impl Admin {
                             "sha256": p.sha256,
                             "abi": p.abi,
                             "vm_id": p.vm.config.vm_id,
-                            "failure_policy": policy_name(p.failure_policy),
+                            "failure_policy": p.failure_policy.name(),
                             "memory_limit_bytes": p.vm.config.limits.memory_bytes,
                             "deadline_ms": p.vm.config.limits.callback_deadline.as_millis() as u64,
                             "vms_alive": load(&stats.instances),
@@ -171,12 +171,4 @@ fn json(status: StatusCode, body: &serde_json::Value) -> Response<Vec<u8>> {
 
 fn gen_id(state: &State) -> u64 {
     state.current.load().id
-}
-
-fn policy_name(p: weir_abi::FailurePolicy) -> &'static str {
-    match p {
-        weir_abi::FailurePolicy::FailClosed => "fail_closed",
-        weir_abi::FailurePolicy::FailOpen => "fail_open",
-        weir_abi::FailurePolicy::Reload => "reload",
-    }
 }

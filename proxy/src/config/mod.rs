@@ -324,18 +324,9 @@ pub struct HealthCheck {
     pub interval: Millis,
 }
 
-/// What to do with requests when a plugin's VM fails.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum FailurePolicy {
-    /// 503 for the failing request and later ones. The default.
-    #[default]
-    FailClosed,
-    /// Skip the filter.
-    FailOpen,
-    /// 503 for the failing request; a fresh VM for later ones, after a backoff.
-    Reload,
-}
+/// What to do with requests when a plugin's VM fails (`fail_closed`, the default; `fail_open`;
+/// `reload`).
+pub use weir_abi::FailurePolicy;
 
 /// A filter module and how its VM runs.
 #[derive(Debug, Clone, Deserialize)]
