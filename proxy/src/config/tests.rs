@@ -1,3 +1,6 @@
+use std::path::PathBuf;
+use std::time::Duration;
+
 use super::*;
 
 fn parse_str(y: &str) -> Result<Loaded, Vec<ConfigError>> {
