@@ -1,7 +1,7 @@
 //! weir's configuration file (YAML): listeners, clusters, plugins, routes, admin.
 //!
 //! Every key is documented on its type; unknown keys are errors. Errors name the file, the
-//! line and the field. [`Config::load`] parses and validates; the result is plain data that
+//! line and the field. [`load`] parses and validates; the result is plain data that
 //! [`crate::generation`] turns into a running generation.
 
 mod defaults;
