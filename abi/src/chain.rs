@@ -45,6 +45,8 @@ pub enum Outcome {
 pub struct CallTiming {
     /// The phase it ran in.
     pub phase: Phase,
+    /// The callback, without `proxy_on_` (`request_headers`, `log`, `done`, `delete`, …).
+    pub callback: &'static str,
     /// When it began.
     pub started: Instant,
     /// How long it took (in the VM and the hostcalls it made).
@@ -423,6 +425,7 @@ impl FilterChain {
         let plugin = self.slots[i].plugin.clone();
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
+        let cb_name = cb.name();
         let started = Instant::now();
         let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
         let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
@@ -448,7 +451,7 @@ impl FilterChain {
             let outcome = vm.stream_callback(s, ctx, phase, cb)?;
             Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
         });
-        self.timings.push((i, CallTiming { phase, started, took: started.elapsed() }));
+        self.timings.push((i, CallTiming { phase, callback: cb_name, started, took: started.elapsed() }));
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
             Err(failure) => {

@@ -113,6 +113,24 @@ pub(crate) enum StreamCallback {
     Delete,
 }
 
+impl StreamCallback {
+    /// The callback's name without `proxy_on_` (`request_headers`, `log`, `done`, …).
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Self::Create { .. } => "context_create",
+            Self::RequestHeaders { .. } => "request_headers",
+            Self::RequestBody { .. } => "request_body",
+            Self::RequestTrailers => "request_trailers",
+            Self::ResponseHeaders { .. } => "response_headers",
+            Self::ResponseBody { .. } => "response_body",
+            Self::ResponseTrailers => "response_trailers",
+            Self::Log => "log",
+            Self::Done => "done",
+            Self::Delete => "delete",
+        }
+    }
+}
+
 /// Root-context work a [`Vm::poll`] leaves to the host.
 #[derive(Debug, Default)]
 pub struct RootWork {

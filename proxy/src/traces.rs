@@ -170,7 +170,7 @@ impl RequestTrace {
         self.started.1 + instant.saturating_duration_since(self.started.0)
     }
 
-    /// A filter callback, as a child span `plugin phase`.
+    /// A filter callback, as a child span `PLUGIN CALLBACK` (`auth request_headers`).
     pub fn filter_call(&self, plugin: &str, timing: &weir_abi::CallTiming) {
         let Some(export) = export() else { return };
         if !self.server.span().span_context().is_sampled() {
@@ -179,12 +179,13 @@ impl RequestTrace {
         let start = self.at(timing.started);
         let mut span = export
             .tracer
-            .span_builder(format!("{plugin} {}", timing.phase.name()))
+            .span_builder(format!("{plugin} {}", timing.callback))
             .with_kind(SpanKind::Internal)
             .with_start_time(start)
             .with_attributes([
                 KeyValue::new("weir.plugin", plugin.to_owned()),
                 KeyValue::new("weir.phase", timing.phase.name()),
+                KeyValue::new("weir.callback", timing.callback),
             ])
             .start_with_context(&export.tracer, &self.server);
         span.end_with_timestamp(start + timing.took);

@@ -1,6 +1,7 @@
 //! weir's own metrics (Prometheus), and the export of the metrics filters define
 //! ([`filters`]). Every family is present from the start: counters with the labels weir knows
-//! in advance (reload results, each plugin's failure kinds, each cluster) start at 0.
+//! in advance (reload results, each plugin's failure kinds, each cluster, each route's bytes)
+//! start at 0.
 
 pub mod filters;
 
@@ -267,6 +268,10 @@ impl Metrics {
     pub fn prepare(&self, generation: &Generation) {
         for name in generation.clusters.keys() {
             self.cluster(name);
+        }
+        for route in &generation.routes {
+            self.request_bytes.with_label_values(&[&route.name]);
+            self.response_bytes.with_label_values(&[&route.name]);
         }
         for name in generation.plugins.keys() {
             for kind in FailureKind::ALL {

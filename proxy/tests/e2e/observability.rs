@@ -88,6 +88,7 @@ async fn the_metrics_page_parses_strictly_with_filter_metrics_named_apart_and_ta
         "weir_filter_failures_total{kind=\"deadline\",plugin=\"probe\"}",
         "weir_upstream_connect_failures_total{cluster=\"dead\"}",
         "weir_upstream_retries_total{cluster=\"origin\"}",
+        "weir_response_body_bytes_total{route=\"main\"}",
     ] {
         assert_eq!(sample(&before, series), Some(0.0), "{series} is on the page from the start, at 0:\n{before}");
     }

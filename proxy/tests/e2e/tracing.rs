@@ -120,7 +120,15 @@ async fn a_request_is_a_server_span_with_filter_upstream_and_callout_children_li
     assert_eq!(server["parentSpanId"], caller, "the server span's parent is the caller's span");
     assert_eq!(server["kind"], 2, "SERVER");
     let server_id = server["spanId"].as_str().unwrap();
-    for name in ["probe request_headers", "probe response_headers", "probe log", "upstream origin", "callout service"] {
+    for name in [
+        "probe request_headers",
+        "probe response_headers",
+        "probe log",
+        "probe done",
+        "probe delete",
+        "upstream origin",
+        "callout service",
+    ] {
         let span = by_name(name);
         assert_eq!(span["traceId"], trace_id, "{name}");
         assert_eq!(span["parentSpanId"], server_id, "{name} is a child of the request's span");
