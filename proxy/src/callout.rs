@@ -38,35 +38,21 @@ pub fn start(
     match c.kind {
         CalloutKind::Http(mut req) => {
             let span = crate::traces::CalloutSpan::start(trace, &req.cluster, &mut req.headers);
-            Some(
-                async move {
-                    let cluster = generation.clusters.get(&req.cluster).cloned();
-                    let response = state.callouts.http(cluster.as_deref(), &req).await;
-                    if let Some(span) = span {
-                        span.finish(status_of(&response));
-                    }
-                    (token, CalloutResult::Http(response))
-                }
-                .boxed(),
-            )
+            let work = async move {
+                let cluster = generation.clusters.get(&req.cluster).cloned();
+                state.callouts.http(cluster.as_deref(), &req).await
+            };
+            Some(traced(span, work, status_of).map(move |r| (token, CalloutResult::Http(r))).boxed())
         }
         CalloutKind::Grpc(mut req) if req.message.is_some() => {
             let span = crate::traces::CalloutSpan::start(trace, &req.cluster, &mut req.initial_metadata);
-            Some(
-                async move {
-                    let cluster = generation.clusters.get(&req.cluster).cloned();
-                    let event = state.callouts.grpc_unary(cluster.as_deref(), &req).await;
-                    if let Some(span) = span {
-                        span.finish(if matches!(event, GrpcEvent::Close { status, .. } if status != 0) {
-                            0
-                        } else {
-                            200
-                        });
-                    }
-                    (token, CalloutResult::Grpc(event))
-                }
-                .boxed(),
-            )
+            let work = async move {
+                let cluster = generation.clusters.get(&req.cluster).cloned();
+                state.callouts.grpc_unary(cluster.as_deref(), &req).await
+            };
+            let status =
+                |e: &GrpcEvent| if matches!(e, GrpcEvent::Close { status, .. } if *status != 0) { 0 } else { 200 };
+            Some(traced(span, work, status).map(move |e| (token, CalloutResult::Grpc(e))).boxed())
         }
         // A stream: closed at once with UNIMPLEMENTED, so the filter hears why instead of
         // waiting for events that never come.
@@ -76,6 +62,20 @@ pub fn start(
         }
         CalloutKind::GrpcSend { .. } | CalloutKind::GrpcClose | CalloutKind::GrpcCancel => None,
     }
+}
+
+/// Runs `work` inside the callout's span (when tracing is on), ending it with `status` of the
+/// result.
+async fn traced<T>(
+    span: Option<crate::traces::CalloutSpan>,
+    work: impl std::future::Future<Output = T>,
+    status: impl FnOnce(&T) -> u16,
+) -> T {
+    let result = work.await;
+    if let Some(span) = span {
+        span.finish(status(&result));
+    }
+    result
 }
 
 /// The status of a callout's answer (0: none, the call was reset).

@@ -15,7 +15,8 @@ use crate::metrics::Metrics;
 
 static CONNECTION_IDS: AtomicU64 = AtomicU64::new(1);
 
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+/// `x-request-id`, added when the client sent none and logged by the access log.
+pub(super) const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 const X_FORWARDED_PROTO: http::HeaderName = http::HeaderName::from_static("x-forwarded-proto");
 
 /// The property a filter sets to choose the upstream cluster (see `docs/filters/ab-routing.md`).

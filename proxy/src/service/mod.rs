@@ -42,18 +42,6 @@ pub struct WeirProxy {
     pub limits: crate::connections::Limits,
 }
 
-/// `HTTP/1.1`, `HTTP/2`, … as the access log shows a request's protocol.
-fn protocol(v: http::Version) -> &'static str {
-    match v {
-        http::Version::HTTP_09 => "HTTP/0.9",
-        http::Version::HTTP_10 => "HTTP/1.0",
-        http::Version::HTTP_11 => "HTTP/1.1",
-        http::Version::HTTP_2 => "HTTP/2",
-        http::Version::HTTP_3 => "HTTP/3",
-        _ => "",
-    }
-}
-
 fn reset_error() -> Box<Error> {
     Error::explain(ErrorType::Custom("stream reset by filter"), "a filter closed the stream")
 }
@@ -169,15 +157,12 @@ impl ProxyHttp for WeirProxy {
         if ctx.chain.is_some() && ctx.stream.request_headers.is_changed() {
             // The access log shows the path the client sent.
             ctx.original_uri = Some(session.req_header().uri.clone());
-        }
-        if ctx.chain.is_some()
-            && ctx.stream.request_headers.is_changed()
-            && let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut())
-        {
-            tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid request");
-            reply::write(session, &reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers"))
-                .await?;
-            return Ok(true);
+            if let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut()) {
+                tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid request");
+                let r = reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers");
+                reply::write(session, &r).await?;
+                return Ok(true);
+            }
         }
         Ok(false)
     }
@@ -520,12 +505,12 @@ impl ProxyHttp for WeirProxy {
             uri.authority().map(|a| a.as_str()).or_else(|| req.headers.get(http::header::HOST)?.to_str().ok());
         let micros = |d: Duration| d.as_micros() as u64;
         crate::access_log::record(&crate::access_log::Entry {
-            client: session.client_addr().and_then(|a| a.as_inet()).copied(),
-            request_id: req.headers.get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            client: ctx.stream.info.source,
+            request_id: req.headers.get(ctx::X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default(),
             method: req.method.as_str(),
             authority: authority.unwrap_or_default(),
             path: uri.path_and_query().map_or("-", |p| p.as_str()),
-            protocol: protocol(req.version),
+            protocol: ctx.stream.info.protocol,
             status,
             details: ctx.response_code_details(),
             bytes_received: session.body_bytes_read() as u64,

@@ -101,9 +101,15 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     .await;
     assert!(reloaded, "{}", std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default());
 
+    // SIGUSR1 (logrotate's "reopen the access log") does not end the daemon: its handler
+    // survives the fork.
+    let pid = daemon_pid(&pid_file);
+    let _ = Command::new("kill").args(["-USR1", &pid.to_string()]).status();
+    assert_eq!(c.get(url("/")).send().await.expect("still serving after SIGUSR1").status(), 200);
+    assert!(Path::new(&format!("/proc/{pid}")).exists(), "the daemon outlives SIGUSR1");
+
     // SIGTERM stops the daemon promptly (its file watcher and VM hosts included) and removes
     // its pid file.
-    let pid = daemon_pid(&pid_file);
     let sent = Instant::now();
     let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     while Path::new(&format!("/proc/{pid}")).exists() && sent.elapsed() < Duration::from_secs(20) {
