@@ -104,7 +104,8 @@ fn checklist() -> Vec<(u32, String)> {
 
 fn differences() -> Differences {
     let path = repo().join("conformance/differences.yaml");
-    serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_yaml_ng::from_str(&std::fs::read_to_string(&path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// Markdown table cell text: pipes escaped, newlines flattened.

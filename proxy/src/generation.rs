@@ -177,8 +177,6 @@ fn check_capacity(
     };
     Some(loaded.error(
         "server.vm_slots",
-        "vm_slots",
-        "",
         format!(
             "{needed} VM instances are needed ({} VM(s) on each of {workers} workers{running}, and one to validate a \
              module) but server.vm_slots is {slots}: raise server.vm_slots (each slot reserves address space for a \
@@ -200,7 +198,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             Ok(cl) => {
                 clusters.insert(name.clone(), Arc::new(cl));
             }
-            Err(e) => errors.push(loaded.error(format!("clusters.{name}"), name, "", e.to_string())),
+            Err(e) => errors.push(loaded.error(format!("clusters.{name}"), e.to_string())),
         }
     }
 
@@ -225,7 +223,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
 
     let mut specs: HashMap<PluginKey, Arc<PluginSpec>> = HashMap::new();
     let mut fresh: Vec<(String, Arc<PluginSpec>)> = Vec::new();
-    let mut spec_for = |field: String, plugin: &str, config: &Option<serde_yaml::Value>| -> Arc<PluginSpec> {
+    let mut spec_for = |field: String, plugin: &str, config: &Option<serde_yaml_ng::Value>| -> Arc<PluginSpec> {
         let info = &plugins[plugin];
         let key = PluginKey {
             vm: info.vm.id(),
@@ -290,7 +288,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     // were validated when they were new.
     for (field, spec) in &fresh {
         if let Err(e) = validate(spec) {
-            errors.push(loaded.error(format!("{field} (plugin `{}`)", spec.name()), "plugin", spec.name(), e));
+            errors.push(loaded.error(format!("{field} (plugin `{}`)", spec.name()), e));
         }
     }
     if !errors.is_empty() {
@@ -299,7 +297,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     let metric_naming = match crate::metrics::filters::Naming::new(&c.metrics) {
         Ok(n) => n,
         // Validation checked every rule; this is a defect, reported as a configuration error.
-        Err(e) => return Err(vec![loaded.error("metrics.filter_tags", "filter_tags", "", e)]),
+        Err(e) => return Err(vec![loaded.error("metrics.filter_tags", e)]),
     };
     let cluster_metadata =
         c.clusters.iter().map(|(name, cc)| (name.clone(), Arc::new(crate::metadata::metadata(&cc.metadata)))).collect();
@@ -333,7 +331,7 @@ fn load_certificates(loaded: &Loaded, errors: &mut Vec<ConfigError>) -> Vec<Opti
         let pairs = match tls.pairs() {
             Ok(p) => p,
             Err(message) => {
-                errors.push(loaded.error(format!("listeners[{i}].tls"), "tls", "", message));
+                errors.push(loaded.error(format!("listeners[{i}].tls"), message));
                 all.push(None);
                 continue;
             }
@@ -343,13 +341,7 @@ fn load_certificates(loaded: &Loaded, errors: &mut Vec<ConfigError>) -> Vec<Opti
             match crate::tls::load(&base.join(&pair.cert), &base.join(&pair.key)) {
                 Ok(c) => certs.push(c),
                 Err(message) => {
-                    let shown = pair.cert.display().to_string();
-                    errors.push(loaded.error(
-                        format!("listeners[{i}].tls (certificate {})", j + 1),
-                        "cert",
-                        &shown,
-                        message,
-                    ));
+                    errors.push(loaded.error(format!("listeners[{i}].tls (certificate {})", j + 1), message));
                 }
             }
         }
@@ -379,39 +371,28 @@ fn load_plugin(
             .ok_or_else(|| {
                 loaded.error(
                     format!("{field}.builtin"),
-                    "builtin",
-                    b,
                     "this weir binary was built without its built-in filters (WEIR_NO_BUILTINS was set at build time)",
                 )
             })?
             .to_vec(),
         (None, Some(path)) => {
             let full = loaded.base_dir().join(path);
-            std::fs::read(&full).map_err(|e| {
-                loaded.error(
-                    format!("{field}.module"),
-                    "module",
-                    &path.display().to_string(),
-                    format!("cannot read {}: {e}", full.display()),
-                )
-            })?
+            std::fs::read(&full)
+                .map_err(|e| loaded.error(format!("{field}.module"), format!("cannot read {}: {e}", full.display())))?
         }
-        (None, None) => return Err(loaded.error(field, name, "", "needs `builtin` or `module`")),
+        (None, None) => return Err(loaded.error(field, "needs `builtin` or `module`")),
     };
     if let Some(expected) = &p.sha256 {
         let actual = hex(&Sha256::digest(&bytes));
         if !actual.eq_ignore_ascii_case(expected.trim()) {
-            return Err(loaded.error(
-                format!("{field}.sha256"),
-                "sha256",
-                expected,
-                format!("the module's sha256 is {actual}, not {expected}"),
-            ));
+            return Err(
+                loaded.error(format!("{field}.sha256"), format!("the module's sha256 is {actual}, not {expected}"))
+            );
         }
     }
     let module = runtime
         .load_module(&bytes)
-        .map_err(|e| loaded.error(format!("{field}.module"), name, "", format!("cannot load the module: {e}")))?;
+        .map_err(|e| loaded.error(format!("{field}.module"), format!("cannot load the module: {e}")))?;
     match module.origin {
         weir_abi::ModuleOrigin::Compiled(took) => {
             tracing::debug!(target: "weir::reload", plugin = name, took_ms = took.as_millis() as u64, "module compiled")
@@ -453,9 +434,9 @@ fn load_plugin(
     let kept = vms.get(&key).or_else(|| previous.and_then(|g| g.vms.get(&key)).filter(healthy)).cloned();
     let vm = match kept {
         Some(vm) => vm,
-        None => runtime
-            .vm(module.clone(), vm_config)
-            .map_err(|e| loaded.error(format!("{field}.limits"), "memory", "", e.to_string()))?,
+        None => {
+            runtime.vm(module.clone(), vm_config).map_err(|e| loaded.error(format!("{field}.limits"), e.to_string()))?
+        }
     };
     vms.insert(key.clone(), vm.clone());
     let failure_policy = p.failure_policy;
@@ -477,8 +458,6 @@ fn capabilities(
         if !known {
             return Err(loaded.error(
                 format!("{field}.allowed_capabilities"),
-                n,
-                "",
                 format!("unknown capability `{n}`: not a hostcall or callback weir knows (see docs/COMPATIBILITY.md)"),
             ));
         }

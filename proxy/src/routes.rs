@@ -172,7 +172,7 @@ mod tests {
 
     #[test]
     fn a_host_matches_with_or_without_its_port() {
-        let m = |y: &str| Matcher::new(&serde_yaml::from_str(y).unwrap());
+        let m = |y: &str| Matcher::new(&serde_yaml_ng::from_str(y).unwrap());
         // Envoy matches domains against the whole Host: `*-canary` takes `host:port-canary`.
         assert!(m("host: '*-canary'").matches(&req("GET", "/", "localhost:18000-canary")));
         assert!(m("host: example.com").matches(&req("GET", "/", "example.com:8080")));
@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn conditions() {
-        let m = |y: &str| Matcher::new(&serde_yaml::from_str(y).unwrap());
+        let m = |y: &str| Matcher::new(&serde_yaml_ng::from_str(y).unwrap());
         assert!(m("path_prefix: /api").matches(&req("GET", "/api/x?y", "a")));
         assert!(!m("path: /api").matches(&req("GET", "/api/x", "a")));
         assert!(m("path: /api").matches(&req("GET", "/api?q=1", "a")));
@@ -218,9 +218,9 @@ mod tests {
             "headers: { ':authority': 'Example.com:8080' }",
             "headers: { ':method': GET, ':scheme': http }",
         ] {
-            let m = Matcher::new(&serde_yaml::from_str(y).unwrap());
+            let m = Matcher::new(&serde_yaml_ng::from_str(y).unwrap());
             assert_eq!(m.matches(&view), m.matches(&map), "{y}");
         }
-        assert!(Matcher::new(&serde_yaml::from_str("host: example.com").unwrap()).matches(&view));
+        assert!(Matcher::new(&serde_yaml_ng::from_str("host: example.com").unwrap()).matches(&view));
     }
 }

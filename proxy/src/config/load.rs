@@ -3,6 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use super::positions::{IndexError, Positions};
 use super::schema::Config;
 use super::validate::validate;
 
@@ -13,6 +14,8 @@ pub struct ConfigError {
     pub file: String,
     /// 1-based line, when known.
     pub line: Option<usize>,
+    /// 1-based column, when known.
+    pub column: Option<usize>,
     /// The field path, e.g. `routes[0].cluster`.
     pub field: String,
     /// What is wrong and, where possible, what to do.
@@ -21,10 +24,15 @@ pub struct ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(l) => write!(f, "{}:{l}: {}: {}", self.file, self.field, self.message),
-            None => write!(f, "{}: {}: {}", self.file, self.field, self.message),
+        // `file:line:column:` as compilers write it, so editors jump to the place.
+        write!(f, "{}:", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, "{line}:")?;
+            if let Some(column) = self.column {
+                write!(f, "{column}:")?;
+            }
         }
+        write!(f, " {}: {}", self.field, self.message)
     }
 }
 
@@ -37,8 +45,10 @@ pub struct Loaded {
     pub config: Config,
     /// The file it was read from (`None` for the embedded quick-start config).
     pub path: Option<PathBuf>,
-    /// The text, for locating fields in errors found later.
+    /// The text, for `GET /config`.
     pub text: String,
+    /// Where each field is, for errors found after parsing.
+    positions: Positions,
 }
 
 impl Loaded {
@@ -49,18 +59,26 @@ impl Loaded {
 
     /// The file name for messages.
     pub fn file_name(&self) -> String {
-        self.path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into())
+        file_name(self.path.as_deref())
     }
 
-    /// An error at `field`, located by searching for `key: value` in the text.
-    pub fn error(&self, field: impl Into<String>, key: &str, value: &str, message: impl Into<String>) -> ConfigError {
+    /// An error at `field` (a path such as `routes[0].cluster`), at the place the parser saw it
+    /// (or its nearest enclosing field the file gives).
+    pub fn error(&self, field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        let field = field.into();
+        let at = self.positions.find(&field);
         ConfigError {
             file: self.file_name(),
-            line: locate(&self.text, key, value),
-            field: field.into(),
+            line: at.map(|p| p.line),
+            column: at.map(|p| p.column),
+            field,
             message: message.into(),
         }
     }
+}
+
+fn file_name(path: Option<&Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into())
 }
 
 /// Reads and parses `path`.
@@ -73,6 +91,7 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
         vec![ConfigError {
             file: path.display().to_string(),
             line: None,
+            column: None,
             field: "-".into(),
             message: format!("cannot read: {e}"),
         }]
@@ -86,79 +105,42 @@ pub fn load(path: &Path) -> Result<Loaded, Vec<ConfigError>> {
 ///
 /// As [`load`].
 pub fn parse(text: String, path: Option<PathBuf>) -> Result<Loaded, Vec<ConfigError>> {
-    let file = path.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "<embedded config>".into());
-    // Into a YAML value first: it refuses a key given twice in one mapping, which a map type
+    let file = file_name(path.as_deref());
+    // The index first: it also refuses a key given twice in one mapping, which a map type
     // would silently take the last of.
-    serde_yaml::from_str::<serde_yaml::Value>(&text)
-        .map_err(|e| vec![duplicate_aware(&text, yaml_error(&file, &e))])?;
-    let config: Config = serde_yaml::from_str(&text).map_err(|e| vec![yaml_error(&file, &e)])?;
-    let loaded = Loaded { config, path, text };
+    let positions = Positions::index(&text).map_err(|e| vec![index_error(&file, e)])?;
+    let config: Config = serde_yaml_ng::from_str(&text).map_err(|e| vec![yaml_error(&file, &e)])?;
+    let loaded = Loaded { config, path, text, positions };
     let errors = validate(&loaded);
     if errors.is_empty() { Ok(loaded) } else { Err(errors) }
 }
 
-fn yaml_error(file: &str, e: &serde_yaml::Error) -> ConfigError {
+fn yaml_error(file: &str, e: &serde_yaml_ng::Error) -> ConfigError {
     let text = e.to_string();
-    // serde_yaml puts the field path first ("routes[0]: unknown field ...") and the location last.
+    // serde_yaml_ng puts the field path first ("routes[0]: unknown field ...") and the location last.
     let (field, rest) = match text.split_once(": ") {
         Some((f, r)) if !f.contains(' ') => (f.to_owned(), r.to_owned()),
         _ => ("-".to_owned(), text.clone()),
     };
     let message = rest.split(" at line ").next().unwrap_or(&rest).to_owned();
-    ConfigError { file: file.to_owned(), line: e.location().map(|l| l.line()), field, message }
+    let at = e.location();
+    ConfigError {
+        file: file.to_owned(),
+        line: at.as_ref().map(|l| l.line()),
+        column: at.as_ref().map(|l| l.column()),
+        field,
+        message,
+    }
 }
 
-/// A duplicate-key error names the lines of both appearances. The parser reports where the
-/// mapping starts; the key's lines are those that start with it at the mapping's indentation.
-fn duplicate_aware(text: &str, mut e: ConfigError) -> ConfigError {
-    let Some(key) = e.message.strip_prefix("duplicate entry with key ").map(|k| k.trim_matches('"').to_owned()) else {
-        return e;
+fn index_error(file: &str, e: IndexError) -> ConfigError {
+    let (field, at, message) = match e {
+        IndexError::Syntax { at, message } => ("-".to_owned(), at, format!("not valid YAML: {message}")),
+        IndexError::DuplicateKey { path, key, first, second } => (
+            if path.is_empty() { key.clone() } else { format!("{path}.{key}") },
+            second,
+            format!("`{key}` is given twice (first at line {}); each key may appear once", first.line),
+        ),
     };
-    let Some(start) = e.line else { return e };
-    let indent = |l: &str| l.len() - l.trim_start().len();
-    let lines: Vec<&str> = text.lines().collect();
-    let Some(depth) = lines.get(start - 1).map(|l| indent(l)) else { return e };
-    let is_key = |l: &str| {
-        let t = l.trim_start();
-        [format!("{key}:"), format!("\"{key}\":"), format!("'{key}':")].iter().any(|k| t.starts_with(k.as_str()))
-    };
-    let found: Vec<usize> = lines[start - 1..]
-        .iter()
-        .enumerate()
-        .take_while(|(i, l)| *i == 0 || l.trim().is_empty() || l.trim_start().starts_with('#') || indent(l) >= depth)
-        .filter(|(_, l)| indent(l) == depth && is_key(l))
-        .map(|(i, _)| start + i)
-        .take(2)
-        .collect();
-    e.message = match found[..] {
-        [first, second] => {
-            e.line = Some(second);
-            format!("`{key}` is given twice (first at line {first}); each key may appear once")
-        }
-        _ => format!("`{key}` is given twice in one mapping; each key may appear once"),
-    };
-    e
-}
-
-/// The 1-based line of the first `key: value` (block or flow style), or of `value` alone when
-/// `key` is empty, or of `key:` when `value` is empty.
-fn locate(text: &str, key: &str, value: &str) -> Option<usize> {
-    let pairs = [format!("{key}: {value}"), format!("{key}: \"{value}\""), format!("{key}: '{value}'")];
-    let hit = |line: &str| -> bool {
-        if key.is_empty() {
-            return line.contains(value);
-        }
-        if value.is_empty() {
-            return line.contains(&format!("{key}:"));
-        }
-        pairs.iter().any(|p| {
-            line.match_indices(p.as_str()).any(|(i, _)| {
-                let before = line[..i].chars().next_back();
-                let after = line[i + p.len()..].chars().next();
-                !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
-                    && !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-')
-            })
-        })
-    };
-    text.lines().position(hit).map(|i| i + 1)
+    ConfigError { file: file.to_owned(), line: Some(at.line), column: Some(at.column), field, message }
 }

@@ -6,6 +6,7 @@
 
 mod defaults;
 mod load;
+mod positions;
 mod redact;
 mod schema;
 mod units;

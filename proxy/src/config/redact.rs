@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 /// enough to tell whether two generations differ): filter and service `config`, `vm_config`,
 /// `environment` values, metadata, and the header values routes match on.
 pub fn redacted_json(text: &str) -> String {
-    use serde_yaml::Value;
+    use serde_yaml_ng::Value;
     fn fingerprint(v: &mut Value) {
         if v.is_null() {
             return;
@@ -30,7 +30,7 @@ pub fn redacted_json(text: &str) -> String {
             _ => {}
         }
     }
-    let mut v: Value = serde_yaml::from_str(text).unwrap_or(Value::Null);
+    let mut v: Value = serde_yaml_ng::from_str(text).unwrap_or(Value::Null);
     each_item(v.get_mut("routes"), &mut |r| {
         r.get_mut("metadata").map(fingerprint);
         each_value(r.get_mut("match").and_then(|m| m.get_mut("headers")), fingerprint);

@@ -237,7 +237,7 @@ pub struct Cluster {
 pub struct MetadataConfig {
     /// Namespace → fields (any YAML values).
     #[serde(default)]
-    pub filter_metadata: BTreeMap<String, BTreeMap<String, serde_yaml::Value>>,
+    pub filter_metadata: BTreeMap<String, BTreeMap<String, serde_yaml_ng::Value>>,
 }
 
 /// What filters read as `xds.node` (Envoy's bootstrap node).
@@ -252,7 +252,7 @@ pub struct NodeConfig {
     pub cluster: String,
     /// `xds.node.metadata`: any YAML values.
     #[serde(default)]
-    pub metadata: BTreeMap<String, serde_yaml::Value>,
+    pub metadata: BTreeMap<String, serde_yaml_ng::Value>,
 }
 
 /// TLS to an upstream.
@@ -298,7 +298,7 @@ pub struct Plugin {
     pub vm_id: Option<String>,
     /// Passed to `proxy_on_vm_start` (a string as is; anything else as JSON).
     #[serde(default)]
-    pub vm_config: Option<serde_yaml::Value>,
+    pub vm_config: Option<serde_yaml_ng::Value>,
     /// `plugin_root_id`, for SDKs with several root contexts. Default empty.
     #[serde(default)]
     pub root_id: String,
@@ -366,7 +366,7 @@ pub struct WasmService {
     pub plugin: String,
     /// Passed to `proxy_on_configure`, as a filter's `config`.
     #[serde(default)]
-    pub config: Option<serde_yaml::Value>,
+    pub config: Option<serde_yaml_ng::Value>,
     /// One instance for the whole process, on a thread of its own (Envoy's main thread);
     /// otherwise one on every worker. Default false.
     #[serde(default)]
@@ -403,7 +403,7 @@ pub struct FilterRef {
     pub plugin: String,
     /// Passed to `proxy_on_configure`: a string as is, anything else as JSON.
     #[serde(default)]
-    pub config: Option<serde_yaml::Value>,
+    pub config: Option<serde_yaml_ng::Value>,
 }
 
 /// The admin listener.

@@ -29,12 +29,42 @@ fn every_problem_is_reported_with_its_line() {
     .unwrap_err();
     let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
     assert!(
-        text.iter().any(|e| e.starts_with("test.yaml:5: plugins.a.builtin: unknown built-in filter `nope`")),
+        text.iter().any(|e| e.starts_with("test.yaml:5:8: plugins.a.builtin: unknown built-in filter `nope`")),
         "{text:#?}"
     );
-    assert!(text.iter().any(|e| e.contains("plugins.b") && e.contains("exactly one of")), "{text:#?}");
-    assert!(text.iter().any(|e| e.starts_with("test.yaml:8: routes[0].cluster")), "{text:#?}");
-    assert!(text.iter().any(|e| e.starts_with("test.yaml:9: routes[0].filters[0].plugin")), "{text:#?}");
+    assert!(text.iter().any(|e| e.starts_with("test.yaml:6:3: plugins.b") && e.contains("exactly one of")), "{text:#?}");
+    assert!(text.iter().any(|e| e.starts_with("test.yaml:8:5: routes[0].cluster")), "{text:#?}");
+    assert!(text.iter().any(|e| e.starts_with("test.yaml:9:17: routes[0].filters[0].plugin")), "{text:#?}");
+}
+
+/// The same `key: value` text on several lines: each error points at its own line and column,
+/// from the parser's marks (a text search would name the first line every time).
+#[test]
+fn repeated_text_gives_each_error_its_own_line() {
+    let errs = parse_str(&format!(
+        "{BASE}routes:\n  - name: a\n    cluster: x\n  - name: b\n    cluster: x\n  - {{ name: a, cluster: o }}\n  - {{ name: c, cluster: x }}\n"
+    ))
+    .unwrap_err();
+    let text: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    for expected in [
+        "test.yaml:6:5: routes[0].cluster: unknown cluster `x`",
+        "test.yaml:8:5: routes[1].cluster: unknown cluster `x`",
+        "test.yaml:9:7: routes[2].name: route name `a` is already the name of routes[0]",
+        "test.yaml:10:16: routes[3].cluster: unknown cluster `x`",
+    ] {
+        assert!(text.iter().any(|e| e.starts_with(expected)), "{expected}\n{text:#?}");
+    }
+}
+
+/// A key given twice in one mapping names both lines; the same key in two mappings is fine.
+#[test]
+fn a_key_given_twice_is_refused_at_its_second_appearance() {
+    let errs = parse_str(&format!("{BASE}  p: {{ endpoints: [\"127.0.0.1:2\"] }}\n  o: {{ endpoints: [\"127.0.0.1:3\"] }}\nroutes: []\n"))
+        .unwrap_err();
+    assert_eq!(
+        errs[0].to_string(),
+        "test.yaml:5:3: clusters.o: `o` is given twice (first at line 3); each key may appear once"
+    );
 }
 
 #[test]
@@ -44,14 +74,14 @@ fn bad_units_name_the_field() {
     ))
     .unwrap_err();
     assert!(errs[0].to_string().contains("connect_timeout") || errs[0].message.contains("duration"), "{}", errs[0]);
-    assert_eq!(errs[0].line, Some(4));
+    assert_eq!((errs[0].line, errs[0].column), (Some(4), Some(56)));
 }
 
 #[test]
 fn filter_configs_become_json_or_raw_strings() {
-    let v: serde_yaml::Value = serde_yaml::from_str("{ a: 1, b: [x] }").unwrap();
+    let v: serde_yaml_ng::Value = serde_yaml_ng::from_str("{ a: 1, b: [x] }").unwrap();
     assert_eq!(value_bytes(&Some(v)), br#"{"a":1,"b":["x"]}"#);
-    assert_eq!(value_bytes(&Some(serde_yaml::Value::String("raw".into()))), b"raw");
+    assert_eq!(value_bytes(&Some(serde_yaml_ng::Value::String("raw".into()))), b"raw");
     assert!(value_bytes(&None).is_empty());
 }
 

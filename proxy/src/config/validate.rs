@@ -26,132 +26,99 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
     let c = &l.config;
     let mut errors = Vec::new();
     if c.listeners.is_empty() {
-        errors.push(l.error("listeners", "listeners", "", "at least one listener is needed"));
+        errors.push(l.error("listeners", "at least one listener is needed"));
     }
     if let Some(file) = &c.admin.token_file
         && let Err(message) = read_admin_token(&l.base_dir().join(file))
     {
-        errors.push(l.error("admin.token_file", "token_file", "", message));
+        errors.push(l.error("admin.token_file", message));
     }
     if c.server.max_connections == Some(0) {
-        errors.push(l.error("server.max_connections", "max_connections", "0", "at least 1 connection is needed"));
+        errors.push(l.error("server.max_connections", "at least 1 connection is needed"));
     }
     if c.server.threads == Some(0) {
-        errors.push(l.error("server.threads", "threads", "0", "at least 1 worker thread is needed"));
+        errors.push(l.error("server.threads", "at least 1 worker thread is needed"));
     }
     errors.extend(metrics_errors(l));
     if let Some(t) = &c.tracing {
         if !(0.0..=1.0).contains(&t.sampling) {
-            errors.push(l.error("tracing.sampling", "sampling", &t.sampling.to_string(), "must be between 0 and 1"));
+            errors.push(l.error("tracing.sampling", "must be between 0 and 1"));
         }
         let scheme = t.endpoint.parse::<http::Uri>().ok().and_then(|u| u.scheme_str().map(str::to_owned));
         match scheme.as_deref() {
             Some("http") => {}
             Some("https") => errors.push(l.error(
                 "tracing.endpoint",
-                "endpoint",
-                &t.endpoint,
                 "https is not supported yet: send spans to a collector or agent over http:// (usually local)",
             )),
-            _ => errors.push(l.error(
-                "tracing.endpoint",
-                "endpoint",
-                &t.endpoint,
-                "must be a URL: http://HOST:4318/v1/traces",
-            )),
+            _ => errors.push(l.error("tracing.endpoint", "must be a URL: http://HOST:4318/v1/traces")),
         }
     }
     if c.access_log.fields.is_empty() {
-        errors.push(l.error("access_log.fields", "fields", "", "at least one field is needed"));
+        errors.push(l.error("access_log.fields", "at least one field is needed"));
     }
     if let Err(e) = crate::access_log::Destination::parse(&c.access_log.path, &l.base_dir()).check() {
-        errors.push(l.error(
-            "access_log.path",
-            "path",
-            &c.access_log.path,
-            format!("cannot open it for appending: {e}"),
-        ));
+        errors.push(l.error("access_log.path", format!("cannot open it for appending: {e}")));
     }
     for (name, p) in &c.plugins {
         if let Some(level) = p.log_level.as_deref().filter(|l| weir_abi::LogLevel::from_name(l).is_none()) {
-            errors.push(l.error(
-                format!("plugins.{name}.log_level"),
-                "log_level",
-                level,
-                crate::logging::unknown_level(level),
-            ));
+            errors.push(l.error(format!("plugins.{name}.log_level"), crate::logging::unknown_level(level)));
         }
     }
-    let mut zero = |field: String, key: &str, d: &Millis| {
+    let mut zero = |field: String, d: &Millis| {
         if d.0.is_zero() {
-            errors.push(l.error(field, key, "", "must be longer than 0 (0 would fail every request at once)"));
+            errors.push(l.error(field, "must be longer than 0 (0 would fail every request at once)"));
         }
     };
     for (name, cluster) in &c.clusters {
-        zero(format!("clusters.{name}.connect_timeout"), "connect_timeout", &cluster.connect_timeout);
-        zero(format!("clusters.{name}.read_timeout"), "read_timeout", &cluster.read_timeout);
+        zero(format!("clusters.{name}.connect_timeout"), &cluster.connect_timeout);
+        zero(format!("clusters.{name}.read_timeout"), &cluster.read_timeout);
         if let Some(h) = &cluster.health_check {
-            zero(format!("clusters.{name}.health_check.interval"), "interval", &h.interval);
+            zero(format!("clusters.{name}.health_check.interval"), &h.interval);
         }
     }
     for (name, p) in &c.plugins {
-        zero(format!("plugins.{name}.limits.deadline"), "deadline", &p.limits.deadline);
+        zero(format!("plugins.{name}.limits.deadline"), &p.limits.deadline);
     }
     for (i, r) in c.routes.iter().enumerate() {
-        zero(format!("routes[{i}].request_timeout"), "request_timeout", &r.request_timeout);
+        zero(format!("routes[{i}].request_timeout"), &r.request_timeout);
     }
-    zero("server.idle_timeout".into(), "idle_timeout", &c.server.idle_timeout);
+    zero("server.idle_timeout".into(), &c.server.idle_timeout);
     if let Some(d) = &c.server.max_connection_duration {
-        zero("server.max_connection_duration".into(), "max_connection_duration", d);
+        zero("server.max_connection_duration".into(), d);
     }
     let mut names = std::collections::HashMap::new();
     for (i, r) in c.routes.iter().enumerate() {
         let Some(name) = &r.name else { continue };
         if let Some(first) = names.insert(name.as_str(), i) {
-            errors.push(l.error(
-                format!("routes[{i}].name"),
-                "name",
-                name,
-                format!("route name `{name}` is already the name of routes[{first}]; route names identify routes in logs and metrics"),
-            ));
+            errors.push(l.error(format!("routes[{i}].name"), format!("route name `{name}` is already the name of routes[{first}]; route names identify routes in logs and metrics")));
         }
     }
     errors.extend(builtin_cluster_references(l));
     for (name, cluster) in &c.clusters {
         if cluster.endpoints.is_empty() {
-            errors.push(l.error(
-                format!("clusters.{name}.endpoints"),
-                "endpoints",
-                "",
-                "a cluster needs at least one endpoint",
-            ));
+            errors.push(l.error(format!("clusters.{name}.endpoints"), "a cluster needs at least one endpoint"));
         }
         for ep in &cluster.endpoints {
             if std::net::ToSocketAddrs::to_socket_addrs(ep.as_str()).map(|mut a| a.next().is_none()).unwrap_or(true) {
                 errors.push(l.error(
                     format!("clusters.{name}.endpoints"),
-                    "",
-                    ep,
                     format!("`{ep}` is not a reachable host:port (could not resolve it)"),
                 ));
             }
         }
         if cluster.hash_on.is_some() && cluster.lb != LbPolicy::Hash {
-            errors.push(l.error(format!("clusters.{name}.hash_on"), "hash_on", "", "hash_on needs `lb: hash`"));
+            errors.push(l.error(format!("clusters.{name}.hash_on"), "hash_on needs `lb: hash`"));
         }
     }
     for (name, p) in &c.plugins {
         match (&p.builtin, &p.module) {
             (Some(_), Some(_)) | (None, None) => errors.push(l.error(
                 format!("plugins.{name}"),
-                name,
-                "",
                 "give exactly one of `builtin` (a built-in filter) or `module` (a .wasm file)",
             )),
             (Some(b), None) if !crate::builtin::NAMES.contains(&b.as_str()) => errors.push(l.error(
                 format!("plugins.{name}.builtin"),
-                "builtin",
-                b,
                 format!("unknown built-in filter `{b}`; built-ins are: {}", crate::builtin::NAMES.join(", ")),
             )),
             _ => {}
@@ -162,18 +129,11 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
             let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
             errors.push(l.error(
                 format!("routes[{i}].cluster"),
-                "cluster",
-                &r.cluster,
                 format!("unknown cluster `{}`; defined clusters: {}", r.cluster, list(&known)),
             ));
         }
         if r.matcher.path.is_some() && r.matcher.path_prefix.is_some() {
-            errors.push(l.error(
-                format!("routes[{i}].match"),
-                "path_prefix",
-                "",
-                "give `path` or `path_prefix`, not both",
-            ));
+            errors.push(l.error(format!("routes[{i}].match"), "give `path` or `path_prefix`, not both"));
         }
         for (j, f) in r.filters.iter().enumerate() {
             errors.extend(unknown_plugin(l, format!("routes[{i}].filters[{j}].plugin"), &f.plugin));
@@ -198,8 +158,6 @@ fn metrics_errors(l: &Loaded) -> Vec<ConfigError> {
     if !m.filter_prefix.starts_with(name_start) || !m.filter_prefix.chars().all(name_char) {
         errors.push(l.error(
             "metrics.filter_prefix",
-            "filter_prefix",
-            &m.filter_prefix,
             "must start a valid Prometheus name: a letter, `_` or `:`, then letters, digits, `_` or `:`",
         ));
     }
@@ -211,13 +169,11 @@ fn metrics_errors(l: &Loaded) -> Vec<ConfigError> {
         if !label_ok {
             errors.push(l.error(
                 format!("metrics.filter_tags[{i}].tag_name"),
-                "tag_name",
-                &rule.tag_name,
                 "must be a Prometheus label name (letters, digits, `_`; not `le`, not starting with `__`)",
             ));
         }
         if let Err(e) = crate::metrics::filters::tag_regex(&rule.regex) {
-            errors.push(l.error(format!("metrics.filter_tags[{i}].regex"), "regex", &rule.regex, e));
+            errors.push(l.error(format!("metrics.filter_tags[{i}].regex"), e));
         }
     }
     errors
@@ -226,16 +182,11 @@ fn metrics_errors(l: &Loaded) -> Vec<ConfigError> {
 fn builtin_cluster_references(l: &Loaded) -> Vec<ConfigError> {
     let c = &l.config;
     let mut errors = Vec::new();
-    let mut check = |field: String, cluster: Option<&serde_yaml::Value>| {
-        let Some(name) = cluster.and_then(serde_yaml::Value::as_str) else { return };
+    let mut check = |field: String, cluster: Option<&serde_yaml_ng::Value>| {
+        let Some(name) = cluster.and_then(serde_yaml_ng::Value::as_str) else { return };
         if !c.clusters.contains_key(name) {
             let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
-            errors.push(l.error(
-                field,
-                "cluster",
-                name,
-                format!("unknown cluster `{name}`; defined clusters: {}", list(&known)),
-            ));
+            errors.push(l.error(field, format!("unknown cluster `{name}`; defined clusters: {}", list(&known))));
         }
     };
     for (i, r) in c.routes.iter().enumerate() {
@@ -243,7 +194,7 @@ fn builtin_cluster_references(l: &Loaded) -> Vec<ConfigError> {
             let builtin = c.plugins.get(&f.plugin).and_then(|p| p.builtin.as_deref());
             // A configuration given as JSON text is read the same way (YAML is a superset).
             let parsed = match &f.config {
-                Some(serde_yaml::Value::String(text)) => serde_yaml::from_str(text).ok(),
+                Some(serde_yaml_ng::Value::String(text)) => serde_yaml_ng::from_str(text).ok(),
                 other => other.clone(),
             };
             let Some(config) = &parsed else { continue };
@@ -251,7 +202,7 @@ fn builtin_cluster_references(l: &Loaded) -> Vec<ConfigError> {
             match builtin {
                 Some("auth") => check(field("external.cluster"), config.get("external").and_then(|e| e.get("cluster"))),
                 Some("ab-routing") => {
-                    let variants = config.get("variants").and_then(serde_yaml::Value::as_sequence);
+                    let variants = config.get("variants").and_then(serde_yaml_ng::Value::as_sequence);
                     for (k, v) in variants.into_iter().flatten().enumerate() {
                         check(field(&format!("variants[{k}].cluster")), v.get("cluster"));
                     }
@@ -270,7 +221,7 @@ fn unknown_plugin(l: &Loaded, field: String, name: &str) -> Option<ConfigError> 
         return None;
     }
     let known: Vec<&str> = plugins.keys().map(String::as_str).collect();
-    Some(l.error(field, "plugin", name, format!("unknown plugin `{name}`; defined plugins: {}", list(&known))))
+    Some(l.error(field, format!("unknown plugin `{name}`; defined plugins: {}", list(&known))))
 }
 
 fn list(items: &[&str]) -> String {

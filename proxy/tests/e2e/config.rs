@@ -29,13 +29,13 @@ fn errors_name_file_line_and_field() {
         "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n  - cluster: o\n    clustr: typo\n",
     );
     assert!(!ok);
-    assert!(out.contains("FILE:6") && out.contains("unknown field `clustr`"), "{out}");
+    assert!(out.contains("FILE:6:5: routes[0]") && out.contains("unknown field `clustr`"), "{out}");
 
     let (ok, out) = check(
         "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nroutes:\n  - cluster: nowhere\n",
     );
     assert!(!ok);
-    assert!(out.contains("FILE:5: routes[0].cluster: unknown cluster `nowhere`; defined clusters: o"), "{out}");
+    assert!(out.contains("FILE:5:5: routes[0].cluster: unknown cluster `nowhere`; defined clusters: o"), "{out}");
 
     let (ok, out) = check(
         "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nplugins:\n  p: { module: /nonexistent.wasm }\nroutes:\n  - cluster: o\n    filters: [{ plugin: p }]\n",
@@ -62,7 +62,7 @@ fn the_check_refuses_what_would_fail_at_run_time() {
         // A key given twice: the last one would silently win.
         (
             "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\n  o: { endpoints: [\"127.0.0.1:2\"] }\nroutes:\n  - cluster: o\n".to_owned(),
-            "FILE:4",
+            "FILE:4:3: clusters.o",
             "`o` is given twice (first at line 3)",
         ),
         (format!("{base}server: {{ threads: 0 }}\nroutes:\n  - cluster: o\n"), "server.threads", "at least 1"),
@@ -88,7 +88,7 @@ fn the_check_refuses_what_would_fail_at_run_time() {
         ),
         (
             format!("{base}plugins:\n  auth: {{ builtin: auth }}\nroutes:\n  - cluster: o\n    filters:\n      - plugin: auth\n        config: {{ external: {{ cluster: authz, path: /check }} }}\n"),
-            "FILE:10: routes[0].filters[0].config.external.cluster",
+            "FILE:10:31: routes[0].filters[0].config.external.cluster",
             "unknown cluster `authz`",
         ),
         (
@@ -99,7 +99,7 @@ fn the_check_refuses_what_would_fail_at_run_time() {
         // Two VMs on each of 4 workers, and one to validate: 9 instances in 8 slots.
         (
             format!("{base}server: {{ threads: 4, vm_slots: 8 }}\nplugins:\n  a: {{ builtin: header-rewrite }}\n  b: {{ builtin: header-rewrite, vm_id: other }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: a }}, {{ plugin: b }}]\n"),
-            "FILE:4: server.vm_slots",
+            "FILE:4:23: server.vm_slots",
             "9 VM instances are needed (2 VM(s) on each of 4 workers, and one to validate a module) but server.vm_slots is 8",
         ),
     ];

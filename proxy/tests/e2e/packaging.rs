@@ -205,10 +205,10 @@ fn reserve() -> (std::net::SocketAddr, tokio::net::TcpSocket) {
 }
 
 /// The documents of `packaging/kubernetes.yaml`.
-fn manifest() -> Vec<serde_yaml::Value> {
+fn manifest() -> Vec<serde_yaml_ng::Value> {
     use serde::Deserialize;
-    serde_yaml::Deserializer::from_str(&packaging("kubernetes.yaml"))
-        .map(|d| serde_yaml::Value::deserialize(d).unwrap())
+    serde_yaml_ng::Deserializer::from_str(&packaging("kubernetes.yaml"))
+        .map(|d| serde_yaml_ng::Value::deserialize(d).unwrap())
         .filter(|d| !d.is_null())
         .collect()
 }
