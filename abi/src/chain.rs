@@ -441,7 +441,10 @@ impl FilterChain {
                 None => {
                     let root = vm.start_plugin(&plugin).map_err(|e| match e {
                         crate::StartError::Failed(f) => f,
-                        other => Failure { kind: crate::error::FailureKind::Other, message: other.to_string() },
+                        other => Failure {
+                            kind: crate::error::FailureKind::Other,
+                            message: crate::Chain(&other).to_string(),
+                        },
                     })?;
                     let ctx = vm.new_context_id();
                     vm.stream_callback(s, ctx, phase, StreamCallback::Create { root })?;

@@ -1,6 +1,7 @@
 //! Errors of loading a module, starting a VM, and failures while a VM runs.
 
 use std::fmt;
+use std::sync::Arc;
 
 /// Why a module cannot be loaded. Each variant names the item at fault.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -9,8 +10,8 @@ pub enum LoadError {
     #[error("not a WebAssembly module: {0}")]
     NotWasm(String),
     /// Wasmtime refused the module (validation or compilation).
-    #[error("invalid WebAssembly module: {0}")]
-    Invalid(String),
+    #[error("invalid WebAssembly module")]
+    Invalid(#[source] Cause),
     /// No `proxy_abi_version_*` export.
     #[error(
         "missing or unknown Proxy-Wasm ABI version: the module exports none of proxy_abi_version_0_1_0, \
@@ -61,16 +62,65 @@ pub enum LoadError {
     #[error("invalid limits: {0}")]
     Limits(String),
     /// The engine could not be built.
-    #[error("wasm engine: {0}")]
-    Engine(String),
+    #[error("the wasm engine could not be built")]
+    Engine(#[source] Cause),
+}
+
+/// An error from Wasmtime kept whole, with its own chain of causes, and shareable so the
+/// errors that carry it stay `Clone`. Its `Display` is the outermost message; [`Chain`] shows
+/// the rest.
+#[derive(Debug, Clone)]
+pub struct Cause(Arc<wasmtime::Error>);
+
+impl Cause {
+    pub(crate) fn new(e: wasmtime::Error) -> Self {
+        Self(Arc::new(e))
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&**self.0, f)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        (**self.0).source()
+    }
+}
+
+/// Two causes are equal when they say the same thing (tests compare errors).
+impl PartialEq for Cause {
+    fn eq(&self, other: &Self) -> bool {
+        Chain(self).to_string() == Chain(other).to_string()
+    }
+}
+
+impl Eq for Cause {}
+
+/// An error and each of its causes on one line, `outer: cause: root cause`, as logs and
+/// configuration errors show them.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
 }
 
 /// Why a VM or a plugin could not be started.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StartError {
     /// Instantiation failed (e.g. no free instance slot).
-    #[error("instantiating the module failed: {0}")]
-    Instantiate(String),
+    #[error("instantiating the module failed")]
+    Instantiate(#[source] Cause),
     /// The start function (`_initialize`, `main`, `_start`) trapped.
     #[error("the module's start function failed: {0}")]
     StartFunction(Failure),

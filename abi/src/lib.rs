@@ -53,7 +53,7 @@ mod types;
 mod vm;
 
 pub use chain::{CallTiming, FilterChain, FilterFailure, FilterOutcome, Outcome};
-pub use error::{Failure, FailureKind, LoadError, StartError};
+pub use error::{Cause, Chain, Failure, FailureKind, LoadError, StartError};
 pub use headers::HeaderMap;
 pub use host::{Effects, Phase};
 pub use limits::Limits;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, ExternType, FuncType, InstancePre, Module, ValType};
 
-use crate::error::LoadError;
+use crate::error::{Cause, LoadError};
 use crate::host::HostState;
 use crate::runtime::Runtime;
 use crate::types::AbiVersion;
@@ -366,7 +366,7 @@ impl ModuleCache {
 
     fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<(Module, ModuleOrigin), LoadError> {
         let started = std::time::Instant::now();
-        let compile = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(format!("{e:#}")));
+        let compile = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(Cause::new(e)));
         let Some(dir) = &self.dir else {
             return Ok((compile()?, ModuleOrigin::Compiled(started.elapsed())));
         };

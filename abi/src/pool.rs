@@ -76,7 +76,7 @@ pub fn with_vm<R>(spec: &Arc<VmSpec>, reload_backoff: Option<Duration>, f: impl 
                     slot.failed_at = None;
                 }
                 Err(e) => {
-                    slot.failure = Some(Failure { kind: FailureKind::Other, message: e.to_string() });
+                    slot.failure = Some(Failure { kind: FailureKind::Other, message: crate::Chain(&e).to_string() });
                     slot.failed_at = Some(Instant::now());
                     slot.failures_in_a_row += 1;
                 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAllocationConfig};
 
-use crate::error::LoadError;
+use crate::error::{Cause, LoadError};
 use crate::host::HostState;
 use crate::log::{LogSink, TracingLogSink};
 use crate::module::{CompiledModule, ModuleCache};
@@ -132,9 +132,9 @@ impl Runtime {
                 .max_core_instance_size(4 << 20);
             wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
-        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(Cause::new(e)))?;
         let mut linker = Linker::new(&engine);
-        let provided = crate::hostcalls::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(e.to_string()))?;
+        let provided = crate::hostcalls::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(Cause::new(e)))?;
         let cache = ModuleCache::new(&engine, config.cache_dir.clone());
         let runtime = Self {
             inner: Arc::new(RuntimeInner {

@@ -188,7 +188,7 @@ impl Vm {
             if e.downcast_ref::<wasmtime::Trap>().is_some() || e.downcast_ref::<crate::error::HostTrap>().is_some() {
                 StartError::StartFunction(Failure::classify(&e, store.data().limiter.hit))
             } else {
-                StartError::Instantiate(format!("{e:#}"))
+                StartError::Instantiate(crate::error::Cause::new(e))
             }
         })?;
         let memory = instance.get_memory(&mut store, "memory");

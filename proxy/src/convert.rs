@@ -6,6 +6,26 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
 use weir_abi::HeaderMap;
 
+/// Why headers a filter produced cannot be sent: which part is invalid (escaped, at most 64
+/// bytes of it), or Pingora's reason.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidHeaders {
+    #[error("invalid :method `{0}`")]
+    Method(String),
+    #[error("invalid :path `{0}`")]
+    Path(String),
+    #[error("invalid :status `{0}`")]
+    Status(String),
+    #[error("invalid header name `{0}`")]
+    Name(String),
+    #[error("invalid header value `{0}`")]
+    Value(String),
+    #[error("invalid content-length `{0}`")]
+    ContentLength(String),
+    #[error("the header cannot be written")]
+    Write(#[source] Box<pingora::Error>),
+}
+
 /// Hop-by-hop headers: they describe one connection, not the message, so filters never see
 /// them (Envoy's connection manager removes them before the filter chain) and weir keeps the
 /// client's or upstream's own when it writes a filter's changes back.
@@ -88,7 +108,7 @@ pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
 /// The headers to send for a message whose filters' view is `h`: the hop-by-hop headers the
 /// message came with (its framing and connection handling are not the filters' to change),
 /// then the filters' headers, less any hop-by-hop ones a filter added.
-fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
+fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName, HeaderValue)>, InvalidHeaders> {
     let upgrade = is_upgrade(original);
     let mut out: Vec<(HeaderName, HeaderValue)> =
         original.iter().filter(|(n, v)| is_hop_by_hop(n, v, upgrade)).map(|(n, v)| (n.clone(), v.clone())).collect();
@@ -96,7 +116,7 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
         let (n, v) = (name(k)?, value(v)?);
         // A length no peer can hold would desynchronize the framing of what follows.
         if n == http::header::CONTENT_LENGTH && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
-            return Err(format!("invalid content-length `{}`", shown(v.as_bytes())));
+            return Err(InvalidHeaders::ContentLength(shown(v.as_bytes())));
         }
         if !is_hop_by_hop(&n, &v, upgrade) {
             out.push((n, v));
@@ -109,18 +129,18 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
 ///
 /// # Errors
 ///
-/// A message when a filter produced an invalid method, path or header.
-pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), String> {
+/// [`InvalidHeaders`] when a filter produced an invalid method, path or header.
+pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), InvalidHeaders> {
     if let Some(m) = h.get_str(":method")
         && m != req.method.as_str()
     {
-        let method = http::Method::from_bytes(m.as_bytes()).map_err(|_| format!("invalid :method `{m}`"))?;
+        let method = http::Method::from_bytes(m.as_bytes()).map_err(|_| InvalidHeaders::Method(shown(m.as_bytes())))?;
         req.set_method(method);
     }
     if let Some(p) = h.get_str(":path")
         && Some(p) != req.uri.path_and_query().map(|x| x.as_str())
     {
-        let uri: http::Uri = p.parse().map_err(|_| format!("invalid :path `{p}`"))?;
+        let uri: http::Uri = p.parse().map_err(|_| InvalidHeaders::Path(shown(p.as_bytes())))?;
         req.set_uri(uri);
     }
     let headers = outgoing(&req.headers, h)?;
@@ -129,10 +149,10 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Strin
         req.remove_header(&n);
     }
     if let Some(a) = h.get(b":authority") {
-        req.insert_header(http::header::HOST, value(a)?).map_err(|e| e.to_string())?;
+        req.insert_header(http::header::HOST, value(a)?).map_err(InvalidHeaders::Write)?;
     }
     for (n, v) in headers {
-        req.append_header(n, v).map_err(|e| e.to_string())?;
+        req.append_header(n, v).map_err(InvalidHeaders::Write)?;
     }
     Ok(())
 }
@@ -156,12 +176,16 @@ pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
 ///
 /// # Errors
 ///
-/// A message when a filter produced an invalid status or header.
-pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), String> {
+/// [`InvalidHeaders`] when a filter produced an invalid status or header.
+pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), InvalidHeaders> {
     if let Some(s) = h.get_str(":status") {
-        let code: u16 = s.parse().ok().filter(|c| (200..=599).contains(c)).ok_or(format!("invalid :status `{s}`"))?;
+        let code: u16 = s
+            .parse()
+            .ok()
+            .filter(|c| (200..=599).contains(c))
+            .ok_or_else(|| InvalidHeaders::Status(shown(s.as_bytes())))?;
         if code != resp.status.as_u16() {
-            resp.set_status(code).map_err(|e| e.to_string())?;
+            resp.set_status(code).map_err(InvalidHeaders::Write)?;
         }
     }
     let headers = outgoing(&resp.headers, h)?;
@@ -170,7 +194,7 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), St
         resp.remove_header(&n);
     }
     for (n, v) in headers {
-        resp.append_header(n, v).map_err(|e| e.to_string())?;
+        resp.append_header(n, v).map_err(InvalidHeaders::Write)?;
     }
     Ok(())
 }
@@ -179,11 +203,11 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), St
 ///
 /// # Errors
 ///
-/// A message for an invalid status or header.
-pub fn local_response(status: u16, headers: &HeaderMap) -> Result<ResponseHeader, String> {
-    let mut resp = ResponseHeader::build(status, Some(headers.len())).map_err(|e| e.to_string())?;
+/// [`InvalidHeaders`] for an invalid status or header.
+pub fn local_response(status: u16, headers: &HeaderMap) -> Result<ResponseHeader, InvalidHeaders> {
+    let mut resp = ResponseHeader::build(status, Some(headers.len())).map_err(InvalidHeaders::Write)?;
     for (k, v) in headers.regular() {
-        resp.append_header(name(k)?, value(v)?).map_err(|e| e.to_string())?;
+        resp.append_header(name(k)?, value(v)?).map_err(InvalidHeaders::Write)?;
     }
     Ok(resp)
 }
@@ -197,8 +221,8 @@ pub fn trailers(t: &http::HeaderMap) -> HeaderMap {
 ///
 /// # Errors
 ///
-/// A message for an invalid header.
-pub fn apply_trailers(h: &HeaderMap, t: &mut http::HeaderMap) -> Result<(), String> {
+/// [`InvalidHeaders`] for an invalid header.
+pub fn apply_trailers(h: &HeaderMap, t: &mut http::HeaderMap) -> Result<(), InvalidHeaders> {
     t.clear();
     for (k, v) in h.iter() {
         t.append(name(k)?, value(v)?);
@@ -206,12 +230,12 @@ pub fn apply_trailers(h: &HeaderMap, t: &mut http::HeaderMap) -> Result<(), Stri
     Ok(())
 }
 
-fn name(k: &[u8]) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(k).map_err(|_| format!("invalid header name `{}`", shown(k)))
+fn name(k: &[u8]) -> Result<HeaderName, InvalidHeaders> {
+    HeaderName::from_bytes(k).map_err(|_| InvalidHeaders::Name(shown(k)))
 }
 
-fn value(v: &[u8]) -> Result<HeaderValue, String> {
-    HeaderValue::from_bytes(v).map_err(|_| format!("invalid header value `{}`", shown(v)))
+fn value(v: &[u8]) -> Result<HeaderValue, InvalidHeaders> {
+    HeaderValue::from_bytes(v).map_err(|_| InvalidHeaders::Value(shown(v)))
 }
 
 /// Bytes a filter produced, as a log line may show them: escaped, and at most 64 of them.
@@ -271,6 +295,6 @@ mod tests {
         assert_eq!(resp.headers["x-a"], "2");
         h.add(b"x-bad", &b"a\nb"[..]);
         let err = apply_response(&h, &mut resp).unwrap_err();
-        assert!(err.starts_with("invalid header value"), "{err}");
+        assert!(matches!(err, InvalidHeaders::Value(ref v) if v == "a\\nb"), "{err}");
     }
 }

@@ -288,7 +288,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
     // were validated when they were new.
     for (field, spec) in &fresh {
         if let Err(e) = validate(spec) {
-            errors.push(loaded.error(format!("{field} (plugin `{}`)", spec.name()), e));
+            errors.push(loaded.error(format!("{field} (plugin `{}`)", spec.name()), weir_abi::Chain(&e).to_string()));
         }
     }
     if !errors.is_empty() {
@@ -340,7 +340,8 @@ fn load_certificates(loaded: &Loaded, errors: &mut Vec<ConfigError>) -> Vec<Opti
         for (j, pair) in pairs.iter().enumerate() {
             match crate::tls::load(&base.join(&pair.cert), &base.join(&pair.key)) {
                 Ok(c) => certs.push(c),
-                Err(message) => {
+                Err(e) => {
+                    let message = weir_abi::Chain(&e).to_string();
                     errors.push(loaded.error(format!("listeners[{i}].tls (certificate {})", j + 1), message));
                 }
             }
@@ -350,9 +351,9 @@ fn load_certificates(loaded: &Loaded, errors: &mut Vec<ConfigError>) -> Vec<Opti
     all
 }
 
-fn validate(spec: &Arc<PluginSpec>) -> Result<(), String> {
-    let mut vm = Vm::new(&spec.vm).map_err(|e| e.to_string())?;
-    vm.start_plugin(spec).map_err(|e| e.to_string())?;
+fn validate(spec: &Arc<PluginSpec>) -> Result<(), weir_abi::StartError> {
+    let mut vm = Vm::new(&spec.vm)?;
+    vm.start_plugin(spec)?;
     vm.stop_plugin(spec);
     Ok(())
 }
@@ -390,9 +391,9 @@ fn load_plugin(
             );
         }
     }
-    let module = runtime
-        .load_module(&bytes)
-        .map_err(|e| loaded.error(format!("{field}.module"), format!("cannot load the module: {e}")))?;
+    let module = runtime.load_module(&bytes).map_err(|e| {
+        loaded.error(format!("{field}.module"), format!("cannot load the module: {}", weir_abi::Chain(&e)))
+    })?;
     match module.origin {
         weir_abi::ModuleOrigin::Compiled(took) => {
             tracing::debug!(target: "weir::reload", plugin = name, took_ms = took.as_millis() as u64, "module compiled")

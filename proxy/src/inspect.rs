@@ -17,7 +17,7 @@ pub fn inspect(path: &Path) -> (String, bool) {
     let _ = writeln!(out, "{}: {} bytes", path.display(), bytes.len());
     let runtime = match Runtime::new(RuntimeConfig { pooling: None, ..Default::default() }) {
         Ok(r) => r,
-        Err(e) => return (format!("{out}cannot start the wasm runtime: {e}\n"), false),
+        Err(e) => return (format!("{out}cannot start the wasm runtime: {}\n", weir_abi::Chain(&e)), false),
     };
     let verdict = runtime.load_module(&bytes);
     // Describe the module even when weir refuses it, as far as it is WebAssembly at all.
@@ -30,7 +30,7 @@ pub fn inspect(path: &Path) -> (String, bool) {
             (out, true)
         }
         Err(e) => {
-            let _ = writeln!(out, "verdict: will not load: {e}");
+            let _ = writeln!(out, "verdict: will not load: {}", weir_abi::Chain(&e));
             (out, false)
         }
     }

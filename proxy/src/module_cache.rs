@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// The cache directory `setting` names (`auto`, `off` or a path, relative to `base`), made
 /// ready, or `None` with the reason when there is none to use.
-pub fn directory(setting: &str, base: &Path) -> Result<Option<PathBuf>, String> {
+pub fn directory(setting: &str, base: &Path) -> Result<Option<PathBuf>, Unusable> {
     let dir = match setting {
         "off" => return Ok(None),
         "auto" => match automatic() {
@@ -32,34 +32,36 @@ fn automatic() -> Option<PathBuf> {
     user_cache.map(|d| d.join("weir").join("modules"))
 }
 
+/// Why a cache directory is not used.
+#[derive(Debug, thiserror::Error)]
+pub enum Unusable {
+    #[error("cannot create {}", .0.display())]
+    Create(PathBuf, #[source] std::io::Error),
+    #[error("cannot read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{} belongs to user {owner} (weir runs as {me}): its compiled code is not trusted", .dir.display())]
+    Owner { dir: PathBuf, owner: u32, me: u32 },
+    #[error("{} is writable by other users (mode {mode:o}): its compiled code is not trusted", .dir.display())]
+    Shared { dir: PathBuf, mode: u32 },
+    #[error("{} is not writable", .0.display())]
+    ReadOnly(PathBuf, #[source] std::io::Error),
+}
+
 /// Creates `dir` (private) if needed and checks that only this user can write to it.
-fn prepare(dir: &Path) -> Result<(), String> {
+fn prepare(dir: &Path) -> Result<(), Unusable> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt};
-    let shown = dir.display();
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|e| format!("cannot create {shown}: {e}"))?;
-    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let at = || dir.to_owned();
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| Unusable::Create(at(), e))?;
+    let meta = std::fs::metadata(dir).map_err(|e| Unusable::Read(at(), e))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     if meta.uid() != me {
-        return Err(format!(
-            "{shown} belongs to user {} (weir runs as {me}): its compiled code is not trusted",
-            meta.uid()
-        ));
+        return Err(Unusable::Owner { dir: at(), owner: meta.uid(), me });
     }
     if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{shown} is writable by other users (mode {:o}): its compiled code is not trusted",
-            meta.mode() & 0o777
-        ));
+        return Err(Unusable::Shared { dir: at(), mode: meta.mode() & 0o777 });
     }
-    if tempfile_probe(dir).is_err() {
-        return Err(format!("{shown} is not writable"));
-    }
-    Ok(())
+    tempfile_probe(dir).map_err(|e| Unusable::ReadOnly(at(), e))
 }
 
 fn tempfile_probe(dir: &Path) -> std::io::Result<()> {
@@ -82,6 +84,6 @@ mod tests {
         assert_eq!(mode, 0o700, "created private");
         std::fs::set_permissions(&made, std::fs::Permissions::from_mode(0o777)).unwrap();
         let err = directory("cache", base.path()).unwrap_err();
-        assert!(err.contains("writable by other users"), "{err}");
+        assert!(matches!(err, Unusable::Shared { mode: 0o777, .. }), "{err}");
     }
 }

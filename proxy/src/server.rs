@@ -38,9 +38,9 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
     let cache_dir = crate::module_cache::directory(&server.module_cache, &loaded.base_dir()).unwrap_or_else(|e| {
         // The automatic place may simply not exist here (a container without a home).
         if server.module_cache == "auto" {
-            tracing::info!(target: "weir::server", "module cache: {e}; compiled modules are not kept between runs");
+            tracing::info!(target: "weir::server", "module cache: {}; compiled modules are not kept between runs", weir_abi::Chain(&e));
         } else {
-            tracing::warn!(target: "weir::server", "server.module_cache: {e}; compiled modules are not kept between runs");
+            tracing::warn!(target: "weir::server", "server.module_cache: {}; compiled modules are not kept between runs", weir_abi::Chain(&e));
         }
         None
     });
@@ -61,8 +61,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         None => config::parse(QUICKSTART.to_owned(), None),
     }
     .map_err(|e| report(&e))?;
-    let runtime =
-        Runtime::new(runtime_config(&loaded)).map_err(|e| format!("weir: cannot start the wasm runtime: {e}"))?;
+    let runtime = Runtime::new(runtime_config(&loaded))
+        .map_err(|e| format!("weir: cannot start the wasm runtime: {}", weir_abi::Chain(&e)))?;
     if cli.test {
         crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
         println!("weir: configuration OK");

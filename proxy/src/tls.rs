@@ -3,7 +3,7 @@
 //! handshake by the client's SNI among the listener's certificates, the first one being the
 //! default, as Envoy picks among a listener's `tls_certificates`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use pingora::tls::sign::CertifiedKey;
@@ -42,36 +42,48 @@ impl ListenerCerts {
     }
 }
 
+/// Why a certificate and key cannot serve; each names the file and keeps the library's cause.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{}: not a PEM certificate chain", .0.display())]
+    Chain(PathBuf, #[source] rustls_pki_types::pem::Error),
+    #[error("{}: no PEM certificate in it", .0.display())]
+    Empty(PathBuf),
+    #[error("{}: no PEM private key (PKCS#1, PKCS#8 or SEC1) in it", .0.display())]
+    Key(PathBuf, #[source] rustls_pki_types::pem::Error),
+    #[error("{}: unsupported private key", .0.display())]
+    UnsupportedKey(PathBuf, #[source] rustls::Error),
+    #[error("{} and {} do not belong together", .0.display(), .1.display())]
+    Mismatch(PathBuf, PathBuf, #[source] rustls::Error),
+}
+
 /// Loads a PEM certificate chain and its PEM private key, and checks that they belong together.
 ///
 /// # Errors
 ///
-/// A message naming the file that cannot be read or parsed, or the mismatch.
-pub fn load(cert: &Path, key: &Path) -> Result<ServerCert, String> {
+/// [`CertError`] naming the file that cannot be read or parsed, or the mismatch.
+pub fn load(cert: &Path, key: &Path) -> Result<ServerCert, CertError> {
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
-    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+    let read = |path: &Path| std::fs::read(path).map_err(|e| CertError::Read(path.to_owned(), e));
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("{}: not a PEM certificate chain: {e}", cert.display()))?;
+        .map_err(|e| CertError::Chain(cert.to_owned(), e))?;
     if chain.is_empty() {
-        return Err(format!("{}: no PEM certificate in it", cert.display()));
+        return Err(CertError::Empty(cert.to_owned()));
     }
-    let private = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|e| format!("{}: no PEM private key (PKCS#1, PKCS#8 or SEC1) in it: {e}", key.display()))?;
+    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| CertError::Key(key.to_owned(), e))?;
     let provider = pingora::tls::CryptoProvider::get_default()
         .cloned()
         .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
-    let signing = provider
-        .key_provider
-        .load_private_key(private)
-        .map_err(|e| format!("{}: unsupported private key: {e}", key.display()))?;
+    let signing =
+        provider.key_provider.load_private_key(private).map_err(|e| CertError::UnsupportedKey(key.to_owned(), e))?;
     let certified = CertifiedKey::new(chain, signing);
-    certified
-        .keys_match()
-        .map_err(|e| format!("{} and {} do not belong together: {e}", cert.display(), key.display()))?;
+    certified.keys_match().map_err(|e| CertError::Mismatch(cert.to_owned(), key.to_owned(), e))?;
     Ok(ServerCert { key: Arc::new(certified) })
 }
 

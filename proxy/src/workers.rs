@@ -112,7 +112,7 @@ fn adopt(plugins: &[Arc<PluginSpec>], wake: &Arc<Notify>) {
             if vm.root_of(p).is_none()
                 && let Err(e) = vm.start_plugin(p)
             {
-                tracing::warn!(target: "weir::vm", plugin = p.name(), error = %e, "the plugin's root context did not start on this worker");
+                tracing::warn!(target: "weir::vm", plugin = p.name(), error = %weir_abi::Chain(&e), "the plugin's root context did not start on this worker");
             }
         });
     }

@@ -58,6 +58,17 @@ fn refuses_modules_with_clear_errors() {
     assert_eq!(h.rt.load_module(&no_alloc).unwrap_err(), LoadError::MissingAllocator);
 
     assert!(matches!(h.rt.load_module(b"hello world, not wasm").unwrap_err(), LoadError::NotWasm(_)));
+
+    // Wasmtime's reason is kept as the error's source (not flattened into its message), and
+    // `Chain` shows it with every cause below it, as logs and configuration errors do.
+    let ill_typed = module("proxy_abi_version_0_2_1", r#"(func (export "f") (result i32))"#);
+    let e = h.rt.load_module(&ill_typed).unwrap_err();
+    assert!(matches!(e, LoadError::Invalid(_)), "{e:?}");
+    assert_eq!(e.to_string(), "invalid WebAssembly module");
+    let cause = std::error::Error::source(&e).expect("Wasmtime's error is the source");
+    let chain = Chain(&e).to_string();
+    assert!(chain.starts_with(&format!("invalid WebAssembly module: {cause}")), "{chain}");
+    assert!(chain.contains("type mismatch"), "{chain}");
     let global = module("proxy_abi_version_0_2_1", r#"(import "env" "g" (global i32))"#);
     assert!(h.rt.load_module(&global).unwrap_err().to_string().contains("only function imports"));
 

@@ -28,7 +28,7 @@ pub struct Admin {
 }
 
 /// Whether the request carries the token in `file` as `Authorization: Bearer <token>`.
-fn authorized(session: &ServerSession, file: &std::path::Path) -> Result<bool, String> {
+fn authorized(session: &ServerSession, file: &std::path::Path) -> Result<bool, crate::config::TokenError> {
     use subtle::ConstantTimeEq;
     let token = crate::config::read_admin_token(file)?;
     let presented = session
@@ -71,7 +71,7 @@ impl ServeHttp for Admin {
                     return r;
                 }
                 Err(e) => {
-                    tracing::error!(target: "weir::admin", error = %e, "cannot read the admin token; refusing admin requests");
+                    tracing::error!(target: "weir::admin", error = %weir_abi::Chain(&e), "cannot read the admin token; refusing admin requests");
                     return respond(StatusCode::SERVICE_UNAVAILABLE, "text/plain", "the admin token cannot be read\n");
                 }
             }

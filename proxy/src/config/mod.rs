@@ -17,7 +17,7 @@ pub use load::{ConfigError, Loaded, load, parse};
 pub use redact::redacted_json;
 pub use schema::*;
 pub use units::{ByteSize, Millis};
-pub use validate::read_admin_token;
+pub use validate::{TokenError, read_admin_token};
 pub use values::{value_bytes, value_text};
 
 #[cfg(test)]

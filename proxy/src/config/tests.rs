@@ -32,7 +32,10 @@ fn every_problem_is_reported_with_its_line() {
         text.iter().any(|e| e.starts_with("test.yaml:5:8: plugins.a.builtin: unknown built-in filter `nope`")),
         "{text:#?}"
     );
-    assert!(text.iter().any(|e| e.starts_with("test.yaml:6:3: plugins.b") && e.contains("exactly one of")), "{text:#?}");
+    assert!(
+        text.iter().any(|e| e.starts_with("test.yaml:6:3: plugins.b") && e.contains("exactly one of")),
+        "{text:#?}"
+    );
     assert!(text.iter().any(|e| e.starts_with("test.yaml:8:5: routes[0].cluster")), "{text:#?}");
     assert!(text.iter().any(|e| e.starts_with("test.yaml:9:17: routes[0].filters[0].plugin")), "{text:#?}");
 }
@@ -59,8 +62,10 @@ fn repeated_text_gives_each_error_its_own_line() {
 /// A key given twice in one mapping names both lines; the same key in two mappings is fine.
 #[test]
 fn a_key_given_twice_is_refused_at_its_second_appearance() {
-    let errs = parse_str(&format!("{BASE}  p: {{ endpoints: [\"127.0.0.1:2\"] }}\n  o: {{ endpoints: [\"127.0.0.1:3\"] }}\nroutes: []\n"))
-        .unwrap_err();
+    let errs = parse_str(&format!(
+        "{BASE}  p: {{ endpoints: [\"127.0.0.1:2\"] }}\n  o: {{ endpoints: [\"127.0.0.1:3\"] }}\nroutes: []\n"
+    ))
+    .unwrap_err();
     assert_eq!(
         errs[0].to_string(),
         "test.yaml:5:3: clusters.o: `o` is given twice (first at line 3); each key may appear once"

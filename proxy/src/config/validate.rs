@@ -1,22 +1,31 @@
 //! Checks the types cannot express: references between sections, values in range, files that
 //! must be readable; each error names its field and line.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::Millis;
 use super::load::{ConfigError, Loaded};
 use super::schema::*;
 
-/// The admin token in `path`, trimmed; an error says why there is none.
+/// Why there is no admin token.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("cannot read {}", .0.display())]
+    Read(PathBuf, #[source] std::io::Error),
+    #[error("{} is empty", .0.display())]
+    Empty(PathBuf),
+}
+
+/// The admin token in `path`, trimmed.
 ///
 /// # Errors
 ///
 /// The file cannot be read, or holds only whitespace.
-pub fn read_admin_token(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+pub fn read_admin_token(path: &Path) -> Result<String, TokenError> {
+    let text = std::fs::read_to_string(path).map_err(|e| TokenError::Read(path.to_owned(), e))?;
     let token = text.trim();
     if token.is_empty() {
-        return Err(format!("{} is empty", path.display()));
+        return Err(TokenError::Empty(path.to_owned()));
     }
     Ok(token.to_owned())
 }
@@ -29,9 +38,9 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
         errors.push(l.error("listeners", "at least one listener is needed"));
     }
     if let Some(file) = &c.admin.token_file
-        && let Err(message) = read_admin_token(&l.base_dir().join(file))
+        && let Err(e) = read_admin_token(&l.base_dir().join(file))
     {
-        errors.push(l.error("admin.token_file", message));
+        errors.push(l.error("admin.token_file", weir_abi::Chain(&e).to_string()));
     }
     if c.server.max_connections == Some(0) {
         errors.push(l.error("server.max_connections", "at least 1 connection is needed"));

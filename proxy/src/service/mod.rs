@@ -158,7 +158,7 @@ impl ProxyHttp for WeirProxy {
             // The access log shows the path the client sent.
             ctx.original_uri = Some(session.req_header().uri.clone());
             if let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut()) {
-                tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid request");
+                tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "a filter produced an invalid request");
                 let r = reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers");
                 reply::write(session, &r).await?;
                 return Ok(true);
@@ -318,7 +318,7 @@ impl ProxyHttp for WeirProxy {
                 if ctx.stream.response_headers.is_changed()
                     && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp)
                 {
-                    tracing::warn!(target: "weir::proxy", error = %e, "a filter produced an invalid response");
+                    tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "a filter produced an invalid response");
                     ctx.reset = true;
                     return Err(reset_error());
                 }
@@ -328,7 +328,10 @@ impl ProxyHttp for WeirProxy {
             }
             Flow::Reply(r) => {
                 let mut local = convert::local_response(r.status, &r.headers).map_err(|e| {
-                    Error::explain(ErrorType::InternalError, format!("invalid local reply from a filter: {e}"))
+                    Error::explain(
+                        ErrorType::InternalError,
+                        format!("invalid local reply from a filter: {}", weir_abi::Chain(&e)),
+                    )
                 })?;
                 local.remove_header(&http::header::TRANSFER_ENCODING);
                 local.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
@@ -436,7 +439,8 @@ impl ProxyHttp for WeirProxy {
             return Err(reset_error());
         }
         if let Some(t) = &ctx.stream.response_trailers {
-            convert::apply_trailers(t, trailers).map_err(|e| Error::explain(ErrorType::InternalError, e))?;
+            convert::apply_trailers(t, trailers)
+                .map_err(|e| Error::explain(ErrorType::InternalError, weir_abi::Chain(&e).to_string()))?;
         }
         Ok(None)
     }

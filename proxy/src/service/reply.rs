@@ -73,7 +73,7 @@ pub async fn write(session: &mut Session, r: &LocalResponse) -> Result<()> {
     let resp = match convert::local_response(r.status, &r.headers) {
         Ok(resp) => resp,
         Err(e) => {
-            tracing::warn!(target: "weir::proxy", error = %e, "invalid local reply from a filter; sending 500");
+            tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "invalid local reply from a filter; sending 500");
             ResponseHeader::build(500, Some(1))?
         }
     };
