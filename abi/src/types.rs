@@ -37,7 +37,7 @@ impl Status {
 }
 
 /// `proxy_map_type_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::FromRepr)]
 #[repr(u32)]
 pub enum MapType {
     /// Request headers, pseudo-headers included.
@@ -58,25 +58,8 @@ pub enum MapType {
     HttpCallResponseTrailers = 7,
 }
 
-impl MapType {
-    /// Decodes a guest value; `None` for values above 7 (the hostcall answers BAD_ARGUMENT).
-    pub fn from_raw(v: i32) -> Option<Self> {
-        Some(match v {
-            0 => Self::HttpRequestHeaders,
-            1 => Self::HttpRequestTrailers,
-            2 => Self::HttpResponseHeaders,
-            3 => Self::HttpResponseTrailers,
-            4 => Self::GrpcCallInitialMetadata,
-            5 => Self::GrpcCallTrailingMetadata,
-            6 => Self::HttpCallResponseHeaders,
-            7 => Self::HttpCallResponseTrailers,
-            _ => return None,
-        })
-    }
-}
-
 /// `proxy_buffer_type_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::FromRepr)]
 #[repr(u32)]
 pub enum BufferType {
     /// The request body seen by the current body callback.
@@ -99,26 +82,8 @@ pub enum BufferType {
     CallData = 8,
 }
 
-impl BufferType {
-    /// Decodes a guest value; `None` for values above 8.
-    pub fn from_raw(v: i32) -> Option<Self> {
-        Some(match v {
-            0 => Self::HttpRequestBody,
-            1 => Self::HttpResponseBody,
-            2 => Self::DownstreamData,
-            3 => Self::UpstreamData,
-            4 => Self::HttpCallResponseBody,
-            5 => Self::GrpcCallMessage,
-            6 => Self::VmConfiguration,
-            7 => Self::PluginConfiguration,
-            8 => Self::CallData,
-            _ => return None,
-        })
-    }
-}
-
 /// `proxy_stream_type_t` (ABI 0.2.x).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::FromRepr)]
 #[repr(u32)]
 pub enum StreamType {
     /// The HTTP request direction.
@@ -131,21 +96,11 @@ pub enum StreamType {
     Upstream = 3,
 }
 
-impl StreamType {
-    /// Decodes a guest value; `None` for values above 3.
-    pub fn from_raw(v: i32) -> Option<Self> {
-        Some(match v {
-            0 => Self::HttpRequest,
-            1 => Self::HttpResponse,
-            2 => Self::Downstream,
-            3 => Self::Upstream,
-            _ => return None,
-        })
-    }
-}
-
 /// `proxy_log_level_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, strum::FromRepr, strum::IntoStaticStr, strum::EnumString,
+)]
+#[strum(serialize_all = "lowercase", ascii_case_insensitive)]
 #[repr(u32)]
 pub enum LogLevel {
     /// Trace.
@@ -163,42 +118,19 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// Decodes a guest value; `None` above 5 (BAD_ARGUMENT).
-    pub fn from_raw(v: i32) -> Option<Self> {
-        Some(match v {
-            0 => Self::Trace,
-            1 => Self::Debug,
-            2 => Self::Info,
-            3 => Self::Warn,
-            4 => Self::Error,
-            5 => Self::Critical,
-            _ => return None,
-        })
-    }
-
-    /// The level named `name` (`trace`, `debug`, `info`, `warn`, `error`, `critical`).
+    /// The level named `name` (`trace`, `debug`, `info`, `warn`, `error`, `critical`, any case).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|l| l.name().eq_ignore_ascii_case(name))
+        name.parse().ok()
     }
-
-    /// Every level, lowest first.
-    pub const ALL: [LogLevel; 6] = [Self::Trace, Self::Debug, Self::Info, Self::Warn, Self::Error, Self::Critical];
 
     /// Its name, lower case.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::Trace => "trace",
-            Self::Debug => "debug",
-            Self::Info => "info",
-            Self::Warn => "warn",
-            Self::Error => "error",
-            Self::Critical => "critical",
-        }
+        self.into()
     }
 }
 
 /// `proxy_metric_type_t`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, strum::FromRepr)]
 #[repr(u32)]
 pub enum MetricType {
     /// Monotonic counter.
@@ -207,18 +139,6 @@ pub enum MetricType {
     Gauge = 1,
     /// Histogram.
     Histogram = 2,
-}
-
-impl MetricType {
-    /// Decodes a guest value; `None` above 2.
-    pub fn from_raw(v: i32) -> Option<Self> {
-        Some(match v {
-            0 => Self::Counter,
-            1 => Self::Gauge,
-            2 => Self::Histogram,
-            _ => return None,
-        })
-    }
 }
 
 /// The Proxy-Wasm ABI version a module declares with its `proxy_abi_version_*` export.
@@ -285,7 +205,8 @@ impl Action {
 
 /// What the host does with a request when a filter's VM has failed (docs/abi.md#failures).
 /// Written `fail_closed`, `fail_open`, `reload` (with the `serde` feature, as configuration).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, strum::IntoStaticStr)]
+#[strum(serialize_all = "snake_case")]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum FailurePolicy {
     /// Reply 503 (or reset, once the response has started); later requests also get 503
@@ -302,10 +223,43 @@ pub enum FailurePolicy {
 impl FailurePolicy {
     /// The policy as configuration writes it.
     pub fn name(self) -> &'static str {
-        match self {
-            Self::FailClosed => "fail_closed",
-            Self::FailOpen => "fail_open",
-            Self::Reload => "reload",
+        self.into()
+    }
+}
+
+/// `from_raw`: the enum value a guest passed as `i32`, or `None` for a value the enum does not
+/// have (negative ones included); the hostcall then answers BAD_ARGUMENT.
+macro_rules! from_raw {
+    ($($t:ty),*) => {$(
+        impl $t {
+            /// Decodes a guest value; `None` when out of range.
+            pub fn from_raw(v: i32) -> Option<Self> {
+                u32::try_from(v).ok().and_then(Self::from_repr)
+            }
         }
+    )*};
+}
+
+from_raw!(MapType, BufferType, StreamType, LogLevel, MetricType);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_values_decode_only_within_range() {
+        assert_eq!(MapType::from_raw(7), Some(MapType::HttpCallResponseTrailers));
+        assert_eq!(MapType::from_raw(8), None);
+        assert_eq!(BufferType::from_raw(-1), None);
+        assert_eq!(LogLevel::from_raw(5), Some(LogLevel::Critical));
+        assert_eq!(MetricType::from_raw(i32::MIN), None);
+    }
+
+    #[test]
+    fn names_are_as_configuration_writes_them() {
+        assert_eq!(LogLevel::from_name("WARN"), Some(LogLevel::Warn));
+        assert_eq!(LogLevel::from_name("warning"), None);
+        assert_eq!(LogLevel::Critical.name(), "critical");
+        assert_eq!(FailurePolicy::FailOpen.name(), "fail_open");
     }
 }

@@ -12,27 +12,15 @@ use crate::uri::UriRewrite;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, expecting = "a JSON object with `request`, `response`, `path` and/or `query`")]
 struct RawConfig {
-    request: Option<RawDirection>,
-    response: Option<RawDirection>,
+    request: Option<RawRules>,
+    response: Option<RawRules>,
     path: Option<RawPath>,
     query: Option<RawQuery>,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDirection {
-    #[serde(default)]
-    add: Vec<RawValue>,
-    #[serde(default)]
-    set: Vec<RawValue>,
-    #[serde(default)]
-    append: Vec<RawAppend>,
-    #[serde(default)]
-    remove: Vec<String>,
-    trailers: Option<RawRules>,
-}
-
-/// [`RawDirection`] without `trailers` (serde cannot `flatten` with `deny_unknown_fields`).
+/// A direction's rules for its headers, and `trailers` with the same keys (one type for both,
+/// as serde cannot `flatten` with `deny_unknown_fields`; trailers inside trailers are refused
+/// when compiled).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRules {
@@ -44,6 +32,7 @@ struct RawRules {
     append: Vec<RawAppend>,
     #[serde(default)]
     remove: Vec<String>,
+    trailers: Option<Box<RawRules>>,
 }
 
 #[derive(Deserialize)]
@@ -180,11 +169,17 @@ fn compile_query(raw: RawQuery, groups: Option<usize>) -> Result<QueryEdits, Str
     Ok(edits)
 }
 
-fn compile_direction(raw: RawDirection, at: &str, groups: Option<usize>) -> Result<Direction, String> {
-    let headers =
-        compile_rules(RawRules { add: raw.add, set: raw.set, append: raw.append, remove: raw.remove }, at, groups)?;
-    let trailers = raw.trailers.map(|t| compile_rules(t, &format!("{at}.trailers"), groups)).transpose()?;
-    Ok(Direction { headers, trailers: trailers.unwrap_or_default() })
+fn compile_direction(mut raw: RawRules, at: &str, groups: Option<usize>) -> Result<Direction, String> {
+    let trailers = raw.trailers.take();
+    let headers = compile_rules(raw, at, groups)?;
+    let trailers = match trailers {
+        Some(t) if t.trailers.is_some() => {
+            return Err(format!("{at}.trailers.trailers: trailers have no trailers of their own"));
+        }
+        Some(t) => compile_rules(*t, &format!("{at}.trailers"), groups)?,
+        None => Rules::default(),
+    };
+    Ok(Direction { headers, trailers })
 }
 
 fn compile_rules(raw: RawRules, at: &str, groups: Option<usize>) -> Result<Rules, String> {
@@ -298,6 +293,10 @@ mod tests {
             "request.add[0].value: `%PATH_CAPTURE(1)%` needs a `path.regex` rewrite to capture from"
         );
         assert!(error(r#"{"request": {"add": [{"name": "x", "value": ""}]}}"#).contains("use `remove`"));
+        assert_eq!(
+            error(r#"{"request": {"trailers": {"trailers": {}}}}"#),
+            "request.trailers.trailers: trailers have no trailers of their own"
+        );
         assert!(error(r#"{"path": {}}"#).starts_with("path: expected exactly one of"));
         assert!(
             error(r#"{"path": {"prefix": {"from": "/a", "to": "/"}, "regex": {"pattern": "a", "substitution": "b"}}}"#)

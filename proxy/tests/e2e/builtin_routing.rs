@@ -4,6 +4,7 @@ use std::collections::HashMap;
 
 use serde_json::Value;
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 #[tokio::test]
@@ -76,29 +77,19 @@ async fn ab_routing_splits_by_weight_sticks_and_overrides() {
     let mut counts: HashMap<String, u32> = HashMap::new();
     let n = 600;
     for i in 0..n {
-        let body: Value =
-            c.get(weir.url("/")).header("x-user", format!("user-{i}")).send().await.unwrap().json().await.unwrap();
+        let body: Value = c.get(weir.url("/")).header("x-user", format!("user-{i}")).fetch_json().await;
         assert_eq!(seen(&body, "x-weir-variant").as_deref(), body["origin"].as_str(), "the origin is told the variant");
         *counts.entry(body["origin"].as_str().unwrap().to_owned()).or_default() += 1;
     }
     let canary_share = f64::from(counts["canary"]) / f64::from(n);
     assert!((0.24..=0.36).contains(&canary_share), "canary got {canary_share:.3} of requests, configured 0.30");
 
-    let first: Value = c.get(weir.url("/")).header("x-user", "alice").send().await.unwrap().json().await.unwrap();
+    let first: Value = c.get(weir.url("/")).header("x-user", "alice").fetch_json().await;
     for _ in 0..5 {
-        let again: Value = c.get(weir.url("/")).header("x-user", "alice").send().await.unwrap().json().await.unwrap();
+        let again: Value = c.get(weir.url("/")).header("x-user", "alice").fetch_json().await;
         assert_eq!(again["origin"], first["origin"], "sticky on x-user");
     }
-    let forced: Value = c
-        .get(weir.url("/"))
-        .header("x-user", "alice")
-        .header("x-variant", "canary")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let forced: Value = c.get(weir.url("/")).header("x-user", "alice").header("x-variant", "canary").fetch_json().await;
     assert_eq!(forced["origin"], "canary");
 
     let resp = c.get(weir.url("/")).send().await.unwrap();

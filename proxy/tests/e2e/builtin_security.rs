@@ -5,6 +5,7 @@ use std::sync::atomic::Ordering;
 
 use serde_json::Value;
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 #[tokio::test]
@@ -29,21 +30,12 @@ routes:
     assert_eq!(r.status(), 401);
     assert!(r.headers().get("www-authenticate").is_some());
     assert_eq!(c.get(weir.url("/x")).header("x-api-key", "wrong").send().await.unwrap().status(), 401);
-    let body: Value = c
-        .get(weir.url("/x"))
-        .header("x-api-key", "s3cr3t-key")
-        .header("x-auth-identity", "admin")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "identity set, never the client's");
-    let body: Value = c.get(weir.url("/x?api_key=s3cr3t-key")).send().await.unwrap().json().await.unwrap();
-    assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "key in the query");
     let body: Value =
-        c.get(weir.url("/health")).header("x-auth-identity", "admin").send().await.unwrap().json().await.unwrap();
+        c.get(weir.url("/x")).header("x-api-key", "s3cr3t-key").header("x-auth-identity", "admin").fetch_json().await;
+    assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "identity set, never the client's");
+    let body: Value = c.get(weir.url("/x?api_key=s3cr3t-key")).fetch_json().await;
+    assert_eq!(seen(&body, "x-auth-identity").as_deref(), Some("ci-bot"), "key in the query");
+    let body: Value = c.get(weir.url("/health")).header("x-auth-identity", "admin").fetch_json().await;
     assert_eq!(seen(&body, "x-auth-identity"), None, "exempt, and still not spoofable");
 }
 

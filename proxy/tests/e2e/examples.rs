@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 /// An example configuration with its listener, admin and origins moved to test addresses and
@@ -66,7 +67,7 @@ async fn auth_and_rate_limit_and_ab_split_examples() {
 
     let weir =
         Weir::start(&example_config("ab-split.yaml", &[("127.0.0.1:9000", blue), ("127.0.0.1:9001", green)], &[]));
-    let forced: Value = c.get(weir.url("/")).header("x-variant", "green").send().await.unwrap().json().await.unwrap();
+    let forced: Value = c.get(weir.url("/")).header("x-variant", "green").fetch_json().await;
     assert_eq!(forced["origin"], "green");
 }
 
@@ -94,7 +95,7 @@ async fn development_loop_example_picks_up_a_rebuilt_filter() {
     let c2 = client();
     assert!(
         eventually(async || {
-            let ready: Value = c2.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+            let ready: Value = c2.get(weir.admin_url("/ready")).fetch_json().await;
             ready["generation"].as_u64().unwrap() >= 2
         })
         .await,

@@ -273,6 +273,17 @@ pub fn authz_server() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUs
     (addr, count)
 }
 
+/// Sends a request and reads the answer's body as JSON (the demo origin echoes what it got).
+pub trait FetchJson {
+    async fn fetch_json(self) -> serde_json::Value;
+}
+
+impl FetchJson for reqwest::RequestBuilder {
+    async fn fetch_json(self) -> serde_json::Value {
+        self.send().await.unwrap().json().await.unwrap()
+    }
+}
+
 /// The value of request header `name` as the demo origin saw it, from its JSON answer.
 pub fn seen(body: &serde_json::Value, name: &str) -> Option<String> {
     body["headers"].as_array()?.iter().find(|h| h[0] == name).map(|h| h[1].as_str().unwrap_or("").to_owned())

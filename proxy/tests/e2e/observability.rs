@@ -6,6 +6,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 /// Parses a `/metrics` page with the Python client's parser (as a Prometheus scraper reads
@@ -160,7 +161,7 @@ async fn server_info_clusters_and_head_ready() {
     ));
     let c = client();
     assert_eq!(c.get(weir.url("/")).send().await.unwrap().status(), 200);
-    let info: Value = c.get(weir.admin_url("/server_info")).send().await.unwrap().json().await.unwrap();
+    let info: Value = c.get(weir.admin_url("/server_info")).fetch_json().await;
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(info["workers"], 2);
     assert_eq!(info["ready"], true);
@@ -173,13 +174,13 @@ async fn server_info_clusters_and_head_ready() {
     assert!(info["uptime_seconds"].is_u64() && info["generation"].is_u64(), "{info}");
     assert!(
         eventually(async || {
-            let clusters: Value = c.get(weir.admin_url("/clusters")).send().await.unwrap().json().await.unwrap();
+            let clusters: Value = c.get(weir.admin_url("/clusters")).fetch_json().await;
             clusters["clusters"]["dead"]["endpoints"][0]["healthy"] == false
         })
         .await,
         "the dead endpoint's health check fails"
     );
-    let clusters: Value = c.get(weir.admin_url("/clusters")).send().await.unwrap().json().await.unwrap();
+    let clusters: Value = c.get(weir.admin_url("/clusters")).fetch_json().await;
     let o = &clusters["clusters"]["origin"];
     assert_eq!(o["endpoints"], json!([{ "address": origin.to_string(), "healthy": true }]), "{clusters}");
     assert_eq!(o["lb"], "round_robin");
@@ -209,7 +210,7 @@ async fn log_levels_per_plugin_from_the_configuration_and_the_admin_listener() {
     let level = weir.probe_lines().into_iter().find(|l| l["op"] == "get_log_level").unwrap();
     assert_eq!(level["level"], 0, "proxy_get_log_level reports the plugin's configured level (trace)");
     assert!(eventually(async || count("a-trace-line") == 1).await, "the trace line is kept:\n{}", weir.logs());
-    let levels: Value = c.get(weir.admin_url("/logging")).send().await.unwrap().json().await.unwrap();
+    let levels: Value = c.get(weir.admin_url("/logging")).fetch_json().await;
     assert_eq!(levels["plugins"]["probe"], json!({ "level": "trace", "source": "config" }), "{levels}");
     assert_eq!(levels["plugins"]["other"]["source"], "default", "{levels}");
 
@@ -220,7 +221,7 @@ async fn log_levels_per_plugin_from_the_configuration_and_the_admin_listener() {
     assert!(eventually(async || count("an-error-line") == 2).await, "error lines are kept at `error`");
     assert_eq!(count("a-trace-line"), 1, "trace lines are dropped at `error`");
     assert_eq!(weir.probe_lines().len(), probes, "the probe's info lines are dropped too");
-    let levels: Value = c.get(weir.admin_url("/logging")).send().await.unwrap().json().await.unwrap();
+    let levels: Value = c.get(weir.admin_url("/logging")).fetch_json().await;
     assert_eq!(levels["plugins"]["probe"], json!({ "level": "error", "source": "admin" }), "{levels}");
 
     let global = c.post(weir.admin_url("/logging?level=warn")).send().await.unwrap();

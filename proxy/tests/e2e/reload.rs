@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 /// A different module with the same behaviour: the probe plus a custom section.
@@ -133,8 +134,7 @@ async fn swaps_under_load_drop_nothing() {
     // Old VMs go once their generation is retired and idle.
     assert!(
         eventually(async || {
-            let body: serde_json::Value =
-                client().get(weir.admin_url("/plugins")).send().await.unwrap().json().await.unwrap();
+            let body: serde_json::Value = client().get(weir.admin_url("/plugins")).fetch_json().await;
             body["vms_live"].as_u64().unwrap() <= 2
         })
         .await,
@@ -166,17 +166,17 @@ async fn file_changes_and_sighup_reload() {
     // A changed module file is picked up too (same path, new bytes).
     std::fs::write(&a, probe_variant("a2")).unwrap();
     let sha_changed = eventually(async || {
-        let body: serde_json::Value = c.get(weir.admin_url("/plugins")).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = c.get(weir.admin_url("/plugins")).fetch_json().await;
         body["generation"].as_u64().unwrap() >= 3
     })
     .await;
     assert!(sha_changed, "a changed module file triggers a reload");
     // SIGHUP.
-    let before: serde_json::Value = c.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+    let before: serde_json::Value = c.get(weir.admin_url("/ready")).fetch_json().await;
     weir.signal("HUP");
     assert!(
         eventually(async || {
-            let now: serde_json::Value = c.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+            let now: serde_json::Value = c.get(weir.admin_url("/ready")).fetch_json().await;
             now["generation"].as_u64() > before["generation"].as_u64()
         })
         .await,
@@ -195,7 +195,7 @@ async fn a_module_directory_that_comes_back_is_watched_again() {
     let weir = Weir::start_in(dir, &config(origin, module.to_str().unwrap(), "A"));
     let c = client();
     let generation = async || -> u64 {
-        let body: serde_json::Value = c.get(weir.admin_url("/ready")).send().await.unwrap().json().await.unwrap();
+        let body: serde_json::Value = c.get(weir.admin_url("/ready")).fetch_json().await;
         body["generation"].as_u64().unwrap()
     };
     let before = generation().await;

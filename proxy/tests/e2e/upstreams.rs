@@ -5,6 +5,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::harness::FetchJson;
 use crate::harness::*;
 
 #[tokio::test]
@@ -61,8 +62,7 @@ async fn consistent_hashing_keeps_a_key_on_one_endpoint() {
     for user in 0..40 {
         let mut first = None;
         for _ in 0..3 {
-            let body: Value =
-                c.get(weir.url("/")).header("x-user", format!("u{user}")).send().await.unwrap().json().await.unwrap();
+            let body: Value = c.get(weir.url("/")).header("x-user", format!("u{user}")).fetch_json().await;
             let o = body["origin"].as_str().unwrap().to_owned();
             assert_eq!(first.get_or_insert(o.clone()), &o, "user u{user} moved between endpoints");
             seen.insert(o);

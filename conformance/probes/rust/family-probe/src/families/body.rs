@@ -1,18 +1,10 @@
 //! `body`: buffers both bodies, upper-cases the request body and appends to the response body.
 
-use crate::observe::{text, Observer};
+use crate::observe::text;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-pub struct Stream {
-    obs: Observer,
-}
-
-impl Stream {
-    pub fn new(obs: Observer) -> Stream {
-        Stream { obs }
-    }
-}
+super::observer_stream!();
 
 impl Context for Stream {}
 

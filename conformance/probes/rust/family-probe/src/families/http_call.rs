@@ -1,19 +1,11 @@
 //! `http_call`: an HTTP callout from the request path, answered in the same context.
 
-use crate::observe::{or_none, result_word, Observer};
+use crate::observe::{or_none, result_word};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 use std::time::Duration;
 
-pub struct Stream {
-    obs: Observer,
-}
-
-impl Stream {
-    pub fn new(obs: Observer) -> Stream {
-        Stream { obs }
-    }
-}
+super::observer_stream!();
 
 impl Context for Stream {
     // The SDK routes the response to the context that dispatched the call (and makes it the

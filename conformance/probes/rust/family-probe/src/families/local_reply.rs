@@ -1,18 +1,10 @@
 //! `local_reply`: answers every request from the filter, then watches the reply go out.
 
-use crate::observe::{flag, or_none, Observer};
+use crate::observe::{flag, or_none};
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::Action;
 
-pub struct Stream {
-    obs: Observer,
-}
-
-impl Stream {
-    pub fn new(obs: Observer) -> Stream {
-        Stream { obs }
-    }
-}
+super::observer_stream!();
 
 impl Context for Stream {}
 

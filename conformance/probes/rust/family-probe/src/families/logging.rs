@@ -1,6 +1,5 @@
 //! `logging`: one line at each of the ABI's six levels.
 
-use crate::observe::Observer;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, LogLevel};
@@ -8,15 +7,7 @@ use proxy_wasm::types::{Action, LogLevel};
 const LEVELS: [LogLevel; 6] =
     [LogLevel::Trace, LogLevel::Debug, LogLevel::Info, LogLevel::Warn, LogLevel::Error, LogLevel::Critical];
 
-pub struct Stream {
-    obs: Observer,
-}
-
-impl Stream {
-    pub fn new(obs: Observer) -> Stream {
-        Stream { obs }
-    }
-}
+super::observer_stream!();
 
 impl Context for Stream {}
 

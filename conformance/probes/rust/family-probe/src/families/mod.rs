@@ -15,6 +15,23 @@ pub mod resume;
 pub mod shared_data;
 pub mod timers;
 
+/// The stream context of a family whose state is only its observer: `Stream { obs }`, made
+/// with `Stream::new(obs)`.
+macro_rules! observer_stream {
+    () => {
+        pub struct Stream {
+            obs: crate::observe::Observer,
+        }
+
+        impl Stream {
+            pub fn new(obs: crate::observe::Observer) -> Stream {
+                Stream { obs }
+            }
+        }
+    };
+}
+pub(crate) use observer_stream;
+
 /// The family a plugin configuration names.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Family {

@@ -24,15 +24,7 @@ pub fn tick(root: &impl RootContext, obs: &Observer, count: u32) {
     }
 }
 
-pub struct Stream {
-    obs: Observer,
-}
-
-impl Stream {
-    pub fn new(obs: Observer) -> Stream {
-        Stream { obs }
-    }
-}
+super::observer_stream!();
 
 impl Context for Stream {}
 
