@@ -28,6 +28,7 @@ pub mod reload;
 pub mod routes;
 pub mod server;
 pub mod service;
+pub mod startup_error;
 pub mod state;
 pub mod tls;
 pub mod traces;

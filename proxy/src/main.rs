@@ -45,8 +45,8 @@ fn main() -> ExitCode {
     }
     match server::run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("{message}");
+        Err(e) => {
+            eprintln!("weir: {}", weir_abi::Chain(&e));
             ExitCode::FAILURE
         }
     }

@@ -10,24 +10,13 @@ use pingora::services::listening::Service;
 use weir_abi::{Runtime, RuntimeConfig};
 
 use crate::cli::Cli;
-use crate::config::{self, ConfigError, Loaded};
+use crate::config::{self, Loaded};
 use crate::lifecycle::{Role, Supervised};
+use crate::startup_error::StartupError;
 use crate::state::State;
 
 /// The quick-start configuration, used when no `-c` is given.
 pub const QUICKSTART: &str = include_str!("../quickstart.yaml");
-
-fn report(errors: &[ConfigError]) -> String {
-    let mut s = format!(
-        "weir: the configuration is invalid ({} problem{}):\n",
-        errors.len(),
-        if errors.len() == 1 { "" } else { "s" }
-    );
-    for e in errors {
-        s.push_str(&format!("  {e}\n"));
-    }
-    s
-}
 
 /// The wasm runtime's settings from `server:` (fixed at start, like the other `server` keys).
 fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
@@ -51,20 +40,18 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
 ///
 /// # Errors
 ///
-/// A message for the user: the configuration's problems, or what failed at startup.
-pub fn run(cli: &Cli) -> Result<(), String> {
+/// [`StartupError`]: the configuration's problems, or what failed at startup.
+pub fn run(cli: &Cli) -> Result<(), StartupError> {
     let quickstart = cli.config.is_none();
     // Absolute before anything else: a daemon's working directory is not the shell's.
-    let config_path = cli.config.as_deref().map(std::path::absolute).transpose().map_err(|e| format!("weir: {e}"))?;
+    let config_path = cli.config.as_deref().map(std::path::absolute).transpose().map_err(StartupError::ConfigPath)?;
     let loaded = match &config_path {
         Some(path) => config::load(path),
         None => config::parse(QUICKSTART.to_owned(), None),
-    }
-    .map_err(|e| report(&e))?;
-    let runtime = Runtime::new(runtime_config(&loaded))
-        .map_err(|e| format!("weir: cannot start the wasm runtime: {}", weir_abi::Chain(&e)))?;
+    }?;
+    let runtime = Runtime::new(runtime_config(&loaded)).map_err(StartupError::Runtime)?;
     if cli.test {
-        crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
+        crate::generation::build(&runtime, loaded, None)?;
         println!("weir: configuration OK");
         return Ok(());
     }
@@ -80,7 +67,7 @@ pub fn run(cli: &Cli) -> Result<(), String> {
     let (listeners, admin, _reserved) = resolve_ports(&mut loaded)?;
     // Bound now, served once the process runs (threads started before a fork are lost).
     let demo_origins = if quickstart { bind_demo_origins(&loaded)? } else { Vec::new() };
-    let generation = crate::generation::build(&runtime, loaded, None).map_err(|e| report(&e))?;
+    let generation = crate::generation::build(&runtime, loaded, None)?;
     let server_cfg = generation.loaded.config.server.clone();
     let http2: Vec<bool> = generation.loaded.config.listeners.iter().map(|l| l.http2).collect();
     let admin_token = generation.loaded.config.admin.token_file.as_ref().map(|f| generation.loaded.base_dir().join(f));
@@ -153,8 +140,8 @@ pub fn run(cli: &Cli) -> Result<(), String> {
         if *tls {
             // Certificates come from the current generation at each handshake (by SNI), so a
             // reload renews them.
-            let mut settings = pingora::listeners::tls::TlsSettings::intermediate("", "")
-                .map_err(|e| format!("weir: TLS for listener {addr}: {e}"))?;
+            let mut settings =
+                pingora::listeners::tls::TlsSettings::intermediate("", "").map_err(|e| StartupError::Tls(*addr, e))?;
             settings.set_cert_resolver(std::sync::Arc::new(crate::tls::Resolver { state: state.clone(), listener: i }));
             if *h2 {
                 settings.enable_h2();
@@ -236,11 +223,11 @@ pub fn run(cli: &Cli) -> Result<(), String> {
 }
 
 /// Fails unless every listener address can be bound now.
-fn check_can_listen(listeners: &[SocketAddr], admin: SocketAddr) -> Result<(), String> {
+fn check_can_listen(listeners: &[SocketAddr], admin: SocketAddr) -> Result<(), StartupError> {
     for (what, addr) in listeners.iter().map(|a| ("proxy listener", *a)).chain([("admin listener", admin)]) {
         // std binds with SO_REUSEADDR, as Pingora does: ports picked for `:0` (held by weir
         // itself, bound but not listening) and ports in TIME_WAIT are free.
-        std::net::TcpListener::bind(addr).map_err(|e| format!("weir: cannot listen on {addr} (the {what}): {e}"))?;
+        std::net::TcpListener::bind(addr).map_err(|source| StartupError::Listen { addr, what, source })?;
     }
     Ok(())
 }
@@ -292,11 +279,11 @@ impl pingora::services::ServiceWithDependents for LauncherSignal {
 }
 
 /// Fails unless a file can be created beside `path`.
-fn writable_dir(what: &str, path: &str) -> Result<(), String> {
+fn writable_dir(what: &'static str, path: &str) -> Result<(), StartupError> {
     let dir = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty());
     let dir = dir.unwrap_or(std::path::Path::new("."));
     let probe = dir.join(format!(".weir-{}", std::process::id()));
-    std::fs::write(&probe, b"").map_err(|e| format!("weir: cannot write the {what} {path}: {e}"))?;
+    std::fs::write(&probe, b"").map_err(|source| StartupError::Write { what, path: path.to_owned(), source })?;
     let _ = std::fs::remove_file(&probe);
     Ok(())
 }
@@ -329,9 +316,9 @@ fn raise_open_file_limit() -> usize {
 struct ReservedPorts(#[allow(dead_code, reason = "held only to keep the ports")] Vec<tokio::net::TcpSocket>);
 
 /// Replaces port 0 with a free port, reserved, so weir can report where it listens.
-fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, ReservedPorts), String> {
+fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, ReservedPorts), StartupError> {
     let mut held = Vec::new();
-    let mut free = |a: SocketAddr| -> Result<SocketAddr, String> {
+    let mut free = |a: SocketAddr| -> Result<SocketAddr, StartupError> {
         if a.port() != 0 {
             return Ok(a);
         }
@@ -341,7 +328,7 @@ fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, Re
             socket.bind(a)?;
             Ok((socket.local_addr()?, socket))
         };
-        let (addr, socket) = reserve().map_err(|e| format!("weir: cannot bind {a}: {e}"))?;
+        let (addr, socket) = reserve().map_err(|e| StartupError::Reserve(a, e))?;
         held.push(socket);
         Ok(addr)
     };
@@ -354,13 +341,12 @@ fn resolve_ports(loaded: &mut Loaded) -> Result<(Vec<SocketAddr>, SocketAddr, Re
 }
 
 /// The quick start's clusters point at demo origins weir serves itself.
-fn bind_demo_origins(loaded: &Loaded) -> Result<Vec<(std::net::TcpListener, String)>, String> {
+fn bind_demo_origins(loaded: &Loaded) -> Result<Vec<(std::net::TcpListener, String)>, StartupError> {
     let mut bound = Vec::new();
     for (name, cluster) in &loaded.config.clusters {
         for ep in &cluster.endpoints {
-            let addr: SocketAddr = ep.parse().map_err(|e| format!("weir: demo origin {ep}: {e}"))?;
-            let listener =
-                crate::demo::bind(addr).map_err(|e| format!("weir: cannot start the demo origin on {addr}: {e}"))?;
+            let addr: SocketAddr = ep.parse().map_err(|e| StartupError::DemoAddress(ep.clone(), e))?;
+            let listener = crate::demo::bind(addr).map_err(|e| StartupError::Demo(addr, e))?;
             bound.push((listener, name.clone()));
         }
     }
