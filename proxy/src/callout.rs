@@ -205,7 +205,7 @@ impl Client {
         body: Bytes,
         want_trailers: bool,
     ) -> Result<(HeaderMap, Bytes, HeaderMap), Broke> {
-        let peer = cluster.peer(hash_key).ok_or(Broke::Connect)?;
+        let peer = cluster.peer(hash_key, &[]).ok_or(Broke::Connect)?;
         let (mut session, _reused) = self.connector.get_http_session(&peer).await.map_err(|_| Broke::Connect)?;
         let method = headers.get_str(":method").unwrap_or("GET");
         let path = headers.get_str(":path").unwrap_or("/");

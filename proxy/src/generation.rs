@@ -39,6 +39,8 @@ pub struct Route {
     pub request_timeout: std::time::Duration,
     /// Its metadata (`xds.route_metadata`).
     pub metadata: Arc<weir_abi::Metadata>,
+    /// Its own retry policy (else its cluster's).
+    pub retry_policy: Option<Arc<crate::retry::Policy>>,
     /// Its metrics, looked up at its first request.
     pub metrics: std::sync::OnceLock<crate::metrics::RouteMetrics>,
 }
@@ -269,6 +271,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             chain,
             request_timeout: r.request_timeout.0,
             metadata: Arc::new(crate::metadata::metadata(&r.metadata)),
+            retry_policy: r.retry_policy.as_ref().map(|p| Arc::new(crate::retry::Policy::new(p))),
             metrics: Default::default(),
         });
     }

@@ -34,15 +34,21 @@ pub fn clusters(state: &State, generation: &Generation) -> Value {
         let endpoints: Vec<Value> = cluster
             .endpoint_health()
             .into_iter()
-            .map(|(address, healthy)| json!({ "address": address, "healthy": healthy }))
+            .map(|(address, healthy, outlier)| {
+                let mut e = json!({ "address": address, "healthy": healthy });
+                if let Some(o) = outlier {
+                    e["ejected"] = json!(o.ejected);
+                    e["ejections"] = json!(o.ejections);
+                }
+                e
+            })
             .collect();
-        let health_check =
-            cluster.health_interval().map(|i| json!({ "type": "tcp", "interval_ms": i.as_millis() as u64 }));
         clusters.insert(
             name.clone(),
             json!({
                 "lb": if cluster.hashes() { "hash" } else { "round_robin" },
-                "health_check": health_check,
+                "health_check": cluster.health_check_summary(),
+                "outlier_detection": cluster.outlier_detection_summary(),
                 "endpoints": endpoints,
                 "stats": cluster.metrics(&state.metrics).counts(),
             }),

@@ -159,3 +159,76 @@ impl Default for Server {
         }
     }
 }
+
+pub(super) fn default_retry_on() -> Vec<RetryOn> {
+    vec![RetryOn::ConnectFailure]
+}
+
+pub(super) fn default_num_retries() -> u32 {
+    1
+}
+
+pub(super) fn default_retry_base_interval() -> Millis {
+    Millis(Duration::from_millis(25))
+}
+
+impl Default for BackOff {
+    fn default() -> Self {
+        BackOff { base_interval: default_retry_base_interval(), max_interval: None }
+    }
+}
+
+impl Default for RetryPolicyConfig {
+    fn default() -> Self {
+        RetryPolicyConfig {
+            retry_on: default_retry_on(),
+            num_retries: default_num_retries(),
+            per_try_timeout: None,
+            retriable_status_codes: Vec::new(),
+            retry_back_off: BackOff::default(),
+            retry_non_idempotent: false,
+        }
+    }
+}
+
+pub(super) fn default_budget_percent() -> f64 {
+    20.0
+}
+
+pub(super) fn default_min_retry_concurrency() -> u32 {
+    3
+}
+
+impl Default for RetryBudget {
+    fn default() -> Self {
+        RetryBudget { budget_percent: default_budget_percent(), min_retry_concurrency: default_min_retry_concurrency() }
+    }
+}
+
+pub(super) fn default_consecutive_5xx() -> u32 {
+    5
+}
+
+pub(super) fn default_base_ejection_time() -> Millis {
+    Millis(Duration::from_secs(30))
+}
+
+pub(super) fn default_max_ejection_time() -> Millis {
+    Millis(Duration::from_secs(300))
+}
+
+pub(super) fn default_max_ejection_percent() -> u32 {
+    10
+}
+
+pub(super) fn default_health_timeout() -> Millis {
+    Millis(Duration::from_secs(1))
+}
+
+pub(super) fn default_threshold() -> u32 {
+    1
+}
+
+pub(super) fn default_expected_statuses() -> Vec<u16> {
+    vec![200]
+}

@@ -223,12 +223,119 @@ pub struct Cluster {
     /// Connect with TLS.
     #[serde(default)]
     pub tls: Option<UpstreamTls>,
-    /// Periodic TCP health checks; unhealthy endpoints are skipped.
+    /// Periodic health checks (TCP connect, or an HTTP request with `http:`); unhealthy
+    /// endpoints are skipped.
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
+    /// Ejects endpoints that keep failing, for a time that grows each time (Envoy's outlier
+    /// detection). Default: off.
+    #[serde(default)]
+    pub outlier_detection: Option<OutlierDetection>,
+    /// The retry policy of routes to this cluster that have none of their own.
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicyConfig>,
+    /// How many retries may be under way at once, so retries cannot multiply an outage.
+    #[serde(default)]
+    pub retry_budget: RetryBudget,
     /// Metadata filters read as `xds.cluster_metadata`.
     #[serde(default)]
     pub metadata: MetadataConfig,
+}
+
+/// When a request is tried again, how often and how soon (Envoy's `retry_policy`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryPolicyConfig {
+    /// The conditions, as Envoy names them (a list, or one comma-separated string). Default
+    /// `connect-failure`.
+    #[serde(default = "default_retry_on", deserialize_with = "super::units::comma_list")]
+    pub retry_on: Vec<RetryOn>,
+    /// Retries after the first try. Default 1; 0 turns retries off.
+    #[serde(default = "default_num_retries")]
+    pub num_retries: u32,
+    /// Most time each try may wait for the upstream's answer (each read of it). Default: the
+    /// cluster's `read_timeout`.
+    #[serde(default)]
+    pub per_try_timeout: Option<Millis>,
+    /// The statuses `retriable-status-codes` retries.
+    #[serde(default)]
+    pub retriable_status_codes: Vec<u16>,
+    /// The wait before each retry: a random time up to `base_interval × 2^(retry − 1)`, at
+    /// most `max_interval`.
+    #[serde(default)]
+    pub retry_back_off: BackOff,
+    /// Retry requests whose method is not idempotent (POST, PATCH) also after they were sent.
+    /// A connect failure is retried whatever the method: nothing reached the upstream. Default
+    /// false.
+    #[serde(default)]
+    pub retry_non_idempotent: bool,
+}
+
+/// A condition that makes a try fail and the request go to another try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, strum::EnumString, strum::VariantNames)]
+#[strum(serialize_all = "kebab-case")]
+pub enum RetryOn {
+    /// The connection to the endpoint could not be made.
+    ConnectFailure,
+    /// An HTTP/2 upstream refused the stream (REFUSED_STREAM).
+    RefusedStream,
+    /// The upstream closed, reset or timed out before its response head.
+    Reset,
+    /// A 5xx response, a reset or a connect failure.
+    #[strum(serialize = "5xx")]
+    FiveXx,
+    /// A 502, 503 or 504 response, a reset or a connect failure.
+    GatewayError,
+    /// A status in `retriable_status_codes`.
+    RetriableStatusCodes,
+}
+
+/// The wait between tries.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackOff {
+    /// Default 25ms.
+    #[serde(default = "default_retry_base_interval")]
+    pub base_interval: Millis,
+    /// Default 10 × `base_interval`.
+    #[serde(default)]
+    pub max_interval: Option<Millis>,
+}
+
+/// Retries allowed at once in a cluster (Envoy's `retry_budget`): `budget_percent` of the
+/// requests under way, and never fewer than `min_retry_concurrency`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryBudget {
+    /// Default 20.
+    #[serde(default = "default_budget_percent")]
+    pub budget_percent: f64,
+    /// Default 3.
+    #[serde(default = "default_min_retry_concurrency")]
+    pub min_retry_concurrency: u32,
+}
+
+/// Passive health: endpoints that fail in a row are ejected (Envoy's `outlier_detection`).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutlierDetection {
+    /// 5xx answers (connect failures and resets count as 503) in a row that eject. Default 5;
+    /// 0 off.
+    #[serde(default = "default_consecutive_5xx")]
+    pub consecutive_5xx: u32,
+    /// 502, 503 and 504 answers (connect failures and resets included) in a row that eject.
+    /// Default 0 (off).
+    #[serde(default)]
+    pub consecutive_gateway_failure: u32,
+    /// The first ejection's length; the n-th lasts n times as long. Default 30s.
+    #[serde(default = "default_base_ejection_time")]
+    pub base_ejection_time: Millis,
+    /// The longest ejection. Default 300s.
+    #[serde(default = "default_max_ejection_time")]
+    pub max_ejection_time: Millis,
+    /// Most endpoints ejected at once, in percent (at least one may be). Default 10.
+    #[serde(default = "default_max_ejection_percent")]
+    pub max_ejection_percent: u32,
 }
 
 /// Envoy's `Metadata`: a map of values per filter namespace.
@@ -274,6 +381,32 @@ pub struct HealthCheck {
     /// How often. Default 5s.
     #[serde(default = "default_health_interval")]
     pub interval: Millis,
+    /// Most time one check may take. Default 1s.
+    #[serde(default = "default_health_timeout")]
+    pub timeout: Millis,
+    /// Checks in a row that pass before an unhealthy endpoint takes requests again. Default 1.
+    #[serde(default = "default_threshold")]
+    pub healthy_threshold: u32,
+    /// Checks in a row that fail before an endpoint stops taking requests. Default 1.
+    #[serde(default = "default_threshold")]
+    pub unhealthy_threshold: u32,
+    /// Check with an HTTP request instead of a TCP connect.
+    #[serde(default)]
+    pub http: Option<HttpHealthCheck>,
+}
+
+/// An HTTP health check: a GET whose answer must have one of the expected statuses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpHealthCheck {
+    /// The path requested.
+    pub path: String,
+    /// The `Host` header. Default: the endpoint's host.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Statuses that pass. Default `[200]`, as Envoy.
+    #[serde(default = "default_expected_statuses")]
+    pub expected_statuses: Vec<u16>,
 }
 
 /// What to do with requests when a plugin's VM fails (`fail_closed`, the default; `fail_open`;
@@ -356,6 +489,9 @@ pub struct Route {
     /// stream idle timeout): then 408, or 504 once the whole request was received. Default 5m.
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Millis,
+    /// When requests are tried again. Default: the cluster's, else `connect-failure` once.
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicyConfig>,
 }
 
 /// A plugin run as a service, outside any route.

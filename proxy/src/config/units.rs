@@ -77,6 +77,33 @@ impl<'de> Deserialize<'de> for ByteSize {
     }
 }
 
+/// A list written either as a YAML list or as one comma-separated string (Envoy writes
+/// `retry_on: "5xx,connect-failure"`); an unknown item is named with the known ones.
+pub(super) fn comma_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr + strum::VariantNames,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Written::deserialize(d)? {
+        Written::List(items) => items,
+        Written::Text(text) => text.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+    };
+    items
+        .iter()
+        .map(|s| {
+            s.parse().map_err(|_| {
+                de::Error::custom(format!("unknown value `{s}`, expected one of: {}", T::VARIANTS.join(", ")))
+            })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

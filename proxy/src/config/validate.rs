@@ -104,6 +104,7 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
         }
     }
     errors.extend(builtin_cluster_references(l));
+    errors.extend(resilience_errors(l));
     for (name, cluster) in &c.clusters {
         if cluster.endpoints.is_empty() {
             errors.push(l.error(format!("clusters.{name}.endpoints"), "a cluster needs at least one endpoint"));
@@ -159,6 +160,81 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
 /// and a missing one would deny every request (auth) or silently send the traffic to the
 /// route's cluster (ab-routing).
 /// `metrics`: a prefix that makes valid names, labels Prometheus allows, regexes that compile.
+/// Retry policies, retry budgets, health checks and outlier detection with values that cannot
+/// work.
+fn resilience_errors(l: &Loaded) -> Vec<ConfigError> {
+    let c = &l.config;
+    let mut errors = Vec::new();
+    let mut policy = |at: String, p: &RetryPolicyConfig| {
+        if p.num_retries > 10 {
+            errors.push(l.error(
+                format!("{at}.num_retries"),
+                "at most 10 (each retry multiplies the load on a failing upstream)",
+            ));
+        }
+        if p.per_try_timeout.is_some_and(|t| t.0.is_zero()) {
+            errors.push(l.error(format!("{at}.per_try_timeout"), "must be longer than 0"));
+        }
+        if p.retry_back_off.max_interval.is_some_and(|m| m.0 < p.retry_back_off.base_interval.0) {
+            errors.push(l.error(format!("{at}.retry_back_off.max_interval"), "must be at least base_interval"));
+        }
+        let listed = p.retry_on.contains(&RetryOn::RetriableStatusCodes);
+        if listed && p.retriable_status_codes.is_empty() {
+            errors.push(
+                l.error(format!("{at}.retriable_status_codes"), "`retriable-status-codes` needs the codes to retry"),
+            );
+        }
+        if let Some(code) = p.retriable_status_codes.iter().find(|s| !(100..=599).contains(*s)) {
+            errors.push(l.error(format!("{at}.retriable_status_codes"), format!("{code} is not an HTTP status")));
+        }
+    };
+    for (i, r) in c.routes.iter().enumerate() {
+        if let Some(p) = &r.retry_policy {
+            policy(format!("routes[{i}].retry_policy"), p);
+        }
+    }
+    for (name, cluster) in &c.clusters {
+        if let Some(p) = &cluster.retry_policy {
+            policy(format!("clusters.{name}.retry_policy"), p);
+        }
+    }
+    for (name, cluster) in &c.clusters {
+        let at = format!("clusters.{name}");
+        if !(0.0..=100.0).contains(&cluster.retry_budget.budget_percent) {
+            errors.push(l.error(format!("{at}.retry_budget.budget_percent"), "must be between 0 and 100"));
+        }
+        if let Some(h) = &cluster.health_check {
+            if h.timeout.0.is_zero() {
+                errors.push(l.error(format!("{at}.health_check.timeout"), "must be longer than 0"));
+            }
+            if let Some(http) = &h.http {
+                if !http.path.starts_with('/') {
+                    errors.push(l.error(format!("{at}.health_check.http.path"), "must start with `/`"));
+                }
+                if http.expected_statuses.is_empty() || http.expected_statuses.iter().any(|s| !(100..=599).contains(s))
+                {
+                    errors.push(l.error(
+                        format!("{at}.health_check.http.expected_statuses"),
+                        "must list HTTP statuses (100 to 599)",
+                    ));
+                }
+            }
+        }
+        if let Some(o) = &cluster.outlier_detection {
+            if o.max_ejection_percent > 100 {
+                errors.push(l.error(format!("{at}.outlier_detection.max_ejection_percent"), "at most 100"));
+            }
+            if o.base_ejection_time.0.is_zero() || o.max_ejection_time.0 < o.base_ejection_time.0 {
+                errors.push(l.error(
+                    format!("{at}.outlier_detection.base_ejection_time"),
+                    "must be longer than 0 and at most max_ejection_time",
+                ));
+            }
+        }
+    }
+    errors
+}
+
 fn metrics_errors(l: &Loaded) -> Vec<ConfigError> {
     let m = &l.config.metrics;
     let mut errors = Vec::new();

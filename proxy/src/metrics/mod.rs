@@ -35,7 +35,10 @@ pub struct Metrics {
     upstream_connect_failures: IntCounterVec,
     upstream_timeouts: IntCounterVec,
     upstream_retries: IntCounterVec,
+    upstream_retries_over_budget: IntCounterVec,
+    outlier_ejections: IntCounterVec,
     endpoint_healthy: IntGaugeVec,
+    endpoint_ejected: IntGaugeVec,
     filter_seconds: HistogramVec,
     filter_failures: IntCounterVec,
     vms: IntGauge,
@@ -73,6 +76,8 @@ pub struct ClusterMetrics {
     connect_failures: IntCounter,
     timeouts: IntCounter,
     retries: IntCounter,
+    retries_over_budget: IntCounter,
+    ejections: IntCounter,
 }
 
 impl ClusterMetrics {
@@ -96,6 +101,16 @@ impl ClusterMetrics {
         self.retries.inc();
     }
 
+    /// A retry the policy allowed was not made: the retry budget had no room.
+    pub fn retry_over_budget(&self) {
+        self.retries_over_budget.inc();
+    }
+
+    /// Outlier detection ejected an endpoint.
+    pub fn ejection(&self) {
+        self.ejections.inc();
+    }
+
     /// The counters, for `/clusters`.
     pub fn counts(&self) -> serde_json::Value {
         serde_json::json!({
@@ -103,6 +118,8 @@ impl ClusterMetrics {
             "connect_failures": self.connect_failures.get(),
             "timeouts": self.timeouts.get(),
             "retries": self.retries.get(),
+            "retries_over_budget": self.retries_over_budget.get(),
+            "ejections": self.ejections.get(),
         })
     }
 }
@@ -160,11 +177,26 @@ impl Metrics {
             "Upstream requests sent again after a failed try, by cluster",
             &["cluster"],
         );
+        let upstream_retries_over_budget = counter_vec(
+            "weir_upstream_retries_over_budget_total",
+            "Retries the retry policy allowed but the cluster's retry_budget did not, by cluster",
+            &["cluster"],
+        );
+        let outlier_ejections = counter_vec(
+            "weir_outlier_ejections_total",
+            "Endpoints ejected by outlier detection, by cluster",
+            &["cluster"],
+        );
         let endpoint_healthy = IntGaugeVec::new(
             Opts::new(
                 "weir_endpoint_healthy",
                 "1 when an endpoint takes requests (its health check passes, or it has none)",
             ),
+            &["cluster", "endpoint"],
+        )
+        .expect("valid metric");
+        let endpoint_ejected = IntGaugeVec::new(
+            Opts::new("weir_endpoint_ejected", "1 while outlier detection has an endpoint ejected"),
             &["cluster", "endpoint"],
         )
         .expect("valid metric");
@@ -216,7 +248,10 @@ impl Metrics {
             Box::new(upstream_connect_failures.clone()),
             Box::new(upstream_timeouts.clone()),
             Box::new(upstream_retries.clone()),
+            Box::new(upstream_retries_over_budget.clone()),
+            Box::new(outlier_ejections.clone()),
             Box::new(endpoint_healthy.clone()),
+            Box::new(endpoint_ejected.clone()),
             Box::new(downstream_open.clone()),
             Box::new(downstream_refused.clone()),
             Box::new(downstream_idle.clone()),
@@ -248,7 +283,10 @@ impl Metrics {
             upstream_connect_failures,
             upstream_timeouts,
             upstream_retries,
+            upstream_retries_over_budget,
+            outlier_ejections,
             endpoint_healthy,
+            endpoint_ejected,
             filter_seconds,
             filter_failures,
             vms,
@@ -302,6 +340,8 @@ impl Metrics {
             connect_failures: self.upstream_connect_failures.with_label_values(&[cluster]),
             timeouts: self.upstream_timeouts.with_label_values(&[cluster]),
             retries: self.upstream_retries.with_label_values(&[cluster]),
+            retries_over_budget: self.upstream_retries_over_budget.with_label_values(&[cluster]),
+            ejections: self.outlier_ejections.with_label_values(&[cluster]),
         }
     }
 
@@ -346,9 +386,14 @@ impl Metrics {
         self.vms.set(weir_abi::live_instances() as i64);
         self.generation.set(generation.id as i64);
         self.endpoint_healthy.reset();
+        self.endpoint_ejected.reset();
         for (name, cluster) in &generation.clusters {
-            for (endpoint, healthy) in cluster.endpoint_health() {
-                self.endpoint_healthy.with_label_values(&[name.as_str(), &endpoint]).set(i64::from(healthy));
+            for (endpoint, healthy, outlier) in cluster.endpoint_health() {
+                let labels = [name.as_str(), &endpoint];
+                self.endpoint_healthy.with_label_values(&labels).set(i64::from(healthy));
+                if let Some(o) = outlier {
+                    self.endpoint_ejected.with_label_values(&labels).set(i64::from(o.ejected));
+                }
             }
         }
         let mut buf = Vec::new();

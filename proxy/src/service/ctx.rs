@@ -76,6 +76,14 @@ pub struct RequestCtx {
     _in_flight: crate::lifecycle::InFlight,
     /// `name:outcome` per filter, taken when the request ends.
     outcomes: String,
+    /// The tries at the upstream.
+    pub tries: crate::retry::Tries,
+    /// The request body the filters released, kept for a retry.
+    pub sent_body: bytes::BytesMut,
+    /// The try whose body is being sent.
+    pub body_try: u32,
+    /// The upstream's response head asks for a retry (`upstream_response_filter`).
+    pub retry_response: bool,
 }
 
 impl RequestCtx {
@@ -109,6 +117,10 @@ impl RequestCtx {
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
+            tries: Default::default(),
+            sent_body: Default::default(),
+            body_try: 0,
+            retry_response: false,
         }
     }
 
@@ -306,6 +318,11 @@ impl BodyLength {
             self.declared =
                 headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
         }
+    }
+
+    /// Counts from zero again: a retry sends the body again.
+    pub fn restart(&mut self) {
+        self.sent = 0;
     }
 
     /// Counts `n` more bytes sent; `false` when the body no longer fits its declared length

@@ -17,6 +17,7 @@
 mod ctx;
 mod drive;
 mod reply;
+mod tries;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -169,30 +170,34 @@ impl ProxyHttp for WeirProxy {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let cluster = ctx.upstream_cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
+        tries::start_try(&self.state, ctx, &cluster).await;
+        let tried = &ctx.tries.tried;
         let picked = match (cluster.hashes(), cluster.hash_header()) {
-            (false, _) => cluster.peer(&[]),
+            (false, _) => cluster.peer(&[], tried),
             // The request as it goes upstream (filters' changes were written back).
-            (true, Some(h)) => cluster.peer(session.req_header().headers.get(h).map_or(&[][..], |v| v.as_bytes())),
+            (true, Some(h)) => {
+                cluster.peer(session.req_header().headers.get(h).map_or(&[][..], |v| v.as_bytes()), tried)
+            }
             // The client's IP, not ip:port, so a client sticks across connections.
             (true, None) => {
                 let ip =
                     session.client_addr().and_then(|a| a.as_inet()).map(|a| a.ip().to_string()).unwrap_or_default();
-                cluster.peer(ip.as_bytes())
+                cluster.peer(ip.as_bytes(), tried)
             }
         };
-        let peer = picked.ok_or_else(|| {
+        let mut peer = picked.ok_or_else(|| {
             Error::explain(
                 ErrorType::HTTPStatus(503),
                 format!("no healthy endpoint in cluster {}", ctx.stream.info.cluster_name),
             )
         })?;
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
-        // Pingora asks again for a peer when it retries a failed try.
-        if ctx.upstream_sent.is_some() {
-            cluster.metrics(&self.state.metrics).retry();
-        } else {
-            ctx.upstream_sent = Some(std::time::Instant::now());
+        ctx.tries.tried.extend(ctx.stream.info.upstream_address);
+        if let Some(t) = ctx.tries.policy.as_ref().and_then(|p| p.per_try_timeout) {
+            peer.options.read_timeout = Some(t);
         }
+        ctx.retry_response = false;
+        ctx.upstream_sent.get_or_insert_with(std::time::Instant::now);
         if let Some(trace) = ctx.trace.as_mut() {
             ctx.trace_headers = trace.upstream(&cluster.name, ctx.stream.info.upstream_address);
         }
@@ -215,15 +220,64 @@ impl ProxyHttp for WeirProxy {
 
     fn fail_to_connect(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         _peer: &HttpPeer,
         ctx: &mut RequestCtx,
-        e: Box<Error>,
+        mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(cluster) = &ctx.upstream {
             cluster.metrics(&self.state.metrics).connect_failure();
         }
+        e.set_retry(tries::retry(&self.state, session, ctx, crate::retry::TryFailure::ConnectFailure));
         e
+    }
+
+    fn error_while_proxy(
+        &self,
+        peer: &HttpPeer,
+        session: &mut Session,
+        e: Box<Error>,
+        ctx: &mut RequestCtx,
+        client_reused: bool,
+    ) -> Box<Error> {
+        let mut e = e.more_context(format!("Peer: {peer}"));
+        if std::mem::take(&mut ctx.retry_response) {
+            // `upstream_response_filter` decided: the answer's status is retried.
+            e.set_retry(true);
+            return e;
+        }
+        // Pingora's own judgement: a pooled connection the upstream had closed, or an HTTP/2
+        // GOAWAY, failed before the request was processed; an idempotent request goes again.
+        // That is not the endpoint failing: outlier detection and the retry policy skip it.
+        e.retry.decide_reuse(client_reused);
+        let safe = e.retry()
+            && session.req_header().method.is_idempotent()
+            && !ctx.upstream_answered
+            && !session.as_ref().retry_buffer_truncated();
+        if !safe {
+            e.set_retry(tries::retry(&self.state, session, ctx, tries::failure_of(&e)));
+        }
+        e
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
+        if status < 200 {
+            return Ok(());
+        }
+        let failure = crate::retry::TryFailure::Status(status);
+        if tries::retry(&self.state, session, ctx, failure) {
+            // Failing the try here, before `response_filter`, keeps the answer from the filters
+            // and the client; Pingora asks `upstream_peer` for the next try.
+            ctx.retry_response = true;
+            return Error::e_explain(ErrorType::HTTPStatus(status), "the upstream's answer is retried (retry_policy)");
+        }
+        Ok(())
     }
 
     fn upstream_response_body_filter(
@@ -247,6 +301,12 @@ impl ProxyHttp for WeirProxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         if ctx.request_done_at_headers || ctx.chain.is_none() {
+            return Ok(());
+        }
+        if let Some(sent) = ctx.replay() {
+            // A retry: the body the filters released before, not the client's again.
+            ctx.request_length.send(sent.len(), false);
+            *body = Some(sent);
             return Ok(());
         }
         ctx.request_body_done |= end_of_stream;
@@ -276,6 +336,7 @@ impl ProxyHttp for WeirProxy {
             ctx.reply = Some(reply::plain(500, "internal error\n", "wasm_body_length_mismatch"));
             return Err(reply_error(500));
         }
+        ctx.keep_sent(&released);
         // An empty chunk holds the body: `None` would end the upstream body.
         *body = Some(released);
         Ok(())
@@ -483,10 +544,17 @@ impl ProxyHttp for WeirProxy {
         if ctx.stream.info.response_code_details.is_empty() || ctx.stream.info.response_code_details == "via_upstream" {
             ctx.stream.info.response_code_details = reply.details.clone();
         }
+        // Pingora keeps the connection after an error only before an upstream was chosen, and
+        // then only when the request was read whole; otherwise the reply must say that the
+        // connection closes, or a client sends its next request into a closing socket.
+        let reuse = ctx.tries.count == 0 && session.is_body_done();
+        if !reuse {
+            session.set_keepalive(None);
+        }
         if let Err(err) = reply::write(session, &reply).await {
             tracing::debug!(target: "weir::proxy", error = %err, "could not send the error response");
         }
-        FailToProxy { error_code: code, can_reuse_downstream: false }
+        FailToProxy { error_code: code, can_reuse_downstream: reuse }
     }
 
     fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {

@@ -96,6 +96,21 @@ fn the_check_refuses_what_would_fail_at_run_time() {
             "routes[0].filters[0].config.variants[1].cluster",
             "unknown cluster `canary`",
         ),
+        (
+            format!("{base}routes:\n  - cluster: o\n    retry_policy: {{ retry_on: \"5xx,teleport\" }}\n"),
+            "routes[0].retry_policy: unknown value",
+            "`teleport`, expected one of: connect-failure, refused-stream, reset, 5xx, gateway-error, retriable-status-codes",
+        ),
+        (
+            format!("{base}routes:\n  - cluster: o\n    retry_policy: {{ retry_on: [retriable-status-codes] }}\n"),
+            "FILE:6:5: routes[0].retry_policy.retriable_status_codes",
+            "needs the codes to retry",
+        ),
+        (
+            "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"], health_check: { http: { path: healthz } } }\nroutes:\n  - cluster: o\n".to_owned(),
+            "clusters.o.health_check.http.path",
+            "must start with `/`",
+        ),
         // Two VMs on each of 4 workers, and one to validate: 9 instances in 8 slots.
         (
             format!("{base}server: {{ threads: 4, vm_slots: 8 }}\nplugins:\n  a: {{ builtin: header-rewrite }}\n  b: {{ builtin: header-rewrite, vm_id: other }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: a }}, {{ plugin: b }}]\n"),

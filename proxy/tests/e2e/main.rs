@@ -23,6 +23,7 @@ mod observability;
 mod packaging;
 mod phases;
 mod reload;
+mod resilience;
 mod shutdown;
 mod tls;
 mod tracing;

@@ -122,7 +122,8 @@ async fn the_metrics_page_parses_strictly_with_filter_metrics_named_apart_and_ta
         "classes a route never answered have no series"
     );
     assert_eq!(sample(&page, "weir_upstream_request_duration_seconds_count{cluster=\"origin\"}"), Some(3.0));
-    assert_eq!(sample(&page, "weir_upstream_connect_failures_total{cluster=\"dead\"}"), Some(1.0));
+    // The try and its retry (`retry_on: connect-failure` once, by default).
+    assert_eq!(sample(&page, "weir_upstream_connect_failures_total{cluster=\"dead\"}"), Some(2.0));
     assert_eq!(sample(&page, "weir_response_body_bytes_total{route=\"main\"}"), Some(body_bytes as f64), "{page}");
     assert_eq!(sample(&page, &format!("weir_endpoint_healthy{{cluster=\"origin\",endpoint=\"{origin}\"}}")), Some(1.0));
     assert_eq!(sample(&page, "weir_filter_reqs{method=\"GET\"}"), Some(3.0), "tagged names are labels of one family");

@@ -1,0 +1,194 @@
+//! Retries, active health checks and outlier detection (docs/configuration.md#clusters), with
+//! real upstreams on loopback: one that refuses connections, one that closes before answering,
+//! one that answers 503.
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy";
+
+/// An upstream that reads each request whole (head and `content-length` body) before it
+/// answers 503: the try fails after weir sent the body.
+fn busy_after_body() -> std::net::SocketAddr {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut writer = conn;
+                loop {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let lower = line.to_ascii_lowercase();
+                        if let Some(v) = lower.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    if reader.read_exact(&mut body).is_err() || writer.write_all(BUSY).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+async fn statuses(weir: &Weir, n: usize) -> Vec<u16> {
+    let c = client();
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(c.get(weir.url("/")).send().await.unwrap().status().as_u16());
+    }
+    out
+}
+
+async fn cluster_info(weir: &Weir) -> Value {
+    client().get(weir.admin_url("/clusters")).fetch_json().await["clusters"]["o"].clone()
+}
+
+/// As nginx does by default (and Envoy with `retry_on: connect-failure`): a connection refused
+/// sends the request to the next endpoint; with `num_retries: 0` the dead endpoint's share fails.
+#[tokio::test]
+async fn a_refusing_endpoint_is_retried_on_another_by_default() {
+    let (origin, (dead, _held)) = (origin("o"), closed_port());
+    let cluster = format!("clusters:\n  o: {{ endpoints: [\"{dead}\", \"{origin}\"] }}\n");
+    let weir = Weir::start(&format!("{cluster}routes:\n  - cluster: o\n"));
+    assert_eq!(statuses(&weir, 20).await, vec![200; 20]);
+    // Round-robin moves on at each pick, the retry's included: first tries keep meeting the
+    // dead endpoint until outlier detection or a health check takes it out.
+    let stats = &cluster_info(&weir).await["stats"];
+    assert!(stats["retries"].as_u64().unwrap() >= 10, "{stats}");
+    assert_eq!(stats["retries"], stats["connect_failures"], "{stats}");
+
+    let weir = Weir::start(&format!("{cluster}routes:\n  - cluster: o\n    retry_policy: {{ num_retries: 0 }}\n"));
+    let got = statuses(&weir, 20).await;
+    assert_eq!(got.iter().filter(|s| **s == 503).count(), 10, "{got:?}");
+}
+
+/// A 503 answer is retried on the other endpoint under `retry_on: 5xx`. The filters see one
+/// request: one response-headers callback per request, with the answer the client got, and
+/// a POST body sent once more exactly as the filters released it (Envoy's router retries
+/// below the filter chain).
+#[tokio::test]
+async fn a_5xx_answer_is_retried_and_the_filters_see_one_request() {
+    let (origin, busy) = (origin("o"), busy_after_body());
+    let script = json!({ "steps": {
+        "request_body": [["buffer_status", 0]],
+        "response_headers": [["get_header", 2, ":status"]],
+    } });
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{busy}\", \"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: o\n    retry_policy: {{ retry_on: \"5xx\", retry_non_idempotent: true }}\n    filters: [{{ plugin: probe, config: {script} }}]\n",
+        probe()
+    ));
+    let c = client();
+    for i in 0..6 {
+        let r = c.post(weir.url("/")).body(format!("body {i}")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let seen: Value = r.json().await.unwrap();
+        assert_eq!(seen["body"], format!("body {i}"), "the body arrives once, whole");
+    }
+    let statuses: Vec<Value> =
+        weir.probe_lines().into_iter().filter(|l| l["cb"] == "response_headers").map(|l| l["value"].clone()).collect();
+    // Two body callbacks per request (the data, then the end: Envoy's HTTP/1 codec), none
+    // more for a retry.
+    let bodies = weir.probe_lines().into_iter().filter(|l| l["cb"] == "request_body").count();
+    assert_eq!(bodies, 12);
+    assert_eq!(statuses, vec![json!("200"); 6], "one response callback per request, never the 503");
+    let retries = cluster_info(&weir).await["stats"]["retries"].as_u64().unwrap();
+    assert!((3..=6).contains(&retries), "the busy endpoint answered {retries} first tries");
+}
+
+/// Without `retry_non_idempotent`, a POST that reached an endpoint is not sent again: its 503
+/// reaches the client (and the filters). A GET on the same route is retried.
+#[tokio::test]
+async fn a_post_that_was_sent_is_not_retried_unless_configured() {
+    let (origin, busy) = (origin("o"), canned_server(BUSY, false));
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{busy}\", \"{origin}\"] }}\nroutes:\n  - cluster: o\n    retry_policy: {{ retry_on: [5xx] }}\n"
+    ));
+    let c = client();
+    let mut posts = Vec::new();
+    for _ in 0..4 {
+        posts.push(c.post(weir.url("/")).body("x").send().await.unwrap().status().as_u16());
+    }
+    assert_eq!(posts.iter().filter(|s| **s == 503).count(), 2, "{posts:?}");
+    assert_eq!(statuses(&weir, 4).await, vec![200; 4]);
+}
+
+/// An endpoint that closes the connection before answering: `reset` retries it; without a
+/// retry policy for it the client gets Envoy's 502 `upstream_reset_before_response_started`.
+#[tokio::test]
+async fn a_reset_before_the_answer_is_retried_under_reset() {
+    let (origin, closing) = (origin("o"), canned_server(b"", true));
+    let cluster = format!("clusters:\n  o: {{ endpoints: [\"{closing}\", \"{origin}\"] }}\n");
+    let weir = Weir::start(&format!("{cluster}routes:\n  - cluster: o\n    retry_policy: {{ retry_on: reset }}\n"));
+    assert_eq!(statuses(&weir, 6).await, vec![200; 6]);
+    let weir = Weir::start(&format!("{cluster}routes:\n  - cluster: o\n"));
+    let got = statuses(&weir, 6).await;
+    assert_eq!(got.iter().filter(|s| **s == 502).count(), 3, "{got:?}");
+}
+
+/// The retry budget bounds retries under way: with no room, a failed try is not retried and
+/// the refusal is counted.
+#[tokio::test]
+async fn retries_over_the_budget_are_not_made() {
+    let (origin, (dead, _held)) = (origin("o"), closed_port());
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{dead}\", \"{origin}\"], retry_budget: {{ budget_percent: 0, min_retry_concurrency: 0 }} }}\nroutes:\n  - cluster: o\n"
+    ));
+    let got = statuses(&weir, 10).await;
+    assert_eq!(got.iter().filter(|s| **s == 503).count(), 5, "{got:?}");
+    assert_eq!(cluster_info(&weir).await["stats"]["retries_over_budget"], 5);
+    let metrics = client().get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("weir_upstream_retries_over_budget_total{cluster=\"o\"} 5"), "{metrics}");
+}
+
+/// An HTTP health check takes an endpoint that answers 503 out: `/clusters` shows it, and
+/// requests (with retries off) all reach the healthy one.
+#[tokio::test]
+async fn an_http_health_check_takes_a_failing_endpoint_out() {
+    let (origin, busy) = (origin("o"), canned_server(BUSY, false));
+    let weir = Weir::start(&format!(
+        "clusters:\n  o:\n    endpoints: [\"{busy}\", \"{origin}\"]\n    health_check: {{ interval: 50ms, http: {{ path: /healthz }} }}\nroutes:\n  - cluster: o\n    retry_policy: {{ num_retries: 0 }}\n"
+    ));
+    let busy_out = async || {
+        let endpoints = cluster_info(&weir).await["endpoints"].clone();
+        endpoints.as_array().unwrap().iter().any(|e| e["address"] == busy.to_string() && e["healthy"] == false)
+    };
+    assert!(eventually(busy_out).await, "{}", cluster_info(&weir).await);
+    let info = cluster_info(&weir).await;
+    assert_eq!(info["health_check"]["type"], "http");
+    assert_eq!(info["health_check"]["expected_statuses"], json!([200]));
+    assert_eq!(statuses(&weir, 10).await, vec![200; 10]);
+}
+
+/// Outlier detection ejects an endpoint after `consecutive_5xx` failures in a row; later
+/// requests go to the other one, and `/clusters` and `/metrics` say so.
+#[tokio::test]
+async fn consecutive_5xx_eject_an_endpoint() {
+    let (origin, busy) = (origin("o"), canned_server(BUSY, false));
+    let weir = Weir::start(&format!(
+        "clusters:\n  o:\n    endpoints: [\"{busy}\", \"{origin}\"]\n    outlier_detection: {{ consecutive_5xx: 2, max_ejection_percent: 50 }}\nroutes:\n  - cluster: o\n    retry_policy: {{ num_retries: 0 }}\n"
+    ));
+    let first = statuses(&weir, 4).await;
+    assert_eq!(first.iter().filter(|s| **s == 503).count(), 2, "{first:?}");
+    assert_eq!(statuses(&weir, 10).await, vec![200; 10], "the failing endpoint is out");
+    let info = cluster_info(&weir).await;
+    let busy_entry = info["endpoints"].as_array().unwrap().iter().find(|e| e["address"] == busy.to_string()).cloned();
+    assert_eq!(busy_entry.map(|e| (e["ejected"].clone(), e["ejections"].clone())), Some((json!(true), json!(1))));
+    let metrics = client().get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("weir_outlier_ejections_total{cluster=\"o\"} 1"), "{metrics}");
+    assert!(metrics.contains(&format!("weir_endpoint_ejected{{cluster=\"o\",endpoint=\"{busy}\"}} 1")), "{metrics}");
+}
