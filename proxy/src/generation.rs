@@ -41,6 +41,8 @@ pub struct Route {
     pub metadata: Arc<weir_abi::Metadata>,
     /// Its own retry policy (else its cluster's).
     pub retry_policy: Option<Arc<crate::retry::Policy>>,
+    /// Forward (and how), answer directly, or redirect.
+    pub action: crate::route_action::Action,
     /// Its metrics, looked up at its first request.
     pub metrics: std::sync::OnceLock<crate::metrics::RouteMetrics>,
 }
@@ -272,6 +274,7 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             request_timeout: r.request_timeout.0,
             metadata: Arc::new(crate::metadata::metadata(&r.metadata)),
             retry_policy: r.retry_policy.as_ref().map(|p| Arc::new(crate::retry::Policy::new(p))),
+            action: crate::route_action::Action::new(r),
             metrics: Default::default(),
         });
     }

@@ -27,6 +27,7 @@ pub mod module_cache;
 pub mod outlier;
 pub mod reload;
 pub mod retry;
+pub mod route_action;
 pub mod routes;
 pub mod server;
 pub mod service;

@@ -1,7 +1,8 @@
-//! Route matching: host, exact path or prefix, methods, headers. The first matching route
-//! wins.
+//! Route matching: host, exact path, prefix or regular expression, methods, headers and query
+//! parameters (exact, prefix, suffix, contains, regex, presence, inverted). The first
+//! matching route wins.
 
-use crate::config::Match;
+use crate::config::{Match, ValueMatch};
 use weir_abi::HeaderMap;
 
 /// What route matching reads of a request: Pingora's request head (routes without filters
@@ -11,8 +12,9 @@ pub trait RequestView {
     /// The path with its query.
     fn path(&self) -> &str;
     fn authority(&self) -> &str;
-    /// Whether header `name` (lowercase; pseudo-headers included) has a value equal to `value`.
-    fn has_value(&self, name: &str, value: &[u8]) -> bool;
+    /// Whether header `name` (lowercase; pseudo-headers included) has a value for which
+    /// `test` holds.
+    fn any_value(&self, name: &str, test: &mut dyn FnMut(&[u8]) -> bool) -> bool;
 }
 
 impl RequestView for HeaderMap {
@@ -28,8 +30,8 @@ impl RequestView for HeaderMap {
         self.get_str(":authority").unwrap_or("")
     }
 
-    fn has_value(&self, name: &str, value: &[u8]) -> bool {
-        self.get_all(name.as_bytes()).any(|got| got.as_ref() == value)
+    fn any_value(&self, name: &str, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        self.get_all(name.as_bytes()).any(|got| test(got.as_ref()))
     }
 }
 
@@ -54,8 +56,8 @@ impl RequestView for Head<'_> {
         crate::convert::authority(self.req)
     }
 
-    fn has_value(&self, name: &str, value: &[u8]) -> bool {
-        let pseudo = |got: &str| got.as_bytes() == value;
+    fn any_value(&self, name: &str, test: &mut dyn FnMut(&[u8]) -> bool) -> bool {
+        let mut pseudo = |got: &str| test(got.as_bytes());
         match name {
             ":method" => pseudo(self.method()),
             ":path" => pseudo(self.path()),
@@ -66,9 +68,9 @@ impl RequestView for Head<'_> {
                 let headers = &self.req.headers;
                 let upgrade = crate::convert::is_upgrade(headers);
                 headers.get_all(name).iter().any(|got| {
-                    got.as_bytes() == value
-                        && http::HeaderName::from_bytes(name.as_bytes())
-                            .is_ok_and(|n| !crate::convert::is_hop_by_hop(&n, got, upgrade))
+                    http::HeaderName::from_bytes(name.as_bytes())
+                        .is_ok_and(|n| !crate::convert::is_hop_by_hop(&n, got, upgrade))
+                        && test(got.as_bytes())
                 })
             }
         }
@@ -81,8 +83,74 @@ pub struct Matcher {
     host: Option<HostMatch>,
     path: Option<String>,
     prefix: Option<String>,
+    path_regex: Option<regex::Regex>,
     methods: Vec<String>,
-    headers: Vec<(String, String)>,
+    headers: Vec<(String, Rule)>,
+    query: Vec<(String, Rule)>,
+}
+
+/// A condition on a value, prepared.
+#[derive(Debug, Clone)]
+struct Rule {
+    test: Test,
+    invert: bool,
+}
+
+#[derive(Debug, Clone)]
+enum Test {
+    Exact(String),
+    Prefix(String),
+    Suffix(String),
+    Contains(String),
+    Regex(regex::Regex),
+    Present(bool),
+}
+
+impl Rule {
+    /// `None` for a rule the configuration check refuses (no condition, a bad regex).
+    fn new(m: &ValueMatch) -> Option<Rule> {
+        let r = match m {
+            ValueMatch::Exact(v) => return Some(Rule { test: Test::Exact(v.clone()), invert: false }),
+            ValueMatch::Rule(r) => r,
+        };
+        let test = if let Some(v) = &r.exact {
+            Test::Exact(v.clone())
+        } else if let Some(v) = &r.prefix {
+            Test::Prefix(v.clone())
+        } else if let Some(v) = &r.suffix {
+            Test::Suffix(v.clone())
+        } else if let Some(v) = &r.contains {
+            Test::Contains(v.clone())
+        } else if let Some(v) = &r.regex {
+            Test::Regex(whole(v).ok()?)
+        } else {
+            Test::Present(r.present?)
+        };
+        Some(Rule { test, invert: r.invert })
+    }
+
+    /// Whether the values (each header line or parameter of the name) satisfy the rule.
+    fn holds(&self, mut any: impl FnMut(&mut dyn FnMut(&[u8]) -> bool) -> bool) -> bool {
+        let text = |v: &[u8]| std::str::from_utf8(v).ok().map(str::to_owned);
+        let found = match &self.test {
+            Test::Present(want) => any(&mut |_| true) == *want,
+            Test::Exact(e) => any(&mut |v| v == e.as_bytes()),
+            Test::Prefix(p) => any(&mut |v| v.starts_with(p.as_bytes())),
+            Test::Suffix(p) => any(&mut |v| v.ends_with(p.as_bytes())),
+            Test::Contains(p) => any(&mut |v| v.windows(p.len().max(1)).any(|w| w == p.as_bytes()) || p.is_empty()),
+            Test::Regex(r) => any(&mut |v| text(v).is_some_and(|t| r.is_match(&t))),
+        };
+        found != self.invert
+    }
+}
+
+/// A regular expression that must match the whole text (Envoy's `safe_regex` in routes).
+///
+/// # Errors
+///
+/// The pattern is not a valid regular expression.
+pub fn whole(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::Regex::new(&format!("^(?:{pattern})$"))
 }
 
 #[derive(Debug, Clone)]
@@ -101,19 +169,41 @@ impl Matcher {
                 None => HostMatch::Exact(h),
             }
         });
+        let rules = |map: &std::collections::BTreeMap<String, ValueMatch>, lower: bool| {
+            map.iter()
+                .filter_map(|(k, v)| Some((if lower { k.to_ascii_lowercase() } else { k.clone() }, Rule::new(v)?)))
+                .collect()
+        };
         Self {
             host,
             path: m.path.clone(),
             prefix: m.path_prefix.clone(),
+            path_regex: m.path_regex.as_deref().and_then(|r| whole(r).ok()),
             methods: m.methods.iter().map(|s| s.to_ascii_uppercase()).collect(),
-            headers: m.headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect(),
+            headers: rules(&m.headers, true),
+            query: rules(&m.query_params, false),
         }
+    }
+
+    /// The `path_prefix` condition, if the route has one.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
+    /// The exact `path` condition, if the route has one.
+    pub fn exact_path(&self) -> Option<&str> {
+        self.path.as_deref()
     }
 
     /// True when the request matches.
     pub fn matches(&self, r: &impl RequestView) -> bool {
-        let path = r.path();
-        let path = path.split('?').next().unwrap_or(path);
+        let full = r.path();
+        let (path, query) = full.split_once('?').unwrap_or((full, ""));
+        if let Some(re) = &self.path_regex
+            && !re.is_match(path)
+        {
+            return false;
+        }
         if let Some(p) = &self.path
             && p != path
         {
@@ -141,7 +231,12 @@ impl Matcher {
         if !self.methods.is_empty() && !self.methods.iter().any(|m| m == r.method()) {
             return false;
         }
-        self.headers.iter().all(|(k, v)| r.has_value(k, v.as_bytes()))
+        let params = || form_urlencoded::parse(query.as_bytes());
+        self.headers.iter().all(|(name, rule)| rule.holds(|test| r.any_value(name, test)))
+            && self
+                .query
+                .iter()
+                .all(|(name, rule)| rule.holds(|test| params().any(|(k, v)| k == name.as_str() && test(v.as_bytes()))))
     }
 }
 

@@ -397,6 +397,8 @@ impl pingora::services::background::BackgroundService for HealthChecks {
                 })
                 .cloned()
                 .collect();
+            // Clusters of retired generations are forgotten.
+            last.retain(|key, _| generation.clusters.values().any(|c| std::sync::Arc::as_ptr(c) as usize == *key));
             let checks = futures::future::join_all(due.iter().map(|c| c.check_health()));
             tokio::select! {
                 _ = checks => {}

@@ -232,3 +232,7 @@ pub(super) fn default_threshold() -> u32 {
 pub(super) fn default_expected_statuses() -> Vec<u16> {
     vec![200]
 }
+
+pub(super) fn default_redirect_code() -> u16 {
+    301
+}

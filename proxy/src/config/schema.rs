@@ -477,8 +477,25 @@ pub struct Route {
     /// Conditions, all of which must hold. Default: match everything.
     #[serde(default, rename = "match")]
     pub matcher: Match,
-    /// The cluster requests go to (a filter may choose another, see ab-routing).
+    /// The cluster requests go to (a filter may choose another, see ab-routing). One of
+    /// `cluster`, `weighted_clusters`, `direct_response` and `redirect` is required.
+    #[serde(default)]
     pub cluster: String,
+    /// Clusters chosen at random in proportion to their weights, per request.
+    #[serde(default)]
+    pub weighted_clusters: Vec<WeightedCluster>,
+    /// Answer without an upstream (Envoy's `direct_response`).
+    #[serde(default)]
+    pub direct_response: Option<DirectResponse>,
+    /// Answer with a redirect (Envoy's `redirect`).
+    #[serde(default)]
+    pub redirect: Option<Redirect>,
+    /// Replaces the matched `path_prefix` (or the whole `path`) in the path sent upstream.
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+    /// Rewrites the path sent upstream: every match of `pattern` becomes `substitution`.
+    #[serde(default)]
+    pub regex_rewrite: Option<RegexRewrite>,
     /// Filters run on every phase: request phases in this order, response phases reversed.
     #[serde(default)]
     pub filters: Vec<FilterRef>,
@@ -526,9 +543,100 @@ pub struct Match {
     /// Methods (any of).
     #[serde(default)]
     pub methods: Vec<String>,
-    /// Headers that must be present with exactly this value.
+    /// The whole path (without query) matches this regular expression.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub path_regex: Option<String>,
+    /// Headers and how their value must look: a string is an exact value.
+    #[serde(default)]
+    pub headers: BTreeMap<String, ValueMatch>,
+    /// Query parameters and how their value must look: a string is an exact value.
+    #[serde(default)]
+    pub query_params: BTreeMap<String, ValueMatch>,
+}
+
+/// How a header's or a query parameter's value must look.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum ValueMatch {
+    /// Exactly this value.
+    Exact(String),
+    /// One rule.
+    Rule(ValueRule),
+}
+
+/// One condition on a value (exactly one of the conditions), possibly inverted.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValueRule {
+    #[serde(default)]
+    pub exact: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub suffix: Option<String>,
+    #[serde(default)]
+    pub contains: Option<String>,
+    /// The whole value matches this regular expression.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// `true`: present, with any value; `false`: absent.
+    #[serde(default)]
+    pub present: Option<bool>,
+    /// Matches when the condition does not hold.
+    #[serde(default)]
+    pub invert: bool,
+}
+
+/// A cluster of `weighted_clusters`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightedCluster {
+    pub name: String,
+    pub weight: u32,
+}
+
+/// A route's own answer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectResponse {
+    pub status: u16,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// A redirect: the request's URL with the given parts replaced, in `location`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Redirect {
+    /// Redirect to `https`.
+    #[serde(default)]
+    pub https_redirect: bool,
+    #[serde(default)]
+    pub scheme_redirect: Option<String>,
+    #[serde(default)]
+    pub host_redirect: Option<String>,
+    #[serde(default)]
+    pub port_redirect: Option<u16>,
+    /// The whole path (and query, when it has one).
+    #[serde(default)]
+    pub path_redirect: Option<String>,
+    /// Replaces the matched `path_prefix`.
+    #[serde(default)]
+    pub prefix_rewrite: Option<String>,
+    /// Default 301, as Envoy; 302, 303, 307 or 308 otherwise.
+    #[serde(default = "default_redirect_code")]
+    pub response_code: u16,
+    /// Drop the query.
+    #[serde(default)]
+    pub strip_query: bool,
+}
+
+/// A regular-expression path rewrite.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegexRewrite {
+    pub pattern: String,
+    pub substitution: String,
 }
 
 /// A filter in a route's chain.

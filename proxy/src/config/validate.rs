@@ -134,14 +134,23 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
             _ => {}
         }
     }
+    let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
     for (i, r) in c.routes.iter().enumerate() {
-        if !c.clusters.contains_key(&r.cluster) {
-            let known: Vec<&str> = c.clusters.keys().map(String::as_str).collect();
+        if !r.cluster.is_empty() && !c.clusters.contains_key(&r.cluster) {
             errors.push(l.error(
                 format!("routes[{i}].cluster"),
                 format!("unknown cluster `{}`; defined clusters: {}", r.cluster, list(&known)),
             ));
         }
+        for (j, w) in r.weighted_clusters.iter().enumerate() {
+            if !c.clusters.contains_key(&w.name) {
+                errors.push(l.error(
+                    format!("routes[{i}].weighted_clusters[{j}].name"),
+                    format!("unknown cluster `{}`; defined clusters: {}", w.name, list(&known)),
+                ));
+            }
+        }
+        errors.extend(route_errors(l, i, r));
         if r.matcher.path.is_some() && r.matcher.path_prefix.is_some() {
             errors.push(l.error(format!("routes[{i}].match"), "give `path` or `path_prefix`, not both"));
         }
@@ -160,6 +169,81 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
 /// and a missing one would deny every request (auth) or silently send the traffic to the
 /// route's cluster (ab-routing).
 /// `metrics`: a prefix that makes valid names, labels Prometheus allows, regexes that compile.
+/// A route's action and conditions: exactly one action, valid statuses and regexes.
+fn route_errors(l: &Loaded, i: usize, r: &Route) -> Vec<ConfigError> {
+    let mut errors = Vec::new();
+    let at = format!("routes[{i}]");
+    let actions =
+        [!r.cluster.is_empty(), !r.weighted_clusters.is_empty(), r.direct_response.is_some(), r.redirect.is_some()];
+    if actions.iter().filter(|a| **a).count() != 1 {
+        errors.push(
+            l.error(at.clone(), "give exactly one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`"),
+        );
+    }
+    if !r.weighted_clusters.is_empty() && r.weighted_clusters.iter().all(|w| w.weight == 0) {
+        errors.push(l.error(format!("{at}.weighted_clusters"), "at least one weight must be above 0"));
+    }
+    if let Some(d) = &r.direct_response
+        && !(200..=599).contains(&d.status)
+    {
+        errors.push(l.error(format!("{at}.direct_response.status"), "must be between 200 and 599"));
+    }
+    if let Some(redirect) = &r.redirect {
+        if ![301, 302, 303, 307, 308].contains(&redirect.response_code) {
+            errors.push(l.error(format!("{at}.redirect.response_code"), "must be 301, 302, 303, 307 or 308"));
+        }
+        if redirect.prefix_rewrite.is_some() && r.matcher.path_prefix.is_none() {
+            errors.push(
+                l.error(format!("{at}.redirect.prefix_rewrite"), "needs `match.path_prefix`: the prefix it replaces"),
+            );
+        }
+    }
+    let forwards = r.direct_response.is_none() && r.redirect.is_none();
+    if r.prefix_rewrite.is_some() && r.regex_rewrite.is_some() {
+        errors.push(l.error(format!("{at}.prefix_rewrite"), "give `prefix_rewrite` or `regex_rewrite`, not both"));
+    }
+    if (r.prefix_rewrite.is_some() || r.regex_rewrite.is_some()) && !forwards {
+        errors.push(l.error(format!("{at}.prefix_rewrite"), "a rewrite applies to forwarded requests only"));
+    }
+    if r.prefix_rewrite.is_some() && r.matcher.path_prefix.is_none() && r.matcher.path.is_none() {
+        errors.push(
+            l.error(format!("{at}.prefix_rewrite"), "needs `match.path_prefix` or `match.path`: what it replaces"),
+        );
+    }
+    let regex = |errors: &mut Vec<ConfigError>, field: String, pattern: &str| {
+        if let Err(e) = regex::Regex::new(pattern) {
+            errors.push(l.error(field, format!("not a valid regular expression: {e}")));
+        }
+    };
+    if let Some(p) = &r.matcher.path_regex {
+        regex(&mut errors, format!("{at}.match.path_regex"), p);
+    }
+    if let Some(re) = &r.regex_rewrite {
+        regex(&mut errors, format!("{at}.regex_rewrite.pattern"), &re.pattern);
+    }
+    for (kind, map) in [("headers", &r.matcher.headers), ("query_params", &r.matcher.query_params)] {
+        for (name, m) in map {
+            let ValueMatch::Rule(rule) = m else { continue };
+            let field = format!("{at}.match.{kind}.{name}");
+            let given = [&rule.exact, &rule.prefix, &rule.suffix, &rule.contains, &rule.regex]
+                .iter()
+                .filter(|v| v.is_some())
+                .count()
+                + usize::from(rule.present.is_some());
+            if given != 1 {
+                errors.push(l.error(
+                    field.clone(),
+                    "give exactly one of `exact`, `prefix`, `suffix`, `contains`, `regex` or `present`",
+                ));
+            }
+            if let Some(p) = &rule.regex {
+                regex(&mut errors, format!("{field}.regex"), p);
+            }
+        }
+    }
+    errors
+}
+
 /// Retry policies, retry budgets, health checks and outlier detection with values that cannot
 /// work.
 fn resilience_errors(l: &Loaded) -> Vec<ConfigError> {

@@ -84,6 +84,9 @@ pub struct RequestCtx {
     pub body_try: u32,
     /// The upstream's response head asks for a retry (`upstream_response_filter`).
     pub retry_response: bool,
+    /// The route whose action the request follows (the matched one, or the one a filter's
+    /// change re-routed to).
+    action_route: usize,
 }
 
 impl RequestCtx {
@@ -121,6 +124,7 @@ impl RequestCtx {
             sent_body: Default::default(),
             body_try: 0,
             retry_response: false,
+            action_route: 0,
         }
     }
 
@@ -197,14 +201,32 @@ impl RequestCtx {
         }
     }
 
-    /// What filters see of the route: its name, cluster and metadata.
+    /// What filters see of the route: its name, cluster (one of `weighted_clusters`, picked
+    /// here) and metadata. Its action is the request's from now on.
     fn describe_route(&mut self, route: usize) {
+        self.action_route = route;
         let r = &self.generation.routes[route];
+        let cluster = match &r.action {
+            crate::route_action::Action::Forward { weighted, .. } if !weighted.is_empty() => {
+                crate::route_action::pick(weighted).unwrap_or(&r.cluster)
+            }
+            _ => &r.cluster,
+        };
         let info = &mut self.stream.info;
         info.route_name = r.name.clone();
-        info.cluster_name = r.cluster.clone();
+        info.cluster_name = cluster.to_owned();
         info.route_metadata = r.metadata.clone();
-        info.cluster_metadata = self.generation.cluster_metadata.get(&r.cluster).cloned().unwrap_or_default();
+        info.cluster_metadata = self.generation.cluster_metadata.get(cluster).cloned().unwrap_or_default();
+    }
+
+    /// The action of the route the request follows (after a filter's re-routing).
+    pub fn route_action(&self) -> &crate::route_action::Action {
+        &self.generation.routes[self.action_route].action
+    }
+
+    /// The `path_prefix` of the route the request follows.
+    pub fn route_prefix(&self) -> Option<&str> {
+        self.generation.routes[self.action_route].matcher.prefix()
     }
 
     /// The cluster the request goes to: the route's, or the one a filter chose through

@@ -60,6 +60,39 @@ fn reply_error(status: u16) -> Box<Error> {
     Error::explain(ErrorType::HTTPStatus(status), "local reply from a filter")
 }
 
+/// A `direct_response` or `redirect` route's answer.
+fn route_reply(session: &Session, ctx: &RequestCtx) -> Option<weir_abi::LocalResponse> {
+    use crate::route_action::Action;
+    match ctx.route_action() {
+        Action::Forward { .. } => None,
+        Action::Direct { status, body } => {
+            let length = body.len().to_string();
+            let headers = match body.is_empty() {
+                true => weir_abi::HeaderMap::new(),
+                false => weir_abi::HeaderMap::from_pairs([("content-type", "text/plain"), ("content-length", &length)]),
+            };
+            Some(weir_abi::LocalResponse {
+                status: *status,
+                headers,
+                body: body.clone(),
+                details: "direct_response".into(),
+            })
+        }
+        Action::Redirect(redirect) => {
+            let req = session.req_header();
+            let scheme = if ctx.tls() { "https" } else { "http" };
+            let path = req.uri.path_and_query().map_or("/", |p| p.as_str());
+            let location =
+                crate::route_action::location(redirect, scheme, convert::authority(req), path, ctx.route_prefix());
+            let mut r = reply::plain(redirect.response_code, "", "direct_response");
+            r.headers = weir_abi::HeaderMap::new();
+            r.headers.add(b"location", Bytes::from(location));
+            r.body = Bytes::new();
+            Some(r)
+        }
+    }
+}
+
 impl WeirProxy {
     /// Runs `on_request_body` over the data the stream holds; returns what to send upstream
     /// now (nothing while a filter buffers).
@@ -154,6 +187,13 @@ impl ProxyHttp for WeirProxy {
                 ctx.reroute();
             }
         }
+        // The route's own answer comes after the filters' request headers, as Envoy's router
+        // is the last decoder filter.
+        if let Some(r) = route_reply(session, ctx) {
+            ctx.stream.info.response_code_details = r.details.clone();
+            reply::write(session, &r).await?;
+            return Ok(true);
+        }
         // Most requests leave the headers as they came (or no filter runs): nothing to write back.
         if ctx.chain.is_some() && ctx.stream.request_headers.is_changed() {
             // The access log shows the path the client sent.
@@ -214,6 +254,16 @@ impl ProxyHttp for WeirProxy {
         // The upstream span's trace context replaces the caller's.
         for (name, value) in &ctx.trace_headers {
             upstream_request.insert_header(*name, value.as_str())?;
+        }
+        // The route's path rewrite, on what goes upstream only: filters and the access log
+        // keep the path as it was (Envoy's router rewrites when it forwards).
+        if let crate::route_action::Action::Forward { rewrite: Some(rewrite), .. } = ctx.route_action() {
+            let path = upstream_request.uri.path_and_query().map_or("/", |p| p.as_str());
+            let uri: http::Uri = rewrite
+                .apply(path)
+                .parse()
+                .map_err(|e| Error::because(ErrorType::InternalError, "the route's rewrite made an invalid path", e))?;
+            upstream_request.set_uri(uri);
         }
         Ok(())
     }

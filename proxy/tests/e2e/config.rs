@@ -111,6 +111,21 @@ fn the_check_refuses_what_would_fail_at_run_time() {
             "clusters.o.health_check.http.path",
             "must start with `/`",
         ),
+        (
+            format!("{base}routes:\n  - cluster: o\n    direct_response: {{ status: 200 }}\n"),
+            "FILE:5:5: routes[0]",
+            "give exactly one of `cluster`, `weighted_clusters`, `direct_response` or `redirect`",
+        ),
+        (
+            format!("{base}routes:\n  - match: {{ path_regex: \"(unclosed\" }}\n    cluster: o\n"),
+            "routes[0].match.path_regex",
+            "not a valid regular expression",
+        ),
+        (
+            format!("{base}routes:\n  - match: {{ headers: {{ x-a: {{ prefix: a, suffix: b }} }} }}\n    cluster: o\n"),
+            "routes[0].match.headers.x-a",
+            "give exactly one of `exact`, `prefix`",
+        ),
         // Two VMs on each of 4 workers, and one to validate: 9 instances in 8 slots.
         (
             format!("{base}server: {{ threads: 4, vm_slots: 8 }}\nplugins:\n  a: {{ builtin: header-rewrite }}\n  b: {{ builtin: header-rewrite, vm_id: other }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: a }}, {{ plugin: b }}]\n"),

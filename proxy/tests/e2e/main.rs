@@ -24,6 +24,7 @@ mod packaging;
 mod phases;
 mod reload;
 mod resilience;
+mod routing;
 mod shutdown;
 mod tls;
 mod tracing;
