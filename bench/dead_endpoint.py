@@ -35,10 +35,8 @@ class Origin(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        self.send_response(200)
-        self.send_header("content-length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
+        # One write: a head and a body written apart meet Nagle and delayed ACKs (40 ms).
+        self.wfile.write(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
 
     def log_message(self, *args):
         pass

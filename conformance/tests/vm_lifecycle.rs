@@ -109,7 +109,7 @@ conformance! {
     /// proves: proxy_on_request_headers
     async fn a_pause_nothing_resumes_ends_at_the_stream_idle_timeout(mode) {
         let config = json!({ "actions": { "request_headers": "pause" } });
-        let route = "\n    request_timeout: 300ms";
+        let route = "\n    idle_timeout: 300ms";
         let proxy = Proxy::setup(mode, None, "", &plugin(probe(), ""), &probe_route(config, route), "");
         // A GET was received whole: 504 (Envoy's Utility::maybeRequestTimeoutCode).
         let resp = proxy.get("/", &[]).await;

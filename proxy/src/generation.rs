@@ -35,8 +35,10 @@ pub struct Route {
     pub cluster: String,
     /// Its filters, in request order.
     pub chain: Vec<Arc<PluginSpec>>,
-    /// How long a filter may keep a request paused with nothing to wake it.
-    pub request_timeout: std::time::Duration,
+    /// How long a request may go without progress (a pause, an upstream read).
+    pub idle_timeout: std::time::Duration,
+    /// The longest from the first try upstream to the end of the response.
+    pub timeout: Option<std::time::Duration>,
     /// Its metadata (`xds.route_metadata`).
     pub metadata: Arc<weir_abi::Metadata>,
     /// Its own retry policy (else its cluster's).
@@ -271,7 +273,8 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             matcher: Matcher::new(&r.matcher),
             cluster: r.cluster.clone(),
             chain,
-            request_timeout: r.request_timeout.0,
+            idle_timeout: r.idle_timeout.0,
+            timeout: r.timeout.map(|t| t.0),
             metadata: Arc::new(crate::metadata::metadata(&r.metadata)),
             retry_policy: r.retry_policy.as_ref().map(|p| Arc::new(crate::retry::Policy::new(p))),
             action: crate::route_action::Action::new(r),

@@ -260,8 +260,8 @@ pub struct RetryPolicyConfig {
     /// The statuses `retriable-status-codes` retries.
     #[serde(default)]
     pub retriable_status_codes: Vec<u16>,
-    /// The wait before each retry: a random time up to `base_interval × 2^(retry − 1)`, at
-    /// most `max_interval`.
+    /// The wait before a retry at an endpoint already tried: a random time up to
+    /// `base_interval × 2^(retry − 1)`, at most `max_interval`.
     #[serde(default)]
     pub retry_back_off: BackOff,
     /// Retry requests whose method is not idempotent (POST, PATCH) also after they were sent.
@@ -502,10 +502,17 @@ pub struct Route {
     /// Metadata filters read as `xds.route_metadata`.
     #[serde(default)]
     pub metadata: MetadataConfig,
-    /// Longest time a filter may keep the request paused with nothing to wake it (Envoy's
-    /// stream idle timeout): then 408, or 504 once the whole request was received. Default 5m.
-    #[serde(default = "default_request_timeout")]
-    pub request_timeout: Millis,
+    /// Envoy's stream idle timeout for the route: the longest a request may go without
+    /// progress, paused by a filter with nothing to wake it or waiting for an upstream read.
+    /// Then 408 while the request is still arriving, else 504 (`stream_idle_timeout`).
+    /// Default 5m. `request_timeout` is its former name.
+    #[serde(default = "default_request_timeout", alias = "request_timeout")]
+    pub idle_timeout: Millis,
+    /// Envoy's route timeout: the longest from the first try upstream to the end of the
+    /// response; then 504 `upstream_response_timeout`, or a reset once the response started.
+    /// Default: none.
+    #[serde(default)]
+    pub timeout: Option<Millis>,
     /// When requests are tried again. Default: the cluster's, else `connect-failure` once.
     #[serde(default)]
     pub retry_policy: Option<RetryPolicyConfig>,

@@ -90,7 +90,10 @@ pub(super) fn validate(l: &Loaded) -> Vec<ConfigError> {
         zero(format!("plugins.{name}.limits.deadline"), &p.limits.deadline);
     }
     for (i, r) in c.routes.iter().enumerate() {
-        zero(format!("routes[{i}].request_timeout"), &r.request_timeout);
+        zero(format!("routes[{i}].idle_timeout"), &r.idle_timeout);
+        if let Some(t) = &r.timeout {
+            zero(format!("routes[{i}].timeout"), t);
+        }
     }
     zero("server.idle_timeout".into(), &c.server.idle_timeout);
     if let Some(d) = &c.server.max_connection_duration {

@@ -84,6 +84,10 @@ pub struct RequestCtx {
     pub body_try: u32,
     /// The upstream's response head asks for a retry (`upstream_response_filter`).
     pub retry_response: bool,
+    /// What bounds the current try's upstream reads.
+    pub read_limit: super::tries::ReadLimit,
+    /// When the route's `timeout` ends (set at the first try; `Some(None)`: no timeout).
+    pub deadline: Option<Option<Instant>>,
     /// The route whose action the request follows (the matched one, or the one a filter's
     /// change re-routed to).
     action_route: usize,
@@ -125,6 +129,8 @@ impl RequestCtx {
             body_try: 0,
             retry_response: false,
             action_route: 0,
+            read_limit: Default::default(),
+            deadline: None,
         }
     }
 
@@ -259,8 +265,8 @@ impl RequestCtx {
     }
 
     /// How long filters may keep the request paused with nothing to wake it.
-    pub fn request_timeout(&self) -> std::time::Duration {
-        self.route.map_or(std::time::Duration::from_secs(300), |r| self.generation.routes[r].request_timeout)
+    pub fn idle_timeout(&self) -> std::time::Duration {
+        self.route.map_or(std::time::Duration::from_secs(300), |r| self.generation.routes[r].idle_timeout)
     }
 
     /// The route's name for logs.

@@ -2,7 +2,7 @@
 //! paused: runs the callouts it started, lends the paused stream to the filter's VM so any of
 //! its contexts can continue, reply to or close it (a tick, a queue notification, another
 //! context's callout answer), and feeds each event back until the chain continues, replies,
-//! resets or fails. A pause with nothing to wake it ends after the route's `request_timeout`,
+//! resets or fails. A pause with nothing to wake it ends after the route's `idle_timeout`,
 //! as Envoy's stream idle timeout does.
 
 use std::sync::Arc;
@@ -75,7 +75,7 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
                     out = chain.unpark(&mut ctx.stream);
                     continue;
                 }
-                let until = *deadline.get_or_insert_with(|| Instant::now() + ctx.request_timeout());
+                let until = *deadline.get_or_insert_with(|| Instant::now() + ctx.idle_timeout());
                 let woke = tokio::select! {
                     Some((token, result)) = calls.next(), if !calls.is_empty() => Woke::Answer(token, result),
                     _ = notify.notified() => Woke::Stream,
@@ -111,7 +111,7 @@ pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -
 /// 504 once it was received whole (`Utility::maybeRequestTimeoutCode`).
 fn timeout_reply(ctx: &mut RequestCtx) -> LocalResponse {
     let status = if ctx.request_received() { 504 } else { 408 };
-    tracing::debug!(target: "weir::proxy", status, "a filter kept the request paused past request_timeout");
+    tracing::debug!(target: "weir::proxy", status, "a filter kept the request paused past idle_timeout");
     let reply = reply::plain(status, "stream timeout", "stream_idle_timeout");
     ctx.stream.info.response_code = Some(status);
     ctx.stream.info.response_code_details = reply.details.clone();

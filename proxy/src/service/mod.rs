@@ -210,7 +210,7 @@ impl ProxyHttp for WeirProxy {
 
     async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
         let cluster = ctx.upstream_cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
-        tries::start_try(&self.state, ctx, &cluster).await;
+        tries::start_try(&self.state, ctx, &cluster);
         let tried = &ctx.tries.tried;
         let picked = match (cluster.hashes(), cluster.hash_header()) {
             (false, _) => cluster.peer(&[], tried),
@@ -232,10 +232,9 @@ impl ProxyHttp for WeirProxy {
             )
         })?;
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
+        tries::back_off(ctx, ctx.stream.info.upstream_address).await;
         ctx.tries.tried.extend(ctx.stream.info.upstream_address);
-        if let Some(t) = ctx.tries.policy.as_ref().and_then(|p| p.per_try_timeout) {
-            peer.options.read_timeout = Some(t);
-        }
+        tries::bound_reads(ctx, &mut peer);
         ctx.retry_response = false;
         ctx.upstream_sent.get_or_insert_with(std::time::Instant::now);
         if let Some(trace) = ctx.trace.as_mut() {
@@ -296,6 +295,13 @@ impl ProxyHttp for WeirProxy {
             e.set_retry(true);
             return e;
         }
+        // The route's timeout or idle timeout ended: no try is left to make.
+        if e.etype() == &ErrorType::ReadTimedout
+            && matches!(ctx.read_limit, tries::ReadLimit::Route | tries::ReadLimit::Idle)
+        {
+            e.set_retry(false);
+            return e;
+        }
         // Pingora's own judgement: a pooled connection the upstream had closed, or an HTTP/2
         // GOAWAY, failed before the request was processed; an idempotent request goes again.
         // That is not the endpoint failing: outlier detection and the retry policy skip it.
@@ -339,6 +345,10 @@ impl ProxyHttp for WeirProxy {
     ) -> Result<Option<Duration>> {
         if end_of_stream {
             ctx.upstream_done = Some(std::time::Instant::now());
+        } else if tries::past_deadline(ctx) {
+            // The route's timeout ended while the response was arriving: the stream is reset.
+            ctx.read_limit = tries::ReadLimit::Route;
+            return Error::e_explain(ErrorType::ReadTimedout, "the route's timeout ended during the response");
         }
         Ok(None)
     }
@@ -588,7 +598,12 @@ impl ProxyHttp for WeirProxy {
         }
         // A filter's reply sent from here is its decision, not an error (`suppress_error_log`).
         ctx.replied = ctx.reply.is_some();
-        let reply = ctx.reply.take().unwrap_or_else(|| reply::for_error(e));
+        let reply = ctx.reply.take().unwrap_or_else(|| match e.etype() {
+            ErrorType::ReadTimedout if e.esource() != &pingora::ErrorSource::Downstream => {
+                reply::for_timeout(ctx.read_limit, ctx.request_received() || session.is_body_done())
+            }
+            _ => reply::for_error(e),
+        });
         let code = reply.status;
         ctx.stream.info.response_code = Some(code);
         if ctx.stream.info.response_code_details.is_empty() || ctx.stream.info.response_code_details == "via_upstream" {

@@ -20,6 +20,18 @@ pub fn plain(status: u16, body: &'static str, details: &str) -> LocalResponse {
     }
 }
 
+/// What Envoy answers when `limit` ended an upstream read: its stream idle timeout is 408
+/// while the request still arrives, else 504; a try's own timeout and the route's are 504.
+pub fn for_timeout(limit: super::tries::ReadLimit, request_received: bool) -> LocalResponse {
+    use super::tries::ReadLimit;
+    match limit {
+        ReadLimit::Idle if !request_received => plain(408, "stream timeout", "stream_idle_timeout"),
+        ReadLimit::Idle => plain(504, "stream timeout", "stream_idle_timeout"),
+        ReadLimit::PerTry => plain(504, "upstream request timeout\n", "upstream_per_try_timeout"),
+        ReadLimit::Cluster | ReadLimit::Route => plain(504, "upstream request timeout\n", "upstream_response_timeout"),
+    }
+}
+
 /// What Envoy answers for a proxy error: 503 when no upstream connection could be made, 504
 /// on timeouts, 502 for other upstream failures.
 pub fn for_error(e: &Error) -> LocalResponse {

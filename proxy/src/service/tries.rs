@@ -17,9 +17,8 @@ use crate::state::State;
 /// buffer), and a longer body is not retried.
 const REPLAY_LIMIT: usize = 64 * 1024;
 
-/// Before each try: the policy and the budget entry at the first, the back-off wait before a
-/// retry.
-pub(super) async fn start_try(state: &State, ctx: &mut RequestCtx, cluster: &Arc<Cluster>) {
+/// Before each try: the policy and the budget entry at the first.
+pub(super) fn start_try(state: &State, ctx: &mut RequestCtx, cluster: &Arc<Cluster>) {
     let tries = &mut ctx.tries;
     if tries.count == 0 {
         let route_policy = ctx.route.and_then(|r| ctx.generation.routes[r].retry_policy.clone());
@@ -27,16 +26,69 @@ pub(super) async fn start_try(state: &State, ctx: &mut RequestCtx, cluster: &Arc
         tries.active = Some(cluster.budget.enter());
     } else {
         cluster.metrics(&state.metrics).retry();
-        if let Some(wait) = tries.policy.as_ref().map(|p| p.backoff(tries.count)) {
-            tokio::time::sleep(wait).await;
-        }
     }
     tries.count += 1;
 }
 
+/// The back-off wait before a retry at `endpoint` when it was tried already (no other
+/// endpoint was left); a retry at an endpoint not tried yet goes at once, as nginx's next
+/// upstream does.
+pub(super) async fn back_off(ctx: &RequestCtx, endpoint: Option<std::net::SocketAddr>) {
+    let tries = &ctx.tries;
+    let again = endpoint.is_some_and(|e| tries.tried.contains(&e));
+    if tries.count > 1
+        && again
+        && let Some(wait) = tries.policy.as_ref().map(|p| p.backoff(tries.count - 1))
+    {
+        tokio::time::sleep(wait).await;
+    }
+}
+
+/// What bounds a try's reads from the upstream: the limit that fired names the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadLimit {
+    /// The cluster's `read_timeout`.
+    #[default]
+    Cluster,
+    /// The retry policy's `per_try_timeout`.
+    PerTry,
+    /// The route's `idle_timeout`.
+    Idle,
+    /// What is left of the route's `timeout`.
+    Route,
+}
+
+/// Sets the try's read timeout to the tightest of the cluster's, the try's, the route's idle
+/// timeout and what is left of the route's timeout (which starts at the first try).
+pub(super) fn bound_reads(ctx: &mut RequestCtx, peer: &mut pingora::upstreams::peer::HttpPeer) {
+    let now = std::time::Instant::now();
+    let route_timeout = ctx.route.and_then(|r| ctx.generation.routes[r].timeout);
+    let deadline = *ctx.deadline.get_or_insert_with(|| route_timeout.map(|t| now + t));
+    let mut limit = (peer.options.read_timeout.unwrap_or(std::time::Duration::MAX), ReadLimit::Cluster);
+    let mut consider = |d: std::time::Duration, kind| {
+        if d < limit.0 {
+            limit = (d, kind);
+        }
+    };
+    if let Some(t) = ctx.tries.policy.as_ref().and_then(|p| p.per_try_timeout) {
+        consider(t, ReadLimit::PerTry);
+    }
+    consider(ctx.idle_timeout(), ReadLimit::Idle);
+    if let Some(d) = deadline {
+        consider(d.saturating_duration_since(now).max(std::time::Duration::from_millis(1)), ReadLimit::Route);
+    }
+    peer.options.read_timeout = Some(limit.0);
+    ctx.read_limit = limit.1;
+}
+
+/// Whether the route's `timeout` has passed.
+pub(super) fn past_deadline(ctx: &RequestCtx) -> bool {
+    ctx.deadline.flatten().is_some_and(|d| std::time::Instant::now() >= d)
+}
+
 /// Whether the failed try gets another; counts a retry the budget refused.
 pub(super) fn retry(state: &State, session: &Session, ctx: &mut RequestCtx, failure: TryFailure) -> bool {
-    let Some(cluster) = ctx.upstream.clone() else { return false };
+    let Some(cluster) = ctx.upstream.as_ref() else { return false };
     if let Some(endpoint) = ctx.stream.info.upstream_address {
         cluster.record_outcome(endpoint, failure.status(), &state.metrics);
     }
@@ -47,6 +99,7 @@ pub(super) fn retry(state: &State, session: &Session, ctx: &mut RequestCtx, fail
     {
         return false;
     }
+    let cluster = cluster.clone();
     match ctx.tries.decide(failure, &session.req_header().method, &cluster.budget) {
         Decision::Retry => true,
         Decision::Stop => false,

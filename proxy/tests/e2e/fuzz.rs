@@ -29,7 +29,7 @@ async fn random_hostcalls_never_crash_hang_or_stall_weir() {
             "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\nserver: {{ threads: 2 }}\n\
              clusters:\n  o: {{ endpoints: [\"{origin}\"] }}\n\
              plugins:\n  fuzz: {{ module: {}, failure_policy: reload, limits: {{ deadline: 100ms }} }}\n\
-             routes:\n  - {{ match: {{ path: /ok }}, cluster: o }}\n  - {{ cluster: o, request_timeout: 2s, filters: [{{ plugin: fuzz, config: {script} }}] }}\n",
+             routes:\n  - {{ match: {{ path: /ok }}, cluster: o }}\n  - {{ cluster: o, idle_timeout: 2s, filters: [{{ plugin: fuzz, config: {script} }}] }}\n",
             probe()
         ),
     )

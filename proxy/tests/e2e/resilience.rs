@@ -192,3 +192,29 @@ async fn consecutive_5xx_eject_an_endpoint() {
     assert!(metrics.contains("weir_outlier_ejections_total{cluster=\"o\"} 1"), "{metrics}");
     assert!(metrics.contains(&format!("weir_endpoint_ejected{{cluster=\"o\",endpoint=\"{busy}\"}} 1")), "{metrics}");
 }
+
+/// The route's `timeout` ends the request with Envoy's 504 `upstream_response_timeout` and is
+/// not retried; a try's `per_try_timeout` is retried (under `reset`), and when every try timed
+/// out the answer is 504 `upstream_per_try_timeout`; the route's `idle_timeout` bounds an
+/// upstream that does not answer, as Envoy's stream idle timeout (504 once the request was
+/// received, details `stream_idle_timeout`).
+#[tokio::test]
+async fn route_try_and_idle_timeouts_answer_as_envoy() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let cases = [
+        ("timeout: 200ms\n    retry_policy: { retry_on: reset, num_retries: 2 }", 1, "upstream_response_timeout"),
+        ("retry_policy: { retry_on: reset, num_retries: 1, per_try_timeout: 200ms }", 2, "upstream_per_try_timeout"),
+        ("idle_timeout: 200ms", 1, "stream_idle_timeout"),
+    ];
+    for (route, tries, details) in cases {
+        let (slow, count) = slow_server(std::time::Duration::from_secs(3));
+        let weir = Weir::start(&format!(
+            "clusters:\n  o: {{ endpoints: [\"{slow}\"] }}\nroutes:\n  - cluster: o\n    {route}\n"
+        ));
+        let r = client().get(weir.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 504, "{route}");
+        assert_eq!(count.load(SeqCst), tries, "{route}: tries");
+        let line = format!("status=504 details=\"{details}\"");
+        assert!(eventually(async || weir.logs().contains(&line)).await, "{route}:\n{}", weir.logs());
+    }
+}
