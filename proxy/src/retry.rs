@@ -185,11 +185,14 @@ pub enum Decision {
 
 impl Tries {
     /// Retry when the policy covers the failure, a try is left, the method allows sending
-    /// again (always after a connect failure: nothing was sent) and the budget has room.
+    /// again (always after a connect failure or a refused stream: nothing was processed) and
+    /// the budget has room.
     pub fn decide(&mut self, failure: TryFailure, method: &http::Method, budget: &Arc<Budget>) -> Decision {
         self.last_failure = Some(failure);
         let Some(policy) = &self.policy else { return Decision::Stop };
-        let sent = failure != TryFailure::ConnectFailure;
+        // A refused stream was not processed (RFC 9113 §8.7): as safe to send again as a
+        // connection never made.
+        let sent = !matches!(failure, TryFailure::ConnectFailure | TryFailure::RefusedStream);
         if !policy.covers(failure) || self.count > policy.num_retries || (sent && !policy.may_resend(method)) {
             return Decision::Stop;
         }

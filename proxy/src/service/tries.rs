@@ -112,12 +112,18 @@ pub(super) fn retry(state: &State, session: &Session, ctx: &mut RequestCtx, fail
 
 /// What an error after the connection was made means for retrying.
 pub(super) fn failure_of(e: &Error) -> TryFailure {
-    let refused = e
-        .cause
-        .as_ref()
-        .and_then(|c| c.downcast_ref::<h2::Error>())
-        .is_some_and(|h2| h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM));
-    if refused { TryFailure::RefusedStream } else { TryFailure::Reset }
+    // Pingora nests its errors: the h2 error is somewhere down the chain of causes.
+    let mut cause = e.cause.as_deref();
+    while let Some(c) = cause {
+        if let Some(h2) = c.downcast_ref::<h2::Error>() {
+            let refused = h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+            return if refused { TryFailure::RefusedStream } else { TryFailure::Reset };
+        }
+        // A nested Pingora error is held as itself or in its box.
+        let inner = c.downcast_ref::<Error>().or_else(|| c.downcast_ref::<Box<Error>>().map(|b| &**b));
+        cause = inner.and_then(|inner| inner.cause.as_deref());
+    }
+    TryFailure::Reset
 }
 
 impl RequestCtx {

@@ -218,3 +218,53 @@ async fn route_try_and_idle_timeouts_answer_as_envoy() {
         assert!(eventually(async || weir.logs().contains(&line)).await, "{route}:\n{}", weir.logs());
     }
 }
+
+/// An HTTP/2 upstream that refuses every other stream with `REFUSED_STREAM` and answers the
+/// others 200; counts the streams.
+fn refusing_h2_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let seen = seen.clone();
+                tokio::spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(tcp).await else { return };
+                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
+                        if seen.fetch_add(1, SeqCst).is_multiple_of(2) {
+                            respond.send_reset(h2::Reason::REFUSED_STREAM);
+                            continue;
+                        }
+                        let resp = http::Response::builder().status(200).body(()).unwrap();
+                        let _ = respond.send_response(resp, true);
+                    }
+                });
+            }
+        });
+    });
+    (addr, count)
+}
+
+/// A stream the HTTP/2 upstream refused was not processed: `refused-stream` sends it again,
+/// a POST included (RFC 9113 §8.7).
+#[tokio::test]
+async fn a_refused_stream_is_sent_again() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let (upstream, streams) = refusing_h2_server();
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{upstream}\"], http2: true }}\nroutes:\n  - cluster: o\n    retry_policy: {{ retry_on: refused-stream }}\n"
+    ));
+    let c = client();
+    for _ in 0..3 {
+        let r = c.post(weir.url("/")).body("payload").send().await.unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    assert_eq!(streams.load(SeqCst), 6, "each request: a refused stream, then the answered one");
+}
