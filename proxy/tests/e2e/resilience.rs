@@ -268,3 +268,20 @@ async fn a_refused_stream_is_sent_again() {
     }
     assert_eq!(streams.load(SeqCst), 6, "each request: a refused stream, then the answered one");
 }
+
+/// An endpoint that dies mid-answer is not tried again, even under `5xx,reset`: the response
+/// had started (Envoy retries only before the response head). The client sees the answer
+/// broken, and the access log says why.
+#[tokio::test]
+async fn an_answer_that_breaks_mid_body_is_not_retried() {
+    let broken = canned_server(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nonly part", true);
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{broken}\"] }}\nroutes:\n  - cluster: o\n    retry_policy: {{ retry_on: \"5xx,reset\", num_retries: 3 }}\n"
+    ));
+    let r = client().get(weir.url("/")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.bytes().await.is_err(), "the body ends short of its length");
+    let logged = async || weir.logs().contains("details=\"upstream_reset_after_response_started\"");
+    assert!(eventually(logged).await, "{}", weir.logs());
+    assert_eq!(cluster_info(&weir).await["stats"]["retries"], 0);
+}
