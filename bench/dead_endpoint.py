@@ -13,11 +13,12 @@ reports the share of 200 answers. Figures only: nothing here asserts.
 
 Run: cargo build --release && python3 bench/dead_endpoint.py   (WEIR_BIN picks another binary)
 """
-import http.client, os, socket, subprocess, tempfile, threading, time, urllib.request
+import http.client, os, socket, subprocess, sys, tempfile, threading, time, urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run import TARGET, free_port, wait_http  # noqa: E402
+
 WEIR = os.environ.get("WEIR_BIN", os.path.join(TARGET, "release", "weir"))
 REQUESTS = 1000
 
@@ -42,10 +43,6 @@ class Origin(BaseHTTPRequestHandler):
         pass
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
 def run(name, cluster_extra, route_extra, origin, dead):
     d = tempfile.mkdtemp()
     proxy, admin = free_port(), free_port()
@@ -57,12 +54,7 @@ def run(name, cluster_extra, route_extra, origin, dead):
     p = subprocess.Popen([WEIR, "-c", f"{d}/weir.yaml"], stdout=subprocess.DEVNULL,
                          stderr=open(f"{d}/weir.log", "wb"), env=env)
     try:
-        for _ in range(600):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.05)
+        wait_http(f"http://127.0.0.1:{admin}/ready", seconds=30)
         time.sleep(0.3) if "health" in name else None  # let the first checks run
         ok, started = 0, time.monotonic()
         conn = http.client.HTTPConnection("127.0.0.1", proxy, timeout=10)

@@ -303,53 +303,59 @@ pub async fn all_ok(c: &reqwest::Client, url: &str, n: usize) -> bool {
 /// A gRPC server (h2c) answering every unary call with the message `pong:<path>:<request
 /// message>`, except method `Fail`, answered with `grpc-status: 5` (NOT_FOUND), `grpc-message: nope`.
 pub fn grpc_server() -> std::net::SocketAddr {
+    h2_server(|req, mut respond| async move {
+        let path = req.uri().path().to_owned();
+        let mut body = req.into_body();
+        let mut data = Vec::new();
+        while let Some(Ok(chunk)) = body.data().await {
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+        }
+        if path.ends_with("/Fail") {
+            let resp = http::Response::builder()
+                .status(200)
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "5")
+                .header("grpc-message", "nope")
+                .body(())
+                .unwrap();
+            let _ = respond.send_response(resp, true);
+            return;
+        }
+        let message = format!("pong:{}:{}", path, String::from_utf8_lossy(data.get(5..).unwrap_or(&[])));
+        let mut framed = vec![0u8];
+        framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+        framed.extend_from_slice(message.as_bytes());
+        let resp = http::Response::builder().status(200).header("content-type", "application/grpc").body(()).unwrap();
+        let mut send = respond.send_response(resp, false).unwrap();
+        send.send_data(framed.into(), false).unwrap();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", "0".parse().unwrap());
+        send.send_trailers(trailers).unwrap();
+    })
+}
+
+/// An HTTP/2 (h2c) server on its own thread that hands each stream to `handle`.
+pub fn h2_server<F, Fut>(handle: F) -> std::net::SocketAddr
+where
+    F: Fn(http::Request<h2::RecvStream>, h2::server::SendResponse<bytes::Bytes>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&rt, async move {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             loop {
                 let (tcp, _) = listener.accept().await.unwrap();
-                tokio::spawn(async move {
-                    let mut conn = h2::server::handshake(tcp).await.unwrap();
-                    while let Some(Ok((req, mut respond))) = conn.accept().await {
-                        tokio::spawn(async move {
-                            let path = req.uri().path().to_owned();
-                            let mut body = req.into_body();
-                            let mut data = Vec::new();
-                            while let Some(Ok(chunk)) = body.data().await {
-                                let _ = body.flow_control().release_capacity(chunk.len());
-                                data.extend_from_slice(&chunk);
-                            }
-                            if path.ends_with("/Fail") {
-                                let resp = http::Response::builder()
-                                    .status(200)
-                                    .header("content-type", "application/grpc")
-                                    .header("grpc-status", "5")
-                                    .header("grpc-message", "nope")
-                                    .body(())
-                                    .unwrap();
-                                let _ = respond.send_response(resp, true);
-                                return;
-                            }
-                            let message =
-                                format!("pong:{}:{}", path, String::from_utf8_lossy(data.get(5..).unwrap_or(&[])));
-                            let mut framed = vec![0u8];
-                            framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
-                            framed.extend_from_slice(message.as_bytes());
-                            let resp = http::Response::builder()
-                                .status(200)
-                                .header("content-type", "application/grpc")
-                                .body(())
-                                .unwrap();
-                            let mut send = respond.send_response(resp, false).unwrap();
-                            send.send_data(framed.into(), false).unwrap();
-                            let mut trailers = http::HeaderMap::new();
-                            trailers.insert("grpc-status", "0".parse().unwrap());
-                            send.send_trailers(trailers).unwrap();
-                        });
+                let handle = handle.clone();
+                tokio::task::spawn_local(async move {
+                    let Ok(mut conn) = h2::server::handshake(tcp).await else { return };
+                    while let Some(Ok((req, respond))) = conn.accept().await {
+                        tokio::task::spawn_local(handle(req, respond));
                     }
                 });
             }

@@ -223,31 +223,17 @@ async fn route_try_and_idle_timeouts_answer_as_envoy() {
 /// others 200; counts the streams.
 fn refusing_h2_server() -> (std::net::SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     use std::sync::atomic::Ordering::SeqCst;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    listener.set_nonblocking(true).unwrap();
     let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let seen = count.clone();
-    std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let seen = seen.clone();
-                tokio::spawn(async move {
-                    let Ok(mut conn) = h2::server::handshake(tcp).await else { return };
-                    while let Some(Ok((_req, mut respond))) = conn.accept().await {
-                        if seen.fetch_add(1, SeqCst).is_multiple_of(2) {
-                            respond.send_reset(h2::Reason::REFUSED_STREAM);
-                            continue;
-                        }
-                        let resp = http::Response::builder().status(200).body(()).unwrap();
-                        let _ = respond.send_response(resp, true);
-                    }
-                });
+    let addr = h2_server(move |_req, mut respond| {
+        let refuse = seen.fetch_add(1, SeqCst).is_multiple_of(2);
+        async move {
+            if refuse {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+            } else {
+                let _ = respond.send_response(http::Response::builder().status(200).body(()).unwrap(), true);
             }
-        });
+        }
     });
     (addr, count)
 }
