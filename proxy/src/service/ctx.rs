@@ -79,15 +79,15 @@ pub struct RequestCtx {
     /// The tries at the upstream.
     pub tries: crate::retry::Tries,
     /// The request body the filters released, kept for a retry.
-    pub sent_body: bytes::BytesMut,
+    pub sent_body: Vec<Bytes>,
+    /// Its length.
+    pub sent_len: usize,
     /// The try whose body is being sent.
     pub body_try: u32,
     /// The upstream's response head asks for a retry (`upstream_response_filter`).
     pub retry_response: bool,
     /// What bounds the current try's upstream reads.
     pub read_limit: super::tries::ReadLimit,
-    /// When the route's `timeout` ends (set at the first try; `Some(None)`: no timeout).
-    pub deadline: Option<Option<Instant>>,
     /// The route whose action the request follows (the matched one, or the one a filter's
     /// change re-routed to).
     action_route: usize,
@@ -125,12 +125,12 @@ impl RequestCtx {
             _in_flight: in_flight,
             outcomes: String::new(),
             tries: Default::default(),
-            sent_body: Default::default(),
+            sent_body: Vec::new(),
+            sent_len: 0,
             body_try: 0,
             retry_response: false,
             action_route: 0,
             read_limit: Default::default(),
-            deadline: None,
         }
     }
 

@@ -234,9 +234,9 @@ impl ProxyHttp for WeirProxy {
         ctx.stream.info.upstream_address = peer._address.as_inet().copied();
         tries::back_off(ctx, ctx.stream.info.upstream_address).await;
         ctx.tries.tried.extend(ctx.stream.info.upstream_address);
+        ctx.upstream_sent.get_or_insert_with(std::time::Instant::now);
         tries::bound_reads(ctx, &mut peer);
         ctx.retry_response = false;
-        ctx.upstream_sent.get_or_insert_with(std::time::Instant::now);
         if let Some(trace) = ctx.trace.as_mut() {
             ctx.trace_headers = trace.upstream(&cluster.name, ctx.stream.info.upstream_address);
         }

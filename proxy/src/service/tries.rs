@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 
@@ -62,8 +62,7 @@ pub enum ReadLimit {
 /// timeout and what is left of the route's timeout (which starts at the first try).
 pub(super) fn bound_reads(ctx: &mut RequestCtx, peer: &mut pingora::upstreams::peer::HttpPeer) {
     let now = std::time::Instant::now();
-    let route_timeout = ctx.route.and_then(|r| ctx.generation.routes[r].timeout);
-    let deadline = *ctx.deadline.get_or_insert_with(|| route_timeout.map(|t| now + t));
+    let deadline = deadline(ctx);
     let mut limit = (peer.options.read_timeout.unwrap_or(std::time::Duration::MAX), ReadLimit::Cluster);
     let mut consider = |d: std::time::Duration, kind| {
         if d < limit.0 {
@@ -81,9 +80,15 @@ pub(super) fn bound_reads(ctx: &mut RequestCtx, peer: &mut pingora::upstreams::p
     ctx.read_limit = limit.1;
 }
 
+/// When the route's `timeout` ends: that long after the first try started.
+fn deadline(ctx: &RequestCtx) -> Option<std::time::Instant> {
+    let timeout = ctx.route.and_then(|r| ctx.generation.routes[r].timeout)?;
+    Some(ctx.upstream_sent? + timeout)
+}
+
 /// Whether the route's `timeout` has passed.
 pub(super) fn past_deadline(ctx: &RequestCtx) -> bool {
-    ctx.deadline.flatten().is_some_and(|d| std::time::Instant::now() >= d)
+    deadline(ctx).is_some_and(|d| std::time::Instant::now() >= d)
 }
 
 /// Whether the failed try gets another; counts a retry the budget refused.
@@ -130,13 +135,15 @@ impl RequestCtx {
     /// Whether the request body can be sent again: all of it that left is kept (or there is
     /// no chain, and Pingora's own copy is the body).
     fn replayable(&self, session: &Session) -> bool {
-        !session.as_ref().retry_buffer_truncated() && self.sent_body.len() <= REPLAY_LIMIT
+        !session.as_ref().retry_buffer_truncated() && self.sent_len <= REPLAY_LIMIT
     }
 
-    /// Keeps a copy of the body the filters released, for a retry.
+    /// Keeps the body the filters released, for a retry: the chunks themselves (shared, not
+    /// copied); only a retry joins them.
     pub(super) fn keep_sent(&mut self, released: &Bytes) {
-        if self.sent_body.len() <= REPLAY_LIMIT {
-            self.sent_body.extend_from_slice(released);
+        if self.sent_len <= REPLAY_LIMIT && !released.is_empty() {
+            self.sent_len += released.len();
+            self.sent_body.push(released.clone());
         }
     }
 
@@ -149,6 +156,9 @@ impl RequestCtx {
         }
         self.body_try = self.tries.count;
         self.request_length.restart();
-        Some(BytesMut::freeze(self.sent_body.clone()))
+        Some(match &self.sent_body[..] {
+            [one] => one.clone(),
+            chunks => chunks.concat().into(),
+        })
     }
 }
