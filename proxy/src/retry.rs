@@ -18,8 +18,11 @@ pub enum TryFailure {
     ConnectFailure,
     /// An HTTP/2 endpoint refused the stream.
     RefusedStream,
-    /// The endpoint closed, reset or timed out before its response head.
+    /// The endpoint closed, reset or timed out (its cluster's `read_timeout`) before its
+    /// response head.
     Reset,
+    /// The try ran past its `per_try_timeout`.
+    PerTryTimeout,
     /// The endpoint answered with this status.
     Status(u16),
 }
@@ -30,6 +33,7 @@ impl TryFailure {
     pub fn status(self) -> u16 {
         match self {
             TryFailure::Status(s) => s,
+            TryFailure::PerTryTimeout => 504,
             _ => 503,
         }
     }
@@ -68,8 +72,8 @@ impl Policy {
     }
 
     /// Whether the policy's conditions cover `failure` (Envoy's `wouldRetryFromReset` and
-    /// `wouldRetryFromHeaders`: `reset`, `5xx` and `gateway-error` cover connect failures and
-    /// resets, since they end as a 503).
+    /// `wouldRetryFromHeaders` in `source/common/router/retry_state_impl.cc`: `reset`, `5xx`
+    /// and `gateway-error` cover connect failures, refused streams and resets).
     pub fn covers(&self, failure: TryFailure) -> bool {
         use RetryOn::*;
         let any_reset = self.on(Reset) || self.on(FiveXx) || self.on(GatewayError);
@@ -77,6 +81,9 @@ impl Policy {
             TryFailure::ConnectFailure => self.on(ConnectFailure) || any_reset,
             TryFailure::RefusedStream => self.on(RefusedStream) || any_reset,
             TryFailure::Reset => any_reset,
+            // Envoy's retry_state_impl.cc: a per-try timeout is retried only under `5xx` and
+            // `gateway-error` (it is answered as a gateway error), not under `reset`.
+            TryFailure::PerTryTimeout => self.on(FiveXx) || self.on(GatewayError),
             TryFailure::Status(s) => {
                 (self.on(FiveXx) && s >= 500)
                     || (self.on(GatewayError) && (502..=504).contains(&s))
@@ -231,6 +238,9 @@ retriable_status_codes: [409]"#,
         assert!(gateway.covers(TryFailure::Status(504)) && !gateway.covers(TryFailure::Status(500)));
         assert!(gateway.covers(TryFailure::Status(409)));
         assert!(policy("retry_on: [refused-stream]").covers(TryFailure::RefusedStream));
+        assert!(policy("retry_on: reset").covers(TryFailure::RefusedStream));
+        assert!(!policy("retry_on: reset").covers(TryFailure::PerTryTimeout));
+        assert!(policy("retry_on: gateway-error").covers(TryFailure::PerTryTimeout));
     }
 
     #[test]

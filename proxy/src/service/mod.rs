@@ -311,7 +311,13 @@ impl ProxyHttp for WeirProxy {
             && !ctx.upstream_answered
             && !session.as_ref().retry_buffer_truncated();
         if !safe {
-            e.set_retry(tries::retry(&self.state, session, ctx, tries::failure_of(&e)));
+            let failure = match e.etype() {
+                ErrorType::ReadTimedout if ctx.read_limit == tries::ReadLimit::PerTry => {
+                    crate::retry::TryFailure::PerTryTimeout
+                }
+                _ => tries::failure_of(&e),
+            };
+            e.set_retry(tries::retry(&self.state, session, ctx, failure));
         }
         e
     }

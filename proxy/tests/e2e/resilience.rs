@@ -194,8 +194,9 @@ async fn consecutive_5xx_eject_an_endpoint() {
 }
 
 /// The route's `timeout` ends the request with Envoy's 504 `upstream_response_timeout` and is
-/// not retried; a try's `per_try_timeout` is retried (under `reset`), and when every try timed
-/// out the answer is 504 `upstream_per_try_timeout`; the route's `idle_timeout` bounds an
+/// not retried; a try's `per_try_timeout` is retried under `5xx` and `gateway-error` (not
+/// `reset`, as Envoy's retry_state_impl.cc), and when the last try timed out the answer is 504
+/// `upstream_per_try_timeout`; the route's `idle_timeout` bounds an
 /// upstream that does not answer, as Envoy's stream idle timeout (504 once the request was
 /// received, details `stream_idle_timeout`).
 #[tokio::test]
@@ -203,7 +204,13 @@ async fn route_try_and_idle_timeouts_answer_as_envoy() {
     use std::sync::atomic::Ordering::SeqCst;
     let cases = [
         ("timeout: 200ms\n    retry_policy: { retry_on: reset, num_retries: 2 }", 1, "upstream_response_timeout"),
-        ("retry_policy: { retry_on: reset, num_retries: 1, per_try_timeout: 200ms }", 2, "upstream_per_try_timeout"),
+        (
+            "retry_policy: { retry_on: gateway-error, num_retries: 1, per_try_timeout: 200ms }",
+            2,
+            "upstream_per_try_timeout",
+        ),
+        // Envoy retries a per-try timeout under `5xx` and `gateway-error` only.
+        ("retry_policy: { retry_on: reset, num_retries: 1, per_try_timeout: 200ms }", 1, "upstream_per_try_timeout"),
         ("idle_timeout: 200ms", 1, "stream_idle_timeout"),
     ];
     for (route, tries, details) in cases {
