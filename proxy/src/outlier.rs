@@ -1,7 +1,7 @@
 //! Passive health (Envoy's outlier detection): an endpoint whose answers fail some number of
 //! times in a row is ejected, skipped by endpoint selection for `base_ejection_time` times the
 //! number of its ejections (at most `max_ejection_time`), while at most
-//! `max_ejection_percent` of the cluster's endpoints are out (at least one may be).
+//! the share already out is below `max_ejection_percent`.
 //!
 //! Connect failures and resets count as a 503, as in Envoy without
 //! `split_external_local_origin_errors`.
@@ -86,8 +86,9 @@ impl Outliers {
     fn room_to_eject(&self) -> bool {
         let now = self.now();
         let out = self.records.values().filter(|r| r.ejected_until.load(Ordering::Relaxed) > now).count();
-        let allowed = (self.records.len() * self.config.max_ejection_percent as usize / 100).max(1);
-        out < allowed
+        // As Envoy: while the share already out is below the limit (so with a limit above 0
+        // one endpoint may always be ejected, however few the endpoints).
+        out * 100 < self.records.len() * self.config.max_ejection_percent as usize
     }
 
     /// Each endpoint's state.
@@ -131,8 +132,10 @@ mod tests {
     #[test]
     fn at_most_the_allowed_share_is_out_and_at_least_one() {
         let (o, a) = outliers("{ consecutive_5xx: 1, max_ejection_percent: 10 }", 3);
-        assert!(o.record(&a[0], 503).is_some(), "10% of 3 rounds to 0: one may still be ejected");
-        assert!(o.record(&a[1], 503).is_none(), "a second is over the limit");
+        assert!(o.record(&a[0], 503).is_some(), "none out yet (0% < 10%): one may be ejected");
+        assert!(o.record(&a[1], 503).is_none(), "with one of three out (33%), no second");
+        let (o, a) = outliers("{ consecutive_5xx: 1, max_ejection_percent: 0 }", 3);
+        assert!(o.record(&a[0], 503).is_none(), "0% ejects none");
         let (o, a) = outliers("{ consecutive_5xx: 0, consecutive_gateway_failure: 2 }", 1);
         assert!(o.record(&a[0], 500).is_none() && o.record(&a[0], 504).is_none());
         assert!(o.record(&a[0], 504).is_some(), "two gateway errors in a row");

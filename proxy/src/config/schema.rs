@@ -333,7 +333,8 @@ pub struct OutlierDetection {
     /// The longest ejection. Default 300s.
     #[serde(default = "default_max_ejection_time")]
     pub max_ejection_time: Millis,
-    /// Most endpoints ejected at once, in percent (at least one may be). Default 10.
+    /// An endpoint is ejected only while the share already out is below this, in percent.
+    /// Default 10.
     #[serde(default = "default_max_ejection_percent")]
     pub max_ejection_percent: u32,
 }
