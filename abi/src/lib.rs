@@ -46,6 +46,7 @@ pub use weir_abi_codec as pairs;
 mod plugin;
 pub mod pool;
 mod properties;
+mod resident;
 mod runtime;
 mod shared;
 mod stream;

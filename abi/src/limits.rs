@@ -33,18 +33,44 @@ pub(crate) struct MemoryLimiter {
     pub hit: bool,
     /// This instance's memory, mirrored into its spec's totals.
     pub size: usize,
+    /// Where the memory starts (0 until the instance exists), for resident-memory reports.
+    base: usize,
+    /// The key of this instance's region in its spec's stats.
+    id: u64,
     stats: std::sync::Arc<crate::plugin::VmStats>,
 }
 
+static NEXT_LIMITER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl MemoryLimiter {
     pub(crate) fn new(max: usize, stats: std::sync::Arc<crate::plugin::VmStats>) -> Self {
-        Self { max, hit: false, size: 0, stats }
+        let id = NEXT_LIMITER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Self { max, hit: false, size: 0, base: 0, id, stats }
+    }
+
+    /// Records where the instance's memory starts. Its base does not move when it grows:
+    /// Wasmtime reserves the whole 32-bit space of a memory up front on 64-bit hosts (and the
+    /// pooling allocator gives each slot a fixed place).
+    pub(crate) fn set_base(&mut self, base: usize) {
+        self.base = base;
+        self.publish();
+    }
+
+    fn publish(&self) {
+        if self.base != 0
+            && let Ok(mut regions) = self.stats.regions.lock()
+        {
+            regions.insert(self.id, (self.base, self.size));
+        }
     }
 }
 
 impl Drop for MemoryLimiter {
     fn drop(&mut self) {
         self.stats.memory_bytes.fetch_sub(self.size as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Ok(mut regions) = self.stats.regions.lock() {
+            regions.remove(&self.id);
+        }
     }
 }
 
@@ -59,6 +85,7 @@ impl wasmtime::ResourceLimiter for MemoryLimiter {
             .memory_bytes
             .fetch_add(desired.saturating_sub(self.size) as u64, std::sync::atomic::Ordering::Relaxed);
         self.size = desired;
+        self.publish();
         Ok(true)
     }
 

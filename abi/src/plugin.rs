@@ -66,6 +66,19 @@ pub struct VmStats {
     pub memory_bytes: AtomicU64,
     /// Instances that failed (trap, deadline, memory limit).
     pub failures: AtomicU64,
+    /// Each live instance's linear memory (base address, length), for [`VmStats::resident_bytes`].
+    pub(crate) regions: std::sync::Mutex<std::collections::HashMap<u64, (usize, usize)>>,
+}
+
+impl VmStats {
+    /// Bytes of the live instances' linear memory that are in RAM now (pages the guest
+    /// touched), as the kernel reports them (`mincore`): what the VMs cost, where
+    /// `memory_bytes` is what they could touch. A region that is not mapped counts 0.
+    pub fn resident_bytes(&self) -> u64 {
+        let regions: Vec<(usize, usize)> =
+            self.regions.lock().map(|r| r.values().copied().collect()).unwrap_or_default();
+        regions.into_iter().map(|(base, len)| crate::resident::resident_bytes(base, len)).sum()
+    }
 }
 
 impl VmSpec {

@@ -192,6 +192,10 @@ impl Vm {
             }
         })?;
         let memory = instance.get_memory(&mut store, "memory");
+        if let Some(m) = memory {
+            let base = m.data_ptr(&store) as usize;
+            store.data_mut().limiter.set_base(base);
+        }
         let alloc = instance.get_typed_func::<i32, i32>(&mut store, module.allocator).ok();
         store.data_mut().guest = crate::host::GuestHandles { memory, alloc };
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));

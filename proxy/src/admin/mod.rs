@@ -132,6 +132,7 @@ impl Admin {
                             "deadline_ms": p.vm.config.limits.callback_deadline.as_millis() as u64,
                             "vms_alive": load(&stats.instances),
                             "memory_bytes": load(&stats.memory_bytes),
+                            "resident_bytes": stats.resident_bytes(),
                             "failures": load(&stats.failures),
                         });
                         (name.clone(), v)

@@ -65,3 +65,20 @@ fn an_unreadable_or_empty_token_file_fails_the_check() {
         assert!(said.contains("admin.token_file") && said.contains(expected), "{said}");
     }
 }
+
+/// `/plugins` reports each VM's resident memory (pages the guests touched, as the kernel
+/// counts them) next to the linear memory they have and the limit they may reach.
+#[tokio::test]
+async fn plugins_report_resident_memory_per_vm() {
+    let origin = origin("o");
+    let weir = Weir::start(&format!(
+        "clusters:\n  o: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  t: {{ module: {} }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: t }}]\n",
+        trivial()
+    ));
+    assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
+    let plugins = client().get(weir.admin_url("/plugins")).fetch_json().await;
+    let t = &plugins["plugins"]["t"];
+    let (resident, memory, limit) =
+        (t["resident_bytes"].as_u64().unwrap(), t["memory_bytes"].as_u64().unwrap(), t["memory_limit_bytes"].as_u64().unwrap());
+    assert!(resident > 0 && resident <= memory && memory < limit, "{t}");
+}
