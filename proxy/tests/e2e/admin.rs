@@ -78,7 +78,10 @@ async fn plugins_report_resident_memory_per_vm() {
     assert_eq!(client().get(weir.url("/")).send().await.unwrap().status(), 200);
     let plugins = client().get(weir.admin_url("/plugins")).fetch_json().await;
     let t = &plugins["plugins"]["t"];
-    let (resident, memory, limit) =
-        (t["resident_bytes"].as_u64().unwrap(), t["memory_bytes"].as_u64().unwrap(), t["memory_limit_bytes"].as_u64().unwrap());
+    let (resident, memory, limit) = (
+        t["resident_bytes"].as_u64().unwrap(),
+        t["memory_bytes"].as_u64().unwrap(),
+        t["memory_limit_bytes"].as_u64().unwrap(),
+    );
     assert!(resident > 0 && resident <= memory && memory < limit, "{t}");
 }
