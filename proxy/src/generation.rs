@@ -167,12 +167,26 @@ fn check_capacity(
     vms: &HashMap<VmKey, Arc<VmSpec>>,
     previous: Option<&Generation>,
 ) -> Option<ConfigError> {
-    let slots = runtime.instance_slots()? as usize;
     let workers = loaded.config.server.workers();
     let draining =
         previous.map_or(0, |g| g.vms.values().filter(|old| !vms.values().any(|new| Arc::ptr_eq(old, new))).count());
     // One more for the validation VM a reload instantiates.
     let needed = (vms.len() + draining) * workers + 1;
+    let Some(slots) = runtime.instance_slots() else {
+        // VMs made on demand: each reserves its address space when it is made.
+        let fits = crate::address_space::instances_that_fit();
+        return fits.filter(|fits| needed > *fits).map(|fits| {
+            loaded.error(
+                "server.vm_slots",
+                format!(
+                    "{needed} VM instances are needed but the process's address-space limit (RLIMIT_AS, `ulimit -v`) \
+                     leaves room for about {fits}: each VM reserves about 4 GiB of address space (not memory). Remove \
+                     the limit (`ulimit -v unlimited`; `LimitAS=infinity` under systemd)"
+                ),
+            )
+        });
+    };
+    let slots = slots as usize;
     if needed <= slots {
         return None;
     }

@@ -5,6 +5,7 @@
 //! public so tests and benchmarks can start parts of it (the demo origin, the config loader).
 
 pub mod access_log;
+pub mod address_space;
 pub mod admin;
 pub mod build_info;
 pub mod builtin;

@@ -49,7 +49,8 @@ pub fn run(cli: &Cli) -> Result<(), StartupError> {
         Some(path) => config::load(path),
         None => config::parse(QUICKSTART.to_owned(), None),
     }?;
-    let runtime = Runtime::new(runtime_config(&loaded)).map_err(StartupError::Runtime)?;
+    let slots = loaded.config.server.vm_slots;
+    let runtime = Runtime::new(runtime_config(&loaded)).map_err(|e| StartupError::runtime(e, slots))?;
     if cli.test {
         crate::generation::build(&runtime, loaded, None)?;
         println!("weir: configuration OK");

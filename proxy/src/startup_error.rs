@@ -15,6 +15,13 @@ pub enum StartupError {
     ConfigPath(#[source] std::io::Error),
     #[error("cannot start the wasm runtime")]
     Runtime(#[source] weir_abi::LoadError),
+    #[error(
+        "the VM instance pool (server.vm_slots: {slots}) cannot reserve its address space under the \
+         process's address-space limit (RLIMIT_AS, `ulimit -v`) of {limit_mib} MiB: each slot reserves \
+         about 4 GiB of address space (not memory). Remove the limit (`ulimit -v unlimited`; \
+         `LimitAS=infinity` under systemd)"
+    )]
+    AddressSpace { slots: u32, limit_mib: u64, source: weir_abi::LoadError },
     #[error("TLS for listener {0}")]
     Tls(SocketAddr, #[source] Box<pingora::Error>),
     #[error("cannot listen on {addr} (the {what})")]
@@ -27,6 +34,18 @@ pub enum StartupError {
     DemoAddress(String, #[source] std::net::AddrParseError),
     #[error("cannot start the demo origin on {0}")]
     Demo(SocketAddr, #[source] std::io::Error),
+}
+
+impl StartupError {
+    /// The runtime could not start: with a VM pool and an address-space limit, the limit is
+    /// the reason (the pool reserves address space for every slot up front), so the error
+    /// names it and what to set.
+    pub fn runtime(e: weir_abi::LoadError, slots: u32) -> Self {
+        match crate::address_space::limit_mib() {
+            Some(limit_mib) if slots > 0 => StartupError::AddressSpace { slots, limit_mib, source: e },
+            _ => StartupError::Runtime(e),
+        }
+    }
 }
 
 impl From<Vec<ConfigError>> for StartupError {

@@ -151,3 +151,27 @@ fn a_builtin_filters_refusal_reason_is_in_the_error() {
     let error = out.lines().find(|l| l.contains("routes[0].filters[0]")).unwrap_or_else(|| panic!("{out}"));
     assert!(error.contains("request.sett") && error.contains("unknown field"), "{error}");
 }
+
+/// Under an address-space limit (`ulimit -v`) too small for the VMs (each reserves about
+/// 4 GiB of address space), `weir -t` says which limit and what to set, with the VM pool and
+/// with VMs made on demand, instead of starting and answering 503.
+#[test]
+fn an_address_space_limit_too_small_for_the_vms_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = "listeners: [{ address: 127.0.0.1:0 }]\nclusters:\n  o: { endpoints: [\"127.0.0.1:1\"] }\nplugins:\n  a: { builtin: header-rewrite }\n  b: { builtin: header-rewrite, vm_id: other }\nroutes:\n  - cluster: o\n    filters: [{ plugin: a, config: {} }, { plugin: b, config: {} }]\n";
+    for (server, expected) in [
+        ("server: { threads: 2 }\n", "the VM instance pool (server.vm_slots: 1000) cannot reserve its address space"),
+        ("server: { threads: 2, vm_slots: 0 }\n", "5 VM instances are needed but the process's address-space limit"),
+    ] {
+        let path = dir.path().join("weir.yaml");
+        std::fs::write(&path, format!("{base}{server}")).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 8000000 && exec '{}' -t -c '{}'", env!("CARGO_BIN_EXE_weir"), path.display()))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text}");
+        assert!(text.contains(expected) && text.contains("RLIMIT_AS") && text.contains("LimitAS=infinity"), "{text}");
+    }
+}
