@@ -278,3 +278,29 @@ async fn an_answer_that_breaks_mid_body_is_not_retried() {
     assert!(eventually(logged).await, "{}", weir.logs());
     assert_eq!(cluster_info(&weir).await["stats"]["retries"], 0);
 }
+
+/// Health checks follow a reload: a cluster the reload gives a check is checked at once, and
+/// its failing endpoint is taken out.
+#[tokio::test]
+async fn a_health_check_added_by_a_reload_runs() {
+    let (origin, busy) = (origin("o"), canned_server(BUSY, false));
+    let config = |check: &str| {
+        format!(
+            "clusters:\n  o:\n    endpoints: [\"{busy}\", \"{origin}\"]\n{check}routes:\n  - cluster: o\n    retry_policy: {{ num_retries: 0 }}\n"
+        )
+    };
+    let weir = Weir::start(&config(""));
+    assert!(statuses(&weir, 4).await.contains(&503));
+    weir.rewrite(&config("    health_check: { interval: 50ms, http: { path: /healthz } }\n"));
+    let busy_out = async || {
+        let info = cluster_info(&weir).await;
+        info["health_check"]["type"] == "http"
+            && info["endpoints"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["address"] == busy.to_string() && e["healthy"] == false)
+    };
+    assert!(eventually(busy_out).await, "{}", cluster_info(&weir).await);
+    assert_eq!(statuses(&weir, 10).await, vec![200; 10]);
+}
