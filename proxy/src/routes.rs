@@ -131,14 +131,13 @@ impl Rule {
 
     /// Whether the values (each header line or parameter of the name) satisfy the rule.
     fn holds(&self, mut any: impl FnMut(&mut dyn FnMut(&[u8]) -> bool) -> bool) -> bool {
-        let text = |v: &[u8]| std::str::from_utf8(v).ok().map(str::to_owned);
         let found = match &self.test {
             Test::Present(want) => any(&mut |_| true) == *want,
             Test::Exact(e) => any(&mut |v| v == e.as_bytes()),
             Test::Prefix(p) => any(&mut |v| v.starts_with(p.as_bytes())),
             Test::Suffix(p) => any(&mut |v| v.ends_with(p.as_bytes())),
             Test::Contains(p) => any(&mut |v| v.windows(p.len().max(1)).any(|w| w == p.as_bytes()) || p.is_empty()),
-            Test::Regex(r) => any(&mut |v| text(v).is_some_and(|t| r.is_match(&t))),
+            Test::Regex(r) => any(&mut |v| std::str::from_utf8(v).is_ok_and(|t| r.is_match(t))),
         };
         found != self.invert
     }

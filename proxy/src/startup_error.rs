@@ -37,12 +37,13 @@ pub enum StartupError {
 }
 
 impl StartupError {
-    /// The runtime could not start: with a VM pool and an address-space limit, the limit is
-    /// the reason (the pool reserves address space for every slot up front), so the error
-    /// names it and what to set.
+    /// The runtime could not start: when the VM pool's slots do not fit the address-space
+    /// limit (the pool reserves address space for every slot up front), the limit is the
+    /// reason, so the error names it and what to set; any other failure is shown as it is.
     pub fn runtime(e: weir_abi::LoadError, slots: u32) -> Self {
+        let too_small = crate::address_space::instances_that_fit().is_some_and(|fits| slots as usize > fits);
         match crate::address_space::limit_mib() {
-            Some(limit_mib) if slots > 0 => StartupError::AddressSpace { slots, limit_mib, source: e },
+            Some(limit_mib) if slots > 0 && too_small => StartupError::AddressSpace { slots, limit_mib, source: e },
             _ => StartupError::Runtime(e),
         }
     }

@@ -79,7 +79,7 @@ pub struct RequestCtx {
     /// The tries at the upstream.
     pub tries: crate::retry::Tries,
     /// The request body the filters released, kept for a retry.
-    pub sent_body: Vec<Bytes>,
+    pub sent_body: smallvec::SmallVec<[Bytes; 2]>,
     /// Its length.
     pub sent_len: usize,
     /// The try whose body is being sent.
@@ -125,7 +125,7 @@ impl RequestCtx {
             _in_flight: in_flight,
             outcomes: String::new(),
             tries: Default::default(),
-            sent_body: Vec::new(),
+            sent_body: Default::default(),
             sent_len: 0,
             body_try: 0,
             retry_response: false,

@@ -311,12 +311,7 @@ impl ProxyHttp for WeirProxy {
             && !ctx.upstream_answered
             && !session.as_ref().retry_buffer_truncated();
         if !safe {
-            let failure = match e.etype() {
-                ErrorType::ReadTimedout if ctx.read_limit == tries::ReadLimit::PerTry => {
-                    crate::retry::TryFailure::PerTryTimeout
-                }
-                _ => tries::failure_of(&e),
-            };
+            let failure = tries::failure_of(&e, ctx.read_limit);
             e.set_retry(tries::retry(&self.state, session, ctx, failure));
         }
         e

@@ -115,8 +115,12 @@ pub(super) fn retry(state: &State, session: &Session, ctx: &mut RequestCtx, fail
     }
 }
 
-/// What an error after the connection was made means for retrying.
-pub(super) fn failure_of(e: &Error) -> TryFailure {
+/// What an error after the connection was made means for retrying, `limit` bounding the
+/// try's reads when it was a read timeout.
+pub(super) fn failure_of(e: &Error, limit: ReadLimit) -> TryFailure {
+    if e.etype() == &ErrorType::ReadTimedout && limit == ReadLimit::PerTry {
+        return TryFailure::PerTryTimeout;
+    }
     // Pingora nests its errors: the h2 error is somewhere down the chain of causes.
     let mut cause = e.cause.as_deref();
     while let Some(c) = cause {
