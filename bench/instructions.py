@@ -8,8 +8,10 @@ on after start-up and a warm-up, for a fixed number of keep-alive GET requests, 
 covers every thread of the proxy's process. Configurations:
 
   nginx proxy_pass        - nginx (one worker, no master, access log to a file as by default)
-  bare Pingora            - bench/src/bin/bare_pingora.rs: a ProxyHttp whose only hook is
-                            upstream_peer, same Pingora version and features as weir
+  bare Pingora            - bench/src/bare.rs: a ProxyHttp whose only hook is upstream_peer,
+                            same Pingora version and features as weir, glibc's allocator
+  bare Pingora, mimalloc  - the same with weir's global allocator: weir's ratio to this row is
+                            the cost of its design, not of the allocator
   weir, no filters        - the default access log on (stderr, redirected to a file)
   weir, no filters, access log off - RUST_LOG=info,weir::access=off: the difference from the
                             row above is the access log's cost per request
@@ -28,6 +30,7 @@ from run import FOUR, TARGET, WEIR, free_port, require_fresh, sh, wait_http, wei
 
 WARMUP, MEASURED = 300, 2000
 BARE = os.path.join(TARGET, "release", "bare_pingora")
+BARE_MIMALLOC = BARE + "_mimalloc"
 HEADERS = {"x-api-key": "bench-key-0123456789"}
 
 
@@ -96,6 +99,7 @@ def measure(name, argv, port, ready_url, d, env=None):
 def main(only=()):
     require_fresh(WEIR)
     require_fresh(BARE)
+    require_fresh(BARE_MIMALLOC)
     wanted = lambda name: not only or any(o in name for o in only)
     for tool, pkg in (("valgrind", "valgrind"), ("nginx", "nginx-light")):
         if not shutil.which(tool):
@@ -121,9 +125,11 @@ http {{ access_log {d}/nginx.access.log;
             results["nginx proxy_pass"] = measure("nginx", ["nginx", "-c", f"{d}/nginx.conf"], port,
                                                   f"http://127.0.0.1:{port}/", d)
         port = free_port()
-        if wanted("bare Pingora"):
-            results["bare Pingora"] = measure("bare", [BARE, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
-                                              f"http://127.0.0.1:{port}/", d)
+        for name, binary in (("bare Pingora", BARE), ("bare Pingora, mimalloc", BARE_MIMALLOC)):
+            if wanted(name):
+                port = free_port()
+                results[name] = measure(name, [binary, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
+                                        f"http://127.0.0.1:{port}/", d)
         # The access log's own cost is the first two rows' difference.
         for name, filters, env in (("weir, no filters", "[]", None),
                                    ("weir, no filters, access log off", "[]", {"RUST_LOG": "info,weir::access=off"}),
@@ -147,9 +153,12 @@ http {{ access_log {d}/nginx.access.log;
 def table(results):
     ratio = lambda ir, base: f"{ir / base:.2f}" if base else "-"
     bare, nginx = results.get("bare Pingora"), results.get("nginx proxy_pass")
-    lines = ["| configuration | instructions / request | × bare Pingora | × nginx |", "|---|---|---|---|"]
+    same = results.get("bare Pingora, mimalloc")
+    lines = ["| configuration | instructions / request | × bare Pingora | × bare Pingora, same allocator | × nginx |",
+             "|---|---|---|---|---|"]
     for name, ir in results.items():
-        lines.append(f"| {name} | {ir:,.0f} | {ratio(ir, bare)} | {ratio(ir, nginx)} |")
+        alike = ratio(ir, same) if name.startswith("weir") else "-"
+        lines.append(f"| {name} | {ir:,.0f} | {ratio(ir, bare)} | {alike} | {ratio(ir, nginx)} |")
     return lines
 
 

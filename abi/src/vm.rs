@@ -482,6 +482,9 @@ impl Vm {
     /// Takes the callouts requested by `context` only.
     pub(crate) fn take_callouts_of(&mut self, context: u32) -> Vec<Callout> {
         let all = &mut self.store.data_mut().callouts;
+        if all.is_empty() {
+            return Vec::new();
+        }
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(all).into_iter().partition(|(c, _)| *c == context);
         *all = rest;
         mine.into_iter().map(|(_, c)| c).collect()
@@ -599,25 +602,33 @@ impl Vm {
         let deadline = self.spec.config.limits.callback_deadline;
         let cb = self.cb.clone();
         let c = ctx as i32;
-        let headers = |f: Option<HeadersFn>, n: usize, eos: bool| {
-            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
-                match f {
-                    Some(HeadersFn::V2(f)) => f.call(s, (c, n as i32, eos as i32)).map(Some),
-                    Some(HeadersFn::V1(f)) => f.call(s, (c, n as i32)).map(Some),
-                    None => Ok(None),
-                }
+        fn headers(
+            f: Option<&HeadersFn>,
+            c: i32,
+            n: usize,
+            eos: bool,
+        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
+            move |s| match f {
+                Some(HeadersFn::V2(f)) => f.call(s, (c, n as i32, eos as i32)).map(Some),
+                Some(HeadersFn::V1(f)) => f.call(s, (c, n as i32)).map(Some),
+                None => Ok(None),
             }
-        };
-        let data = |f: Option<F3R>, n: usize, eos: bool| {
-            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
-                f.map(|f| f.call(s, (c, n as i32, eos as i32))).transpose()
-            }
-        };
-        let trailers = |f: Option<F2R>, n: usize| {
-            move |s: &mut Store<HostState>| -> wasmtime::Result<Option<i32>> {
-                f.map(|f| f.call(s, (c, n as i32))).transpose()
-            }
-        };
+        }
+        fn data(
+            f: Option<&F3R>,
+            c: i32,
+            n: usize,
+            eos: bool,
+        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
+            move |s| f.map(|f| f.call(s, (c, n as i32, eos as i32))).transpose()
+        }
+        fn trailers(
+            f: Option<&F2R>,
+            c: i32,
+            n: usize,
+        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
+            move |s| f.map(|f| f.call(s, (c, n as i32))).transpose()
+        }
         let frame = Frame::new(CallbackKind::Stream, ctx);
         let outcome = self.lend(stream, ctx, phase, |vm| -> Result<CallOutcome, Failure> {
             let n_req = vm.store.data().stream.request_headers.len();
@@ -628,39 +639,39 @@ impl Vm {
                 StreamCallback::Create { root } => {
                     let r = cb
                         .context_create
-                        .clone()
+                        .as_ref()
                         .map(|f| vm.call(frame, deadline, |s| f.call(s, (c, root as i32))))
                         .transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::RequestHeaders { end_of_stream } => {
-                    vm.call(frame, deadline, headers(cb.request_headers.clone(), n_req, end_of_stream))?
+                    vm.call(frame, deadline, headers(cb.request_headers.as_ref(), c, n_req, end_of_stream))?
                 }
                 StreamCallback::RequestBody { size, end_of_stream } => {
-                    vm.call(frame, deadline, data(cb.request_body.clone(), size, end_of_stream))?
+                    vm.call(frame, deadline, data(cb.request_body.as_ref(), c, size, end_of_stream))?
                 }
                 StreamCallback::RequestTrailers => {
-                    vm.call(frame, deadline, trailers(cb.request_trailers.clone(), n_req_t))?
+                    vm.call(frame, deadline, trailers(cb.request_trailers.as_ref(), c, n_req_t))?
                 }
                 StreamCallback::ResponseHeaders { end_of_stream } => {
-                    vm.call(frame, deadline, headers(cb.response_headers.clone(), n_resp, end_of_stream))?
+                    vm.call(frame, deadline, headers(cb.response_headers.as_ref(), c, n_resp, end_of_stream))?
                 }
                 StreamCallback::ResponseBody { size, end_of_stream } => {
-                    vm.call(frame, deadline, data(cb.response_body.clone(), size, end_of_stream))?
+                    vm.call(frame, deadline, data(cb.response_body.as_ref(), c, size, end_of_stream))?
                 }
                 StreamCallback::ResponseTrailers => {
-                    vm.call(frame, deadline, trailers(cb.response_trailers.clone(), n_resp_t))?
+                    vm.call(frame, deadline, trailers(cb.response_trailers.as_ref(), c, n_resp_t))?
                 }
                 StreamCallback::Log => {
-                    let r = cb.log.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
+                    let r = cb.log.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::Done => {
-                    let r = cb.done.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
+                    let r = cb.done.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::Delete => {
-                    let r = cb.delete.clone().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
+                    let r = cb.delete.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
             };
@@ -700,7 +711,10 @@ impl Vm {
     }
 
     fn delete_context(&mut self, ctx: u32) {
-        if let Some(f) = self.cb.delete.clone() {
+        // The callbacks are shared: borrowing one (not cloning its typed function, which
+        // clones its registered type) keeps a callback's dispatch cheap.
+        let cb = Arc::clone(&self.cb);
+        if let Some(f) = &cb.delete {
             let deadline = self.spec.config.limits.callback_deadline;
             let _ = self.call(Frame::new(CallbackKind::Root, ctx), deadline, |s| f.call(s, ctx as i32));
         }

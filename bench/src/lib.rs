@@ -1,5 +1,7 @@
 //! Helpers shared by weir's benchmarks.
 
+pub mod bare;
+
 use std::sync::Arc;
 
 use weir_abi::{HeaderMap, PluginConfig, PluginSpec, Runtime, RuntimeConfig, StreamState, VmConfig};

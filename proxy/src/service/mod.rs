@@ -122,13 +122,15 @@ impl WeirProxy {
 
 #[async_trait]
 impl ProxyHttp for WeirProxy {
-    type CTX = RequestCtx;
+    /// Boxed: Pingora moves its per-request future (which holds the context) into a box of
+    /// its own for every request, and a pointer is cheaper to carry than the whole context.
+    type CTX = Box<RequestCtx>;
 
-    fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::new(self.state.current.load_full(), crate::lifecycle::Lifecycle::enter(&self.state))
+    fn new_ctx(&self) -> Box<RequestCtx> {
+        Box::new(RequestCtx::new(self.state.current.load_full(), crate::lifecycle::Lifecycle::enter(&self.state)))
     }
 
-    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    async fn request_filter(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<bool> {
         ctx.fill_request(session);
         let req = session.req_header();
         ctx.trace = crate::traces::RequestTrace::start(&req.headers, req.method.as_str(), req.uri.path(), ctx.started);
@@ -208,7 +210,7 @@ impl ProxyHttp for WeirProxy {
         Ok(false)
     }
 
-    async fn upstream_peer(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    async fn upstream_peer(&self, session: &mut Session, ctx: &mut Self::CTX) -> Result<Box<HttpPeer>> {
         let cluster = ctx.upstream_cluster().ok_or_else(|| Error::explain(ErrorType::HTTPStatus(503), "no cluster"))?;
         tries::start_try(&self.state, ctx, &cluster);
         let tried = &ctx.tries.tried;
@@ -248,7 +250,7 @@ impl ProxyHttp for WeirProxy {
         &self,
         _session: &mut Session,
         upstream_request: &mut RequestHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         // The upstream span's trace context replaces the caller's.
         for (name, value) in &ctx.trace_headers {
@@ -271,7 +273,7 @@ impl ProxyHttp for WeirProxy {
         &self,
         session: &mut Session,
         _peer: &HttpPeer,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
         mut e: Box<Error>,
     ) -> Box<Error> {
         if let Some(cluster) = &ctx.upstream {
@@ -286,7 +288,7 @@ impl ProxyHttp for WeirProxy {
         peer: &HttpPeer,
         session: &mut Session,
         e: Box<Error>,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
@@ -321,7 +323,7 @@ impl ProxyHttp for WeirProxy {
         &self,
         session: &mut Session,
         upstream_response: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
         if status < 200 {
@@ -342,7 +344,7 @@ impl ProxyHttp for WeirProxy {
         _session: &mut Session,
         _body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
         if end_of_stream {
             ctx.upstream_done = Some(std::time::Instant::now());
@@ -359,7 +361,7 @@ impl ProxyHttp for WeirProxy {
         session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         if ctx.request_done_at_headers || ctx.chain.is_none() {
             return Ok(());
@@ -407,7 +409,7 @@ impl ProxyHttp for WeirProxy {
         &self,
         session: &mut Session,
         resp: &mut ResponseHeader,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<()> {
         ctx.stream.info.response_code = Some(resp.status.as_u16());
         ctx.upstream_answered = true;
@@ -483,7 +485,7 @@ impl ProxyHttp for WeirProxy {
         _session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<Option<Duration>> {
         if let Some(replacement) = &ctx.body_replacement {
             *body = end_of_stream.then(|| replacement.clone());
@@ -551,7 +553,7 @@ impl ProxyHttp for WeirProxy {
         &self,
         _session: &mut Session,
         trailers: &mut http::HeaderMap,
-        ctx: &mut RequestCtx,
+        ctx: &mut Self::CTX,
     ) -> Result<Option<Bytes>> {
         let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
         ctx.stream.response_trailers = Some(convert::trailers(trailers));
@@ -567,7 +569,7 @@ impl ProxyHttp for WeirProxy {
         Ok(None)
     }
 
-    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut Self::CTX) -> FailToProxy {
         if ctx.replied {
             return FailToProxy { error_code: ctx.stream.info.response_code.unwrap_or(0), can_reuse_downstream: false };
         }
@@ -623,14 +625,14 @@ impl ProxyHttp for WeirProxy {
         FailToProxy { error_code: code, can_reuse_downstream: reuse }
     }
 
-    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+    fn suppress_error_log(&self, _session: &Session, _ctx: &Self::CTX, _error: &Error) -> bool {
         // One request's failure (an upstream that refused or reset, a client that went away, a
         // filter's reply or reset) is recorded in its access-log line with the error and
         // response code details, as Envoy does; ERROR is for what an operator must act on.
         true
     }
 
-    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut Self::CTX) {
         if ctx.stream.info.response_code.is_none() {
             ctx.stream.info.response_code = session.response_written().map(|r| r.status.as_u16());
         }
