@@ -27,6 +27,8 @@ fn main() {
         return;
     }
     let packages: Vec<&str> = BUILTINS.iter().map(|(_, p)| *p).collect();
+    // The `filter` profile (its optimization level) lives in the workspace manifest.
+    println!("cargo:rerun-if-changed={}", root.join("Cargo.toml").display());
     let artifacts = weir_wasm_build::build_with_profile(&root, &packages, "filter");
     for ((name, _), a) in BUILTINS.iter().zip(&artifacts) {
         code.push_str(&format!("    ({name:?}, include_bytes!({:?})),\n", a.path));

@@ -217,11 +217,11 @@ impl FilterChain {
         std::mem::take(&mut self.detached)
     }
 
-    /// Hands out each filter callback since the last call: its phase, when it began and how
-    /// long it took.
-    pub fn drain_timings(&mut self, mut f: impl FnMut(&PluginSpec, &CallTiming)) {
+    /// Hands out each filter callback since the last call: the filter's place in the chain,
+    /// its plugin, the callback's phase, when it began and how long it took.
+    pub fn drain_timings(&mut self, mut f: impl FnMut(usize, &PluginSpec, &CallTiming)) {
         for (i, t) in self.timings.drain(..) {
-            f(&self.slots[i].plugin, &t);
+            f(i, &self.slots[i].plugin, &t);
         }
     }
 

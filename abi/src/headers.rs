@@ -7,14 +7,24 @@ use bytes::Bytes;
 #[derive(Debug, Clone)]
 pub struct HeaderMap {
     entries: Vec<(Bytes, Bytes)>,
-    /// Set by every change, cleared by [`HeaderMap::mark_unchanged`].
-    changed: bool,
+    /// What changed since [`HeaderMap::mark_unchanged`].
+    changed: Changed,
+}
+
+/// What changed in a map since it was last in step with a host's copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Changed {
+    Nothing,
+    /// The entries of these (lower-case) names, and only those.
+    Names(Vec<Bytes>),
+    /// Anything: a new map, or one replaced whole.
+    Everything,
 }
 
 impl Default for HeaderMap {
     /// Empty, and changed: nothing says it matches any other copy yet.
     fn default() -> Self {
-        Self { entries: Vec::new(), changed: true }
+        Self { entries: Vec::new(), changed: Changed::Everything }
     }
 }
 
@@ -31,16 +41,33 @@ impl HeaderMap {
     /// changed). A host that converted the map from another representation marks it unchanged
     /// and, after the filters ran, converts it back only if a filter changed it.
     pub fn is_changed(&self) -> bool {
-        self.changed
+        self.changed != Changed::Nothing
+    }
+
+    /// The names whose entries changed since [`HeaderMap::mark_unchanged`] (lower-case, each
+    /// once), so a host can write back only those; `None` when the whole map may differ from
+    /// the host's copy (a new map, or one replaced with `set_all`).
+    pub fn changed_names(&self) -> Option<&[Bytes]> {
+        match &self.changed {
+            Changed::Nothing => Some(&[]),
+            Changed::Names(names) => Some(names),
+            Changed::Everything => None,
+        }
     }
 
     /// Records that the map is in step with the host's own copy.
     pub fn mark_unchanged(&mut self) {
-        self.changed = false;
+        self.changed = Changed::Nothing;
     }
 
-    fn touch(&mut self) {
-        self.changed = true;
+    /// Notes a change to the entries of `name`.
+    fn touch(&mut self, name: &[u8]) {
+        match &mut self.changed {
+            Changed::Everything => {}
+            Changed::Names(names) if names.iter().any(|n| n.eq_ignore_ascii_case(name)) => {}
+            Changed::Names(names) => names.push(lower(name)),
+            Changed::Nothing => self.changed = Changed::Names(vec![lower(name)]),
+        }
     }
 
     /// An empty map.
@@ -50,7 +77,7 @@ impl HeaderMap {
 
     /// An empty map with room for `n` entries.
     pub fn with_capacity(n: usize) -> Self {
-        Self { entries: Vec::with_capacity(n), changed: true }
+        Self { entries: Vec::with_capacity(n), changed: Changed::Everything }
     }
 
     /// Appends a regular header whose name is already lower-case, as a host's own header
@@ -58,7 +85,8 @@ impl HeaderMap {
     pub fn push_lowercase(&mut self, name: &[u8], value: Bytes) {
         debug_assert!(!name.iter().any(u8::is_ascii_uppercase) && name.first() != Some(&b':'));
         self.entries.push((known_name(name), value));
-        self.touch();
+        // A host building its view; it marks the map unchanged once built.
+        self.changed = Changed::Everything;
     }
 
     /// Builds a map from pairs, lower-casing the names and keeping the order.
@@ -108,8 +136,8 @@ impl HeaderMap {
         } else {
             self.entries.len()
         };
+        self.touch(&name);
         self.entries.insert(at, (name, value.into()));
-        self.touch();
     }
 
     /// Sets `name` to exactly one value: replaces the first entry in place and removes the
@@ -128,20 +156,20 @@ impl HeaderMap {
             }
             None => self.add(name, value),
         }
-        self.touch();
+        self.touch(name);
     }
 
     /// Removes every entry of `name`.
     pub fn remove(&mut self, name: &[u8]) {
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self.touch();
+        self.touch(name);
     }
 
     /// Replaces the whole map with `pairs`, in their order (names lower-cased).
     pub fn set_all(&mut self, pairs: Vec<(Bytes, Bytes)>) {
         self.entries.clear();
         self.entries.extend(pairs.into_iter().map(|(k, v)| (lower(&k), v)));
-        self.touch();
+        self.changed = Changed::Everything;
     }
 
     /// Envoy's `HeaderMap::byteSize()`: the sum of name and value lengths.
@@ -260,5 +288,21 @@ mod tests {
             change(&mut m);
             assert!(m.is_changed());
         }
+    }
+
+    #[test]
+    fn changed_names_are_each_name_once_until_the_map_is_replaced() {
+        let mut m = HeaderMap::from_pairs([("a", "1"), ("B", "2")]);
+        assert_eq!(m.changed_names(), None, "a new map may differ anywhere");
+        m.mark_unchanged();
+        assert_eq!(m.changed_names(), Some(&[][..]));
+        m.add(b"X-New", "1");
+        m.replace(b"b", "3");
+        m.add(b"x-new", "2");
+        m.remove(b"absent");
+        let names: Vec<&[u8]> = m.changed_names().unwrap().iter().map(|n| &n[..]).collect();
+        assert_eq!(names, [&b"x-new"[..], b"b", b"absent"]);
+        m.set_all(vec![]);
+        assert_eq!(m.changed_names(), None);
     }
 }

@@ -5,7 +5,6 @@
 //! Phase validity is explicit: [`CallbackKind`] and [`Phase`] say which maps and buffers exist
 //! right now, instead of nullable fields and flags.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -161,7 +160,7 @@ pub(crate) struct HostState {
     pub guest: GuestHandles,
     pub limiter: MemoryLimiter,
     pub spec: Arc<VmSpec>,
-    pub contexts: HashMap<u32, Context>,
+    pub contexts: crate::FastMap<u32, Context>,
     pub next_context_id: u32,
     pub frame: Frame,
     /// The stream lent for the current callback, and the context whose stream it is.
@@ -171,10 +170,10 @@ pub(crate) struct HostState {
     /// Callout work requested and not yet taken by the host: (originating context, callout).
     pub callouts: Vec<(u32, Callout)>,
     /// Outstanding callouts by token: (root, originating context, is gRPC stream).
-    pub tokens: HashMap<u32, OutstandingCall>,
+    pub tokens: crate::FastMap<u32, OutstandingCall>,
     pub next_token: u32,
     /// Metric handles: id → process-wide metric.
-    pub metrics: HashMap<u32, Arc<crate::shared::Metric>>,
+    pub metrics: crate::FastMap<u32, Arc<crate::shared::Metric>>,
     pub next_metric: [u32; 3],
     /// Arguments of the foreign-function callback being delivered.
     pub foreign_args: Bytes,
@@ -183,7 +182,7 @@ pub(crate) struct HostState {
     pub inbox: Arc<crate::shared::Inbox>,
     /// Streams paused in this VM, by context id: their data waits here so any context of the
     /// VM can act on them (`proxy_set_effective_context`, then continue, reply or close).
-    pub parked: HashMap<u32, Parked>,
+    pub parked: crate::FastMap<u32, Parked>,
     /// Parked streams a callback continued, replied to or closed: woken after it returns.
     pub to_wake: Vec<u32>,
     /// The last warning or error a root context logged in `proxy_on_vm_start` or
@@ -223,20 +222,20 @@ impl HostState {
             guest: GuestHandles::default(),
             limiter,
             spec,
-            contexts: HashMap::new(),
+            contexts: Default::default(),
             next_context_id: 1,
             frame: Frame::new(CallbackKind::Start, 0),
             stream: StreamState::default(),
             stream_context: None,
             phase: Phase::RequestHeaders,
             callouts: Vec::new(),
-            tokens: HashMap::new(),
+            tokens: Default::default(),
             next_token: 0,
-            metrics: HashMap::new(),
+            metrics: Default::default(),
             next_metric: [0; 3],
             foreign_args: Bytes::new(),
             inbox: Arc::new(crate::shared::Inbox::default()),
-            parked: HashMap::new(),
+            parked: Default::default(),
             to_wake: Vec::new(),
             refusal: None,
         }

@@ -53,6 +53,11 @@ mod stream;
 mod types;
 mod vm;
 
+/// A map looked up on the request path by keys weir hands out or takes from its configuration
+/// (context ids, VM ids, cluster names): foldhash instead of SipHash, whose resistance to
+/// crafted keys these keys do not need (SipHash costs ~160 instructions a lookup).
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 pub use chain::{CallTiming, FilterChain, FilterFailure, FilterOutcome, Outcome};
 pub use error::{Cause, Chain, Failure, FailureKind, LoadError, StartError};
 pub use headers::HeaderMap;
@@ -67,7 +72,7 @@ pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
     Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest, HttpCallResponse, LocalResponse,
-    StreamInfo, StreamState, TlsInfo,
+    StreamData, StreamInfo, StreamState, TlsInfo,
 };
 pub use types::{AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status, StreamType};
 pub use vm::{RootWork, Vm, live_instances};

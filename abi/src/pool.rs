@@ -4,7 +4,6 @@
 //! asks for a fresh one after its backoff.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -30,7 +29,7 @@ struct Slot {
 }
 
 thread_local! {
-    static SLOTS: RefCell<HashMap<u64, Slot>> = RefCell::new(HashMap::new());
+    static SLOTS: RefCell<crate::FastMap<u64, Slot>> = RefCell::new(Default::default());
 }
 
 /// A VM ready for a call, or why there is none.

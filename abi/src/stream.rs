@@ -3,7 +3,6 @@
 //! The proxy fills a [`StreamState`] from the wire, hands it to a [`crate::FilterChain`] for
 //! each phase and applies what the filters changed. Tests build one by hand.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime};
 
@@ -11,9 +10,35 @@ use bytes::{Bytes, BytesMut};
 
 use crate::headers::HeaderMap;
 
-/// Everything a filter can see of one request/response exchange.
+/// Everything a filter can see of one request/response exchange, boxed: the host lends it to
+/// the filter's VM for each callback by swapping it in and out, and swapping a pointer is far
+/// cheaper than swapping the whole exchange (28 swaps a request with four filters).
 #[derive(Debug, Default)]
-pub struct StreamState {
+pub struct StreamState(Box<StreamData>);
+
+impl std::ops::Deref for StreamState {
+    type Target = StreamData;
+    fn deref(&self) -> &StreamData {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for StreamState {
+    fn deref_mut(&mut self) -> &mut StreamData {
+        &mut self.0
+    }
+}
+
+impl StreamState {
+    /// A stream whose request has these headers (pseudo-headers included).
+    pub fn with_request_headers(headers: HeaderMap) -> Self {
+        Self(Box::new(StreamData { request_headers: headers, ..StreamData::default() }))
+    }
+}
+
+/// What [`StreamState`] holds.
+#[derive(Debug, Default)]
+pub struct StreamData {
     /// Request headers with the pseudo-headers `:method`, `:path`, `:authority`, `:scheme`.
     pub request_headers: HeaderMap,
     /// Request trailers, when the request carries them (or a filter created them).
@@ -31,18 +56,18 @@ pub struct StreamState {
     pub info: StreamInfo,
     /// Values filters stored with `proxy_set_property` (Envoy's `wasm.<path>` filter state),
     /// keyed by the raw path bytes.
-    pub filter_state: HashMap<Vec<u8>, Bytes>,
+    pub filter_state: crate::FastMap<Vec<u8>, Bytes>,
 }
 
-impl StreamState {
-    /// A stream whose request has these headers (pseudo-headers included).
-    pub fn with_request_headers(headers: HeaderMap) -> Self {
-        Self { request_headers: headers, ..Self::default() }
-    }
-
+impl StreamData {
     /// A value a filter stored with `proxy_set_property(path)`, path segments joined by NUL.
     pub fn filter_state(&self, path: &[&str]) -> Option<&Bytes> {
-        self.filter_state.get(path.join("\0").as_bytes())
+        match path {
+            // Asked on every request (the upstream cluster): most requests stored nothing.
+            _ if self.filter_state.is_empty() => None,
+            [one] => self.filter_state.get(one.as_bytes()),
+            _ => self.filter_state.get(path.join("\0").as_bytes()),
+        }
     }
 
     /// True for a gRPC request (`content-type: application/grpc…`).

@@ -87,14 +87,11 @@ pub fn authority(req: &RequestHeader) -> &str {
 /// headers are left out.
 pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
     let mut h = HeaderMap::with_capacity(req.headers.len() + 4);
-    h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
     let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let authority = req.headers.get(http::header::HOST).map_or_else(|| authority(req).as_bytes(), |h| h.as_bytes());
+    h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
     h.add(b":path", Bytes::copy_from_slice(path.as_bytes()));
-    let authority = match req.headers.get(http::header::HOST) {
-        Some(host) => Bytes::copy_from_slice(host.as_bytes()),
-        None => Bytes::copy_from_slice(authority(req).as_bytes()),
-    };
-    h.add(b":authority", authority);
+    h.add(b":authority", Bytes::copy_from_slice(authority));
     h.add(b":scheme", Bytes::from_static(if tls { b"https" } else { b"http" }));
     let upgrade = is_upgrade(&req.headers);
     for (name, value) in req.headers.iter() {
@@ -113,11 +110,7 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
     let mut out: Vec<(HeaderName, HeaderValue)> =
         original.iter().filter(|(n, v)| is_hop_by_hop(n, v, upgrade)).map(|(n, v)| (n.clone(), v.clone())).collect();
     for (k, v) in h.regular() {
-        let (n, v) = (name(k)?, value(v)?);
-        // A length no peer can hold would desynchronize the framing of what follows.
-        if n == http::header::CONTENT_LENGTH && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
-            return Err(InvalidHeaders::ContentLength(shown(v.as_bytes())));
-        }
+        let (n, v) = (name(k)?, checked_value(k, v)?);
         if !is_hop_by_hop(&n, &v, upgrade) {
             out.push((n, v));
         }
@@ -143,6 +136,20 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Inval
         let uri: http::Uri = p.parse().map_err(|_| InvalidHeaders::Path(shown(p.as_bytes())))?;
         req.set_uri(uri);
     }
+    let authority_changed = h.changed_names().is_none_or(|names| names.iter().any(|n| &n[..] == b":authority"));
+    if let Some(changed) = changed_entries(h) {
+        let changed = changed?;
+        if authority_changed && let Some(a) = h.get(b":authority") {
+            req.insert_header(http::header::HOST, value(a)?).map_err(InvalidHeaders::Write)?;
+        }
+        for (n, values) in changed {
+            req.remove_header(&n);
+            for v in values {
+                req.append_header(n.clone(), v).map_err(InvalidHeaders::Write)?;
+            }
+        }
+        return Ok(());
+    }
     let headers = outgoing(&req.headers, h)?;
     let names: Vec<HeaderName> = req.headers.keys().cloned().collect();
     for n in names {
@@ -155,6 +162,40 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Inval
         req.append_header(n, v).map_err(InvalidHeaders::Write)?;
     }
     Ok(())
+}
+
+/// Header names with their values, in order.
+type Entries = Vec<(HeaderName, Vec<HeaderValue>)>;
+
+/// The entries of the names filters changed, with their values now, when writing back only
+/// those gives what rewriting the whole map would: the map was not replaced whole and no
+/// changed name is connection-level (`outgoing` decides about those). Pseudo-headers are the
+/// caller's. Most filters change a header or two; rewriting every header costs far more.
+fn changed_entries(h: &HeaderMap) -> Option<Result<Entries, InvalidHeaders>> {
+    let names = h.changed_names()?;
+    let regular = || names.iter().filter(|n| n.first() != Some(&b':'));
+    let connection_level =
+        [&b"connection"[..], b"transfer-encoding", b"te", b"upgrade", b"keep-alive", b"proxy-connection", b"host"];
+    if regular().any(|n| connection_level.contains(&&n[..])) {
+        return None;
+    }
+    let entries = regular()
+        .map(|n| {
+            let values = h.get_all(n).map(|v| checked_value(n, v)).collect::<Result<Vec<_>, _>>()?;
+            Ok((name(n)?, values))
+        })
+        .collect();
+    Some(entries)
+}
+
+/// A filter's header value, with `content-length` held to a length a peer can hold (one that
+/// is not would desynchronize the framing of what follows).
+fn checked_value(name: &[u8], v: &[u8]) -> Result<HeaderValue, InvalidHeaders> {
+    let v = value(v)?;
+    if name == b"content-length" && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
+        return Err(InvalidHeaders::ContentLength(shown(v.as_bytes())));
+    }
+    Ok(v)
 }
 
 /// The response as filters see it (without hop-by-hop headers), marked unchanged: in step
@@ -187,6 +228,15 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), In
         if code != resp.status.as_u16() {
             resp.set_status(code).map_err(InvalidHeaders::Write)?;
         }
+    }
+    if let Some(changed) = changed_entries(h) {
+        for (n, values) in changed? {
+            resp.remove_header(&n);
+            for v in values {
+                resp.append_header(n.clone(), v).map_err(InvalidHeaders::Write)?;
+            }
+        }
+        return Ok(());
     }
     let headers = outgoing(&resp.headers, h)?;
     let names: Vec<HeaderName> = resp.headers.keys().cloned().collect();
@@ -258,11 +308,22 @@ mod tests {
 
     #[test]
     fn only_what_filters_changed_is_rewritten_and_the_result_is_their_map() {
+        // Marked in step with the request (as weir's view is), only the changed names are
+        // written back; otherwise the whole map is. Either way the request is the filters' map.
+        for in_step in [true, false] {
+            changes_give_the_filters_map(in_step);
+        }
+    }
+
+    fn changes_give_the_filters_map(in_step: bool) {
         let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
         for (k, v) in [("host", "a.test"), ("x-keep", "1"), ("x-dup", "a"), ("x-dup", "b"), ("x-gone", "1")] {
             req.append_header(k, v).unwrap();
         }
         let mut h = request_headers(&req, false);
+        if in_step {
+            h.mark_unchanged();
+        }
         h.remove(b"x-gone");
         h.add(b"x-dup", "c");
         h.add(b"x-new", "n");
@@ -273,11 +334,34 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect();
-        assert_eq!(sent(&req), expected);
+        assert_eq!(sent(&req), expected, "in step: {in_step}");
         // Applying an unchanged map changes nothing.
-        let again = request_headers(&req, false);
+        let mut again = request_headers(&req, false);
+        if in_step {
+            again.mark_unchanged();
+        }
         apply_request(&again, &mut req).unwrap();
         assert_eq!(sent(&req), expected);
+    }
+
+    #[test]
+    fn a_changed_connection_header_or_bad_length_is_handled_as_in_a_whole_rewrite() {
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        req.append_header("host", "a.test").unwrap();
+        req.append_header("connection", "keep-alive").unwrap();
+        let mut h = request_headers(&req, false);
+        h.mark_unchanged();
+        h.add(b"connection", "close");
+        h.add(b"x-new", "1");
+        apply_request(&h, &mut req).unwrap();
+        // The connection's own header stays the client's; the filter's is dropped.
+        assert_eq!(req.headers.get_all("connection").iter().count(), 1);
+        assert_eq!(req.headers["connection"], "keep-alive");
+        assert_eq!(req.headers["x-new"], "1");
+        let mut h = request_headers(&req, false);
+        h.mark_unchanged();
+        h.replace(b"content-length", "-1");
+        assert!(matches!(apply_request(&h, &mut req), Err(InvalidHeaders::ContentLength(_))));
     }
 
     #[test]

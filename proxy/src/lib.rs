@@ -38,7 +38,4 @@ pub mod tls;
 pub mod traces;
 pub mod workers;
 
-/// A map looked up on the request path by keys from the configuration (cluster names,
-/// endpoint addresses): foldhash instead of SipHash, whose resistance to crafted keys these
-/// keys do not need (SipHash cost ~160 instructions a lookup, several a request).
-pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub use weir_abi::FastMap;

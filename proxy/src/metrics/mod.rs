@@ -62,6 +62,18 @@ pub struct RouteMetrics {
     seconds_by_class: [std::sync::OnceLock<Histogram>; 6],
     request_bytes: IntCounter,
     response_bytes: IntCounter,
+    /// `weir_filter_seconds` of each filter of the route's chain, by its place in the chain:
+    /// looked up once, not per callback.
+    filter_seconds: Vec<Histogram>,
+}
+
+impl RouteMetrics {
+    /// One callback of the chain's filter at `slot` took `d`.
+    pub fn filter_call(&self, slot: usize, d: Duration) {
+        if let Some(h) = self.filter_seconds.get(slot) {
+            h.observe(d.as_secs_f64());
+        }
+    }
 }
 
 impl std::fmt::Debug for RouteMetrics {
@@ -318,19 +330,20 @@ impl Metrics {
         }
     }
 
-    /// The metrics of the route named `route`.
-    pub fn route(&self, route: &str) -> RouteMetrics {
+    /// The metrics of the route named `route`, whose chain runs the plugins `filters`.
+    pub fn route<'a>(&self, route: &str, filters: impl IntoIterator<Item = &'a str>) -> RouteMetrics {
         RouteMetrics {
             name: route.to_owned(),
             seconds_by_class: Default::default(),
             request_bytes: self.request_bytes.with_label_values(&[route]),
             response_bytes: self.response_bytes.with_label_values(&[route]),
+            filter_seconds: filters.into_iter().map(|p| self.filter_seconds.with_label_values(&[p])).collect(),
         }
     }
 
     /// The metrics of requests no route matched (route `-`).
     pub fn unrouted(&self) -> &RouteMetrics {
-        self.unrouted.get_or_init(|| self.route("-"))
+        self.unrouted.get_or_init(|| self.route("-", []))
     }
 
     /// The metrics of the cluster named `cluster`.
@@ -369,11 +382,6 @@ impl Metrics {
         seconds.observe(done.duration.as_secs_f64());
         route.request_bytes.inc_by(done.request_bytes);
         route.response_bytes.inc_by(done.response_bytes);
-    }
-
-    /// Time one filter spent in one phase.
-    pub fn filter_call(&self, plugin: &str, d: Duration) {
-        self.filter_seconds.with_label_values(&[plugin]).observe(d.as_secs_f64());
     }
 
     /// A filter VM failure.

@@ -296,8 +296,11 @@ impl RequestCtx {
             }
             chain.finish(&mut self.stream);
             let trace = self.trace.as_ref();
-            chain.drain_timings(|p, t| {
-                metrics.filter_call(p.name(), t.took);
+            let route = self.route.map(|r| route_metrics(&self.generation, metrics, r));
+            chain.drain_timings(|slot, p, t| {
+                if let Some(route) = route {
+                    route.filter_call(slot, t.took);
+                }
                 if let Some(trace) = trace {
                     trace.filter_call(p.name(), t);
                 }
@@ -318,13 +321,16 @@ impl RequestCtx {
             response_bytes: bytes.1,
         };
         match self.route {
-            Some(r) => {
-                let route = &self.generation.routes[r];
-                metrics.request(route.metrics.get_or_init(|| metrics.route(&route.name)), &finished);
-            }
+            Some(r) => metrics.request(route_metrics(&self.generation, metrics, r), &finished),
             None => metrics.request(metrics.unrouted(), &finished),
         }
     }
+}
+
+/// The metrics of route `r` of `generation`, made at the route's first request.
+fn route_metrics<'g>(generation: &'g Generation, metrics: &Metrics, r: usize) -> &'g crate::metrics::RouteMetrics {
+    let route = &generation.routes[r];
+    route.metrics.get_or_init(|| metrics.route(&route.name, route.chain.iter().map(|p| p.name())))
 }
 
 /// A body's bytes sent against the `content-length` its headers went out with. Filters may
