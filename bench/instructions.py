@@ -45,10 +45,13 @@ def requests(port, n):
     conn.close()
 
 
-def wait_ok(url, seconds=900):
-    """Waits until `url` answers 200: weir's `/ready` answers 503 until every worker serves."""
+def wait_ok(url, proc, seconds=900):
+    """Waits until `url` answers 200: weir's `/ready` answers 503 until every worker serves.
+    Gives up at once when `proc` exits (a configuration it refused, say)."""
     end = time.time() + seconds
     while time.time() < end:
+        if proc.poll() is not None:
+            raise SystemExit(f"the proxy exited ({proc.returncode}) before {url} answered 200")
         try:
             if urllib.request.urlopen(url, timeout=5).status == 200:
                 return
@@ -81,7 +84,7 @@ def measure(name, argv, port, ready_url, d, env=None):
                              f"--callgrind-out-file={out}", *argv],
                             stdout=log, stderr=log, env=dict(os.environ, **(env or {})))
     try:
-        wait_ok(ready_url)
+        wait_ok(ready_url, proc)
         requests(port, WARMUP)
         subprocess.run(["callgrind_control", "-i", "on", str(proc.pid)], check=True, capture_output=True)
         requests(port, MEASURED)

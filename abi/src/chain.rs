@@ -473,7 +473,7 @@ impl FilterChain {
             self.clear_route_cache = true;
         }
         if let Some(reply) = e.local_response {
-            return Step::Reply(reply, e.local_grpc_status);
+            return Step::Reply(*reply, e.local_grpc_status);
         }
         if e.close {
             return Step::Close;

@@ -107,6 +107,8 @@ pub(crate) struct RootContext {
 
 /// Per-callback state, reset before every call into the guest.
 #[derive(Debug)]
+/// The rare parts (a callout's response, a gRPC event, a local reply) are boxed: a frame is
+/// moved in and out of the store around every callback.
 pub(crate) struct Frame {
     pub kind: CallbackKind,
     /// The target of hostcalls: `context` unless the guest chose another one.
@@ -114,9 +116,9 @@ pub(crate) struct Frame {
     /// Inside the guest allocator: only logging and clocks are allowed.
     pub in_allocator: bool,
     /// The callout response being delivered, for `proxy_on_http_call_response`.
-    pub http_response: Option<HttpCallResponse>,
+    pub http_response: Option<Box<HttpCallResponse>>,
     /// The gRPC event being delivered.
-    pub grpc_event: Option<GrpcEvent>,
+    pub grpc_event: Option<Box<GrpcEvent>>,
     /// Effects on the lent stream.
     pub effects: Effects,
     /// Set by `proxy_done`: the root to delete after this callback.
@@ -148,7 +150,7 @@ pub struct Effects {
     /// `proxy_close_stream`.
     pub close: bool,
     /// `proxy_send_local_response`, as the guest gave it (headers not yet finalized).
-    pub local_response: Option<LocalResponse>,
+    pub local_response: Option<Box<LocalResponse>>,
     /// The gRPC status for the local reply, if one was given (0..=16).
     pub local_grpc_status: Option<u32>,
     /// `clear_route_cache` (foreign function, or 0.1.0 hostcall): route the request again.

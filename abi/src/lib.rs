@@ -68,6 +68,7 @@ pub use log::{LogRecord, LogSink, TracingLogSink, to_tracing};
 pub use metadata::{MetaValue, Metadata, Node};
 pub use module::{CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions};
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
+pub use properties::write_socket_addr;
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{

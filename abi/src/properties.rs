@@ -161,10 +161,36 @@ fn response(s: &StreamState, rest: &[&[u8]]) -> Result<Bytes, Status> {
 fn address(addr: Option<std::net::SocketAddr>, rest: &[&[u8]]) -> Result<Bytes, Status> {
     let addr = addr.ok_or(Status::NotFound)?;
     match rest {
-        [b"address"] => Ok(string(&addr.to_string())),
+        [b"address"] => {
+            let mut text = Vec::with_capacity(48);
+            write_socket_addr(&mut text, addr);
+            Ok(Bytes::from(text))
+        }
         [b"port"] => Ok(int(addr.port().into())),
         _ => Err(Status::NotFound),
     }
+}
+
+/// Writes `a` as its `Display` does (`1.2.3.4:80`, `[::1]:80`), without the formatting
+/// machinery for IPv4 (about a tenth of the instructions): filters and the access log read
+/// the client's address on every request.
+pub fn write_socket_addr(out: &mut Vec<u8>, a: std::net::SocketAddr) {
+    let number = |out: &mut Vec<u8>, n: u16| out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+    match a {
+        std::net::SocketAddr::V4(v4) => {
+            for (i, octet) in v4.ip().octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                number(out, octet.into());
+            }
+        }
+        std::net::SocketAddr::V6(v6) => {
+            let _ = std::io::Write::write_fmt(out, format_args!("[{}]", v6.ip()));
+        }
+    }
+    out.push(b':');
+    number(out, a.port());
 }
 
 fn connection(s: &StreamState, rest: &[&[u8]]) -> Result<Bytes, Status> {

@@ -534,7 +534,7 @@ impl Vm {
                         }
                     };
                     let mut frame = frame;
-                    frame.http_response = Some(resp.clone());
+                    frame.http_response = Some(Box::new(resp.clone()));
                     match cb.http_call_response.clone() {
                         Some(f) => vm.call(frame, deadline, |s| f.call(s, (r, t, nh, nb, nt)))?.1,
                         None => Effects::default(),
@@ -558,7 +558,7 @@ impl Vm {
                     };
                     let mut frame = frame;
                     frame.kind = CallbackKind::Grpc;
-                    frame.grpc_event = Some(event.clone());
+                    frame.grpc_event = Some(Box::new(event.clone()));
                     match f {
                         Some(f) => vm.call(frame, deadline, |s| f.call(s, (r, t, n as i32)))?.1,
                         None => Effects::default(),

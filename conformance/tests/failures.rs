@@ -56,7 +56,8 @@ conformance! {
             })
             .await;
             assert!(fresh, "{sdk:?}: a fresh instance ran the filter:\n{}", proxy.weir.logs());
-            assert!(proxy.weir.logs().contains("wasm_fail_stream"), "{sdk:?}: the access log names the cause");
+            let named = eventually(async || proxy.weir.logs().contains("wasm_fail_stream")).await;
+            assert!(named, "{sdk:?}: the access log names the cause");
         }
     }
 }

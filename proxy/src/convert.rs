@@ -110,7 +110,7 @@ fn outgoing(original: &http::HeaderMap, h: &HeaderMap) -> Result<Vec<(HeaderName
     let mut out: Vec<(HeaderName, HeaderValue)> =
         original.iter().filter(|(n, v)| is_hop_by_hop(n, v, upgrade)).map(|(n, v)| (n.clone(), v.clone())).collect();
     for (k, v) in h.regular() {
-        let (n, v) = (name(k)?, checked_value(k, v)?);
+        let (n, v) = (name(k)?, checked_value(k, value(v)?)?);
         if !is_hop_by_hop(&n, &v, upgrade) {
             out.push((n, v));
         }
@@ -181,7 +181,7 @@ fn changed_entries(h: &HeaderMap) -> Option<Result<Entries, InvalidHeaders>> {
     }
     let entries = regular()
         .map(|n| {
-            let values = h.get_all(n).map(|v| checked_value(n, v)).collect::<Result<Vec<_>, _>>()?;
+            let values = h.get_all(n).map(|v| checked_value(n, shared_value(v)?)).collect::<Result<Vec<_>, _>>()?;
             Ok((name(n)?, values))
         })
         .collect();
@@ -190,8 +190,7 @@ fn changed_entries(h: &HeaderMap) -> Option<Result<Entries, InvalidHeaders>> {
 
 /// A filter's header value, with `content-length` held to a length a peer can hold (one that
 /// is not would desynchronize the framing of what follows).
-fn checked_value(name: &[u8], v: &[u8]) -> Result<HeaderValue, InvalidHeaders> {
-    let v = value(v)?;
+fn checked_value(name: &[u8], v: HeaderValue) -> Result<HeaderValue, InvalidHeaders> {
     if name == b"content-length" && v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none() {
         return Err(InvalidHeaders::ContentLength(shown(v.as_bytes())));
     }
@@ -286,6 +285,11 @@ fn name(k: &[u8]) -> Result<HeaderName, InvalidHeaders> {
 
 fn value(v: &[u8]) -> Result<HeaderValue, InvalidHeaders> {
     HeaderValue::from_bytes(v).map_err(|_| InvalidHeaders::Value(shown(v)))
+}
+
+/// As [`value`], sharing the filter's bytes instead of copying them.
+fn shared_value(v: &Bytes) -> Result<HeaderValue, InvalidHeaders> {
+    HeaderValue::from_maybe_shared(v.clone()).map_err(|_| InvalidHeaders::Value(shown(v)))
 }
 
 /// Bytes a filter produced, as a log line may show them: escaped, and at most 64 of them.

@@ -45,12 +45,12 @@ fn owned_buffer(state: &HostState, t: BufferType) -> Result<Bytes, Status> {
     Ok(match t {
         BufferType::HttpRequestBody | BufferType::HttpResponseBody => Bytes::new(),
         BufferType::DownstreamData | BufferType::UpstreamData => Bytes::new(),
-        BufferType::HttpCallResponseBody => match &state.frame.http_response {
+        BufferType::HttpCallResponseBody => match state.frame.http_response.as_deref() {
             Some(HttpCallResponse::Response { body, .. }) => body.clone(),
             Some(HttpCallResponse::Reset) => Bytes::new(),
             None => return Err(Status::NotFound),
         },
-        BufferType::GrpcCallMessage => match &state.frame.grpc_event {
+        BufferType::GrpcCallMessage => match state.frame.grpc_event.as_deref() {
             Some(GrpcEvent::Message(m)) => m.clone(),
             _ => Bytes::new(),
         },

@@ -38,12 +38,12 @@ fn access(state: &HostState, t: MapType) -> Access {
             Some(Phase::ResponseTrailers | Phase::ResponseBody { end_of_stream: true }),
         ) if !e.continue_response => Access::Write,
         (MapType::GrpcCallInitialMetadata, _)
-            if matches!(state.frame.grpc_event, Some(GrpcEvent::InitialMetadata(_))) =>
+            if matches!(state.frame.grpc_event.as_deref(), Some(GrpcEvent::InitialMetadata(_))) =>
         {
             Access::Read
         }
         (MapType::GrpcCallTrailingMetadata, _)
-            if matches!(state.frame.grpc_event, Some(GrpcEvent::TrailingMetadata(_))) =>
+            if matches!(state.frame.grpc_event.as_deref(), Some(GrpcEvent::TrailingMetadata(_))) =>
         {
             Access::Read
         }
@@ -63,15 +63,16 @@ fn read(state: &HostState, t: MapType) -> Option<&HeaderMap> {
         MapType::HttpRequestTrailers => stream.and_then(|s| s.request_trailers.as_ref()),
         MapType::HttpResponseHeaders => stream.map(|s| &s.response_headers),
         MapType::HttpResponseTrailers => stream.and_then(|s| s.response_trailers.as_ref()),
-        MapType::GrpcCallInitialMetadata | MapType::GrpcCallTrailingMetadata => match &state.frame.grpc_event {
+        MapType::GrpcCallInitialMetadata | MapType::GrpcCallTrailingMetadata => match state.frame.grpc_event.as_deref()
+        {
             Some(GrpcEvent::InitialMetadata(m) | GrpcEvent::TrailingMetadata(m)) => Some(m),
             _ => None,
         },
-        MapType::HttpCallResponseHeaders => match &state.frame.http_response {
+        MapType::HttpCallResponseHeaders => match state.frame.http_response.as_deref() {
             Some(HttpCallResponse::Response { headers, .. }) => Some(headers),
             _ => None,
         },
-        MapType::HttpCallResponseTrailers => match &state.frame.http_response {
+        MapType::HttpCallResponseTrailers => match state.frame.http_response.as_deref() {
             Some(HttpCallResponse::Response { trailers, .. }) => Some(trailers),
             _ => None,
         },

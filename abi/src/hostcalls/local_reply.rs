@@ -44,12 +44,12 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
             Ok(c) if (200..=599).contains(&c) => (c, details),
             _ => (500, "wasm_invalid_local_reply_status".to_owned()),
         };
-        e.local_response = Some(LocalResponse {
+        e.local_response = Some(Box::new(LocalResponse {
             status,
             headers: HeaderMap::from_pairs(crate::pairs::decode(&headers)),
             body: Bytes::from(body),
             details,
-        });
+        }));
         e.local_grpc_status = u32::try_from(grpc).ok().filter(|g| *g <= 16);
         Ok(Status::Ok.code())
     });

@@ -1,6 +1,8 @@
 //! API keys, sent in a header or a query parameter (Envoy `api_key_auth`). Keys are kept as
 //! SHA-256 digests and compared in constant time.
 
+use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::fmt;
 
 use serde::Deserialize;
@@ -39,7 +41,14 @@ pub struct ApiKeys {
     pub query: Option<String>,
     /// (name, SHA-256 of the key).
     keys: Vec<(String, [u8; 32])>,
+    /// Keys presented lately that matched, with the index of their entry: a client sends the
+    /// same key on every request, and comparing it costs far less than hashing it. Only an
+    /// exact copy of an accepted key hits, so a hit tells nothing to whoever lacks one.
+    recent: RefCell<VecDeque<(Box<[u8]>, usize)>>,
 }
+
+/// How many accepted keys [`ApiKeys::check`] remembers (per VM).
+const RECENT: usize = 16;
 
 impl fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -94,7 +103,7 @@ impl ApiKeys {
             }
             keys.push((k.name, digest));
         }
-        Ok(Self { header, query: raw.query, keys })
+        Ok(Self { header, query: raw.query, keys, recent: RefCell::default() })
     }
 
     /// The key the request presents: the header first, then the query parameter.
@@ -106,14 +115,30 @@ impl ApiKeys {
     /// The name of the key `presented` matches. Every key is compared, so timing does not
     /// depend on which one matched.
     pub fn check(&self, presented: &str) -> Option<&str> {
-        let digest = sha256(presented.as_bytes());
-        let mut found = None;
-        for (name, d) in &self.keys {
-            if ct_eq(d, &digest) && found.is_none() {
-                found = Some(name.as_str());
+        let presented = presented.as_bytes();
+        let mut recent = self.recent.borrow_mut();
+        let mut hit = None;
+        for (key, i) in recent.iter() {
+            if ct_eq(key, presented) && hit.is_none() {
+                hit = Some(*i);
             }
         }
-        found
+        if let Some(i) = hit {
+            return Some(self.keys[i].0.as_str());
+        }
+        let digest = sha256(presented);
+        let mut found = None;
+        for (i, (_, d)) in self.keys.iter().enumerate() {
+            if ct_eq(d, &digest) && found.is_none() {
+                found = Some(i);
+            }
+        }
+        let i = found?;
+        if recent.len() == RECENT {
+            recent.pop_front();
+        }
+        recent.push_back((presented.into(), i));
+        Some(self.keys[i].0.as_str())
     }
 
     /// The `www-authenticate` challenge naming where a key is expected (no registered
@@ -147,6 +172,24 @@ mod tests {
         assert_eq!(k.as_ref().and_then(|k| k.check("abc")), Some("ci"));
         assert_eq!(k.as_ref().and_then(|k| k.check("s3cr3t")), Some("bot"));
         assert_eq!(k.as_ref().and_then(|k| k.check("nope")), None);
+        // Asked again: answered from the keys remembered.
+        let k = k.unwrap();
+        for round in 0..3 {
+            assert_eq!(k.check("abc"), Some("ci"), "round {round}");
+            assert_eq!(k.check("s3cr3t"), Some("bot"));
+            assert_eq!(k.check("abcd"), None);
+            assert_eq!(k.check("ab"), None);
+        }
+        assert!(k.recent.borrow().len() == 2, "only accepted keys are remembered");
+        // More keys than are remembered: the oldest make room, and every key still matches.
+        let list: Vec<String> = (0..RECENT + 4).map(|i| format!(r#"{{"name":"n{i}","key":"k{i}"}}"#)).collect();
+        let many = keys(&format!(r#"{{"keys":[{}]}}"#, list.join(","))).ok().unwrap();
+        for round in 0..2 {
+            for i in 0..RECENT + 4 {
+                assert_eq!(many.check(&format!("k{i}")), Some(format!("n{i}").as_str()), "round {round}");
+            }
+        }
+        assert_eq!(many.recent.borrow().len(), RECENT);
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! The access log: one line per request, appended to a shared buffer on the worker and written
 //! by a thread of its own to stderr, stdout or a file (`access_log.path`; a file is reopened
-//! on SIGUSR1, for logrotate). A request costs a few hundred instructions and no syscall, and
-//! never waits on a slow destination (a pipe nobody reads, a terminal, a slow disk): under
-//! load one `write(2)` carries many lines. Lines show the fields `access_log.fields` chooses,
+//! on SIGUSR1, for logrotate). A request costs its line's formatting and no syscall, and never
+//! waits on a slow destination (a pipe nobody reads, a terminal, a slow disk): a worker wakes
+//! the writer only when it sleeps with nothing to write, and the writer then gathers lines for
+//! [`GATHER`] before one `write(2)` carries them all. Lines show the fields `access_log.fields` chooses,
 //! in the shape of weir's other log lines (tracing's text format, or flat JSON with
 //! `--log-format json` or `access_log.format: json`), under the target `weir::access` that
 //! `RUST_LOG` filters (`weir::access=off` turns the log off).
@@ -27,6 +28,10 @@ const MAX_BUFFERED: usize = 8 << 20;
 
 /// How often an idle writer looks whether SIGUSR1 asked for a reopen.
 const REOPEN_CHECK: Duration = Duration::from_secs(1);
+
+/// How long the writer gathers lines before it writes them: at most this many writes, and
+/// wake-ups, a second (100), whatever the request rate.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// Whether `--log-format json` was given: lines follow it unless `access_log.format` says.
 static LOG_FORMAT_JSON: AtomicBool = AtomicBool::new(false);
@@ -83,6 +88,8 @@ struct Pending {
     dropped: u64,
     /// The writer holds a batch it has not finished writing.
     writing: bool,
+    /// The writer sleeps until lines arrive: the next line must wake it.
+    writer_idle: bool,
 }
 
 /// The buffer, made with its writer thread on first use (so after a daemon's fork).
@@ -109,10 +116,15 @@ fn write_forever(shared: &'static Shared) {
         let dropped = {
             let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
             while pending.bytes.is_empty() && pending.dropped == 0 {
+                pending.writer_idle = true;
                 let (next, _) = shared.ready.wait_timeout(pending, REOPEN_CHECK).unwrap_or_else(|p| p.into_inner());
                 pending = next;
+                pending.writer_idle = false;
                 shared.output.lock().unwrap_or_else(|p| p.into_inner()).reopen_if_asked();
             }
+            drop(pending);
+            std::thread::sleep(GATHER);
+            let mut pending = shared.pending.lock().unwrap_or_else(|p| p.into_inner());
             std::mem::swap(&mut pending.bytes, &mut out);
             pending.writing = true;
             std::mem::take(&mut pending.dropped)
@@ -162,14 +174,14 @@ pub fn record(entry: &Entry<'_>) {
         pending.dropped += 1;
         return;
     }
-    let was_empty = pending.bytes.is_empty();
+    let wake = pending.writer_idle && pending.bytes.is_empty();
     if json {
         line::json_line(&mut pending.bytes, entry, &settings.fields)
     } else {
         line::text_line(&mut pending.bytes, entry, &settings.fields)
     }
     drop(pending);
-    if was_empty {
+    if wake {
         shared.ready.notify_one();
     }
 }

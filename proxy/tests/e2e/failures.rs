@@ -51,7 +51,8 @@ async fn fail_closed_answers_503_and_keeps_serving_other_filters() {
     let (counted, warned) = counts().await;
     assert!(settled, "one warning per VM failure: {counted} counted, {warned} warned");
     assert!(counted < 11, "{counted} failures counted for 11 refused requests");
-    assert!(weir.logs().contains("filters=\"boom:failed\""), "the access log names the failed filter");
+    let named = eventually(async || weir.logs().contains("filters=\"boom:failed\"")).await;
+    assert!(named, "the access log names the failed filter");
 }
 
 #[tokio::test]
