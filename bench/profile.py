@@ -25,7 +25,7 @@ def component(function):
         return "filter code (JIT)"
     name = function.lstrip("<").split("::")[0].split(" as ")[0]
     if "::" not in function:
-        return "libc / allocator" if re.match(r"^(_?_?mem|malloc|free|realloc|calloc|_int_|str|__libc|pthread|epoll|__GI|sys)", function) else "other C"
+        return "libc / allocator" if re.match(r"^(_?_?mem|malloc|free|realloc|calloc|_int_|_?mi_|str|__libc|pthread|epoll|__GI|sys)", function) else "other C"
     return {"weir_abi": "weir-abi (host)", "weir": "weir (proxy)"}.get(name, name)
 
 
