@@ -65,6 +65,9 @@ pub struct RouteMetrics {
     /// `weir_filter_seconds` of each filter of the route's chain, by its place in the chain:
     /// looked up once, not per callback.
     filter_seconds: Vec<Histogram>,
+    /// `weir_requests_total` by status code, as the route answered them (a lookup by labels
+    /// hashes both on every request).
+    requests_by_code: std::sync::RwLock<Vec<(u16, IntCounter)>>,
 }
 
 impl RouteMetrics {
@@ -338,6 +341,7 @@ impl Metrics {
             request_bytes: self.request_bytes.with_label_values(&[route]),
             response_bytes: self.response_bytes.with_label_values(&[route]),
             filter_seconds: filters.into_iter().map(|p| self.filter_seconds.with_label_values(&[p])).collect(),
+            requests_by_code: Default::default(),
         }
     }
 
@@ -375,13 +379,30 @@ impl Metrics {
 
     /// One finished request on `route`.
     pub fn request(&self, route: &RouteMetrics, done: &Finished) {
-        self.requests.with_label_values(&[route.name.as_str(), itoa::Buffer::new().format(done.code)]).inc();
+        self.count_request(route, done.code);
         let class = if (100..600).contains(&done.code) { usize::from(done.code / 100) } else { 0 };
         let seconds = route.seconds_by_class[class]
             .get_or_init(|| self.request_seconds.with_label_values(&[route.name.as_str(), CLASSES[class]]));
         seconds.observe(done.duration.as_secs_f64());
         route.request_bytes.inc_by(done.request_bytes);
         route.response_bytes.inc_by(done.response_bytes);
+    }
+
+    /// Counts one answer of `route` with status `code`.
+    fn count_request(&self, route: &RouteMetrics, code: u16) {
+        let known = route.requests_by_code.read().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, counter)) = known.iter().find(|(c, _)| *c == code) {
+            counter.inc();
+            return;
+        }
+        drop(known);
+        let counter = self.requests.with_label_values(&[route.name.as_str(), itoa::Buffer::new().format(code)]);
+        counter.inc();
+        let mut known = route.requests_by_code.write().unwrap_or_else(|p| p.into_inner());
+        // Status codes are at most three digits; the bound only keeps the scan short.
+        if known.len() < 32 && !known.iter().any(|(c, _)| *c == code) {
+            known.push((code, counter));
+        }
     }
 
     /// A filter VM failure.
