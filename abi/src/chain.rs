@@ -463,8 +463,10 @@ impl FilterChain {
             }
         };
         self.slots[i].context = Some((ctx, instance));
-        self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
-        callouts.extend(new_callouts.into_iter().map(|c| (i, c)));
+        if !new_callouts.is_empty() {
+            self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
+            callouts.extend(new_callouts.into_iter().map(|c| (i, c)));
+        }
         self.effects_step(outcome.action, outcome.effects, phase)
     }
 

@@ -204,7 +204,8 @@ impl HeaderMap {
     }
 }
 
-/// `name` without a copy when it is one of the headers most requests and responses carry.
+/// `name` without a copy when it is a pseudo-header or one of the headers most requests and
+/// responses carry.
 fn known_name(name: &[u8]) -> Bytes {
     let known: &'static [u8] = match name {
         b"accept" => b"accept",
@@ -227,17 +228,18 @@ fn known_name(name: &[u8]) -> Bytes {
         b"x-forwarded-for" => b"x-forwarded-for",
         b"x-forwarded-proto" => b"x-forwarded-proto",
         b"x-request-id" => b"x-request-id",
+        b":authority" => b":authority",
+        b":method" => b":method",
+        b":path" => b":path",
+        b":scheme" => b":scheme",
+        b":status" => b":status",
         _ => return Bytes::copy_from_slice(name),
     };
     Bytes::from_static(known)
 }
 
 fn lower(name: &[u8]) -> Bytes {
-    if name.iter().any(u8::is_ascii_uppercase) {
-        Bytes::from(name.to_ascii_lowercase())
-    } else {
-        Bytes::copy_from_slice(name)
-    }
+    if name.iter().any(u8::is_ascii_uppercase) { Bytes::from(name.to_ascii_lowercase()) } else { known_name(name) }
 }
 
 #[cfg(test)]
