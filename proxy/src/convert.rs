@@ -30,14 +30,17 @@ pub enum InvalidHeaders {
 /// them (Envoy's connection manager removes them before the filter chain) and weir keeps the
 /// client's or upstream's own when it writes a filter's changes back.
 pub(crate) fn is_hop_by_hop(name: &HeaderName, value: &HeaderValue, upgrade: bool) -> bool {
-    use http::header::{CONNECTION, TE, TRANSFER_ENCODING, UPGRADE};
-    match name {
-        n if n == CONNECTION || n == TRANSFER_ENCODING => true,
-        n if n == TE => !value.as_bytes().eq_ignore_ascii_case(b"trailers"),
-        n if n == UPGRADE => !upgrade,
-        n => matches!(n.as_str(), "keep-alive" | "proxy-connection"),
+    match name.as_str() {
+        "te" => !value.as_bytes().eq_ignore_ascii_case(b"trailers"),
+        "upgrade" => !upgrade,
+        n => CONNECTION_HEADERS.contains(&n),
     }
 }
+
+/// The names [`is_hop_by_hop`] may hold to be the connection's (`te` and `upgrade` depending
+/// on their value and the message).
+const CONNECTION_HEADERS: [&str; 6] =
+    ["connection", "transfer-encoding", "te", "upgrade", "keep-alive", "proxy-connection"];
 
 /// True for an upgrade request or response (`Connection: upgrade` with an `Upgrade` header):
 /// its `Upgrade` header is the message's, not the connection's.
@@ -136,30 +139,72 @@ pub fn apply_request(h: &HeaderMap, req: &mut RequestHeader) -> Result<(), Inval
         let uri: http::Uri = p.parse().map_err(|_| InvalidHeaders::Path(shown(p.as_bytes())))?;
         req.set_uri(uri);
     }
-    let authority_changed = h.changed_names().is_none_or(|names| names.iter().any(|n| &n[..] == b":authority"));
-    if let Some(changed) = changed_entries(h) {
-        let changed = changed?;
-        if authority_changed && let Some(a) = h.get(b":authority") {
-            req.insert_header(http::header::HOST, value(a)?).map_err(InvalidHeaders::Write)?;
+    write_back(h, req, h.get(b":authority").map(|a| &a[..]))
+}
+
+/// A request or response head that filters' headers are written back into.
+trait Head {
+    fn headers(&self) -> &http::HeaderMap;
+    fn remove(&mut self, name: &HeaderName);
+    fn append(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), InvalidHeaders>;
+    /// Sets `name` to `value` alone, in the place of its first value (appended when absent).
+    fn insert(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), InvalidHeaders>;
+}
+
+macro_rules! head {
+    ($t:ty) => {
+        impl Head for $t {
+            fn headers(&self) -> &http::HeaderMap {
+                &self.headers
+            }
+            fn remove(&mut self, name: &HeaderName) {
+                self.remove_header(name);
+            }
+            fn append(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), InvalidHeaders> {
+                self.append_header(name, value).map(drop).map_err(InvalidHeaders::Write)
+            }
+            fn insert(&mut self, name: HeaderName, value: HeaderValue) -> Result<(), InvalidHeaders> {
+                self.insert_header(name, value).map_err(InvalidHeaders::Write)
+            }
         }
-        for (n, values) in changed {
-            req.remove_header(&n);
+    };
+}
+head!(RequestHeader);
+head!(ResponseHeader);
+
+/// Writes the filters' regular headers back into `head`, with `host` (a request's
+/// `:authority`) as its `Host`: only the names a filter changed when that is enough, a name
+/// set to one value in its place (as Envoy's `setCopy`), else the whole map.
+fn write_back(h: &HeaderMap, head: &mut impl Head, host: Option<&[u8]>) -> Result<(), InvalidHeaders> {
+    if let Some(changed) = changed_entries(h) {
+        let host_changed = h.changed_names().is_some_and(|names| names.iter().any(|n| &n[..] == b":authority"));
+        if let Some(a) = host.filter(|_| host_changed) {
+            head.insert(http::header::HOST, value(a)?)?;
+        }
+        for (n, mut values) in changed? {
+            if values.len() == 1
+                && let Some(v) = values.pop()
+            {
+                head.insert(n, v)?;
+                continue;
+            }
+            head.remove(&n);
             for v in values {
-                req.append_header(n.clone(), v).map_err(InvalidHeaders::Write)?;
+                head.append(n.clone(), v)?;
             }
         }
         return Ok(());
     }
-    let headers = outgoing(&req.headers, h)?;
-    let names: Vec<HeaderName> = req.headers.keys().cloned().collect();
+    let headers = outgoing(head.headers(), h)?;
+    let names: Vec<HeaderName> = head.headers().keys().cloned().collect();
     for n in names {
-        req.remove_header(&n);
+        head.remove(&n);
     }
-    if let Some(a) = h.get(b":authority") {
-        req.insert_header(http::header::HOST, value(a)?).map_err(InvalidHeaders::Write)?;
+    if let Some(a) = host {
+        head.insert(http::header::HOST, value(a)?)?;
     }
     for (n, v) in headers {
-        req.append_header(n, v).map_err(InvalidHeaders::Write)?;
+        head.append(n, v)?;
     }
     Ok(())
 }
@@ -174,9 +219,8 @@ type Entries = Vec<(HeaderName, Vec<HeaderValue>)>;
 fn changed_entries(h: &HeaderMap) -> Option<Result<Entries, InvalidHeaders>> {
     let names = h.changed_names()?;
     let regular = || names.iter().filter(|n| n.first() != Some(&b':'));
-    let connection_level =
-        [&b"connection"[..], b"transfer-encoding", b"te", b"upgrade", b"keep-alive", b"proxy-connection", b"host"];
-    if regular().any(|n| connection_level.contains(&&n[..])) {
+    let connection_level = |n: &[u8]| n == b"host" || CONNECTION_HEADERS.iter().any(|c| c.as_bytes() == n);
+    if regular().any(|n| connection_level(n)) {
         return None;
     }
     let entries = regular()
@@ -228,24 +272,7 @@ pub fn apply_response(h: &HeaderMap, resp: &mut ResponseHeader) -> Result<(), In
             resp.set_status(code).map_err(InvalidHeaders::Write)?;
         }
     }
-    if let Some(changed) = changed_entries(h) {
-        for (n, values) in changed? {
-            resp.remove_header(&n);
-            for v in values {
-                resp.append_header(n.clone(), v).map_err(InvalidHeaders::Write)?;
-            }
-        }
-        return Ok(());
-    }
-    let headers = outgoing(&resp.headers, h)?;
-    let names: Vec<HeaderName> = resp.headers.keys().cloned().collect();
-    for n in names {
-        resp.remove_header(&n);
-    }
-    for (n, v) in headers {
-        resp.append_header(n, v).map_err(InvalidHeaders::Write)?;
-    }
-    Ok(())
+    write_back(h, resp, None)
 }
 
 /// A response header from a filter's local reply.
@@ -346,6 +373,20 @@ mod tests {
         }
         apply_request(&again, &mut req).unwrap();
         assert_eq!(sent(&req), expected);
+    }
+
+    #[test]
+    fn a_header_set_to_one_value_keeps_its_place() {
+        let mut req = RequestHeader::build("GET", b"/p", None).unwrap();
+        for (k, v) in [("host", "a.test"), ("x-a", "1"), ("x-b", "1"), ("x-b", "2"), ("x-c", "1")] {
+            req.append_header(k, v).unwrap();
+        }
+        let mut h = request_headers(&req, false);
+        h.mark_unchanged();
+        h.replace(b"x-b", "new");
+        apply_request(&h, &mut req).unwrap();
+        let order: Vec<(&str, &str)> = req.headers.iter().map(|(k, v)| (k.as_str(), v.to_str().unwrap())).collect();
+        assert_eq!(order, [("host", "a.test"), ("x-a", "1"), ("x-b", "new"), ("x-c", "1")]);
     }
 
     #[test]
