@@ -129,7 +129,7 @@ impl Reloader {
                 && matches!(e.kind, EventKind::Create(_) | EventKind::Remove(_) | EventKind::Modify(_))
                 && !matches!(e.kind, EventKind::Modify(notify::event::ModifyKind::Metadata(_)))
             {
-                let _ = tx.send(e.paths);
+                let _ = tx.send(Change { removed: matches!(e.kind, EventKind::Remove(_)), paths: e.paths });
             }
         });
         match watcher {
@@ -152,7 +152,7 @@ impl Reloader {
     /// Reloads when a watched file changes, forever.
     pub async fn on_file_change(self: Arc<Self>, watch: Arc<FileWatch>) {
         let mut rx = watch.rx.lock().await;
-        let relevant = |files: &BTreeSet<PathBuf>, paths: &[PathBuf]| paths.iter().any(|p| is_watched(files, p));
+        let relevant = |files: &BTreeSet<PathBuf>, change: &Change| change.paths.iter().any(|p| is_watched(files, p));
         // The generation whose files are watched.
         let mut watched_for = self.state.current.load().id;
         let mut files = self.watched_files();
@@ -162,16 +162,16 @@ impl Reloader {
             // a module that appeared while it was not watched counts as a change.
             let appeared = refollow && watch.follow(&files);
             if !appeared {
-                let Some(paths) = rx.recv().await else { return };
-                watch.forget_removed(&paths);
-                if !relevant(&files, &paths) {
+                let Some(change) = rx.recv().await else { return };
+                watch.forget_removed(&change);
+                if !relevant(&files, &change) {
                     // Only a change to a directory on the way to a watched file, or a reload
                     // by other means (its modules may be elsewhere), calls for watching again:
                     // other files in the same directories (a log written beside the
                     // configuration, line by line) cost a lookup each.
                     let running = self.state.current.load().id;
                     refollow = running != watched_for
-                        || paths.iter().any(|p| files.iter().any(|f| f != p && f.starts_with(p)));
+                        || change.paths.iter().any(|p| files.iter().any(|f| f != p && f.starts_with(p)));
                     if running != watched_for {
                         files = self.watched_files();
                         watched_for = running;
@@ -189,8 +189,12 @@ impl Reloader {
                     break;
                 }
                 match tokio::time::timeout(wait, rx.recv()).await {
-                    Ok(Some(p)) if relevant(&files, &p) => last = Instant::now(),
-                    Ok(Some(p)) => watch.forget_removed(&p),
+                    Ok(Some(change)) => {
+                        watch.forget_removed(&change);
+                        if relevant(&files, &change) {
+                            last = Instant::now();
+                        }
+                    }
                     Ok(None) => return,
                     Err(_) => break,
                 }
@@ -203,10 +207,16 @@ impl Reloader {
     }
 }
 
+/// What the watcher saw: paths created, changed or removed.
+struct Change {
+    removed: bool,
+    paths: Vec<PathBuf>,
+}
+
 /// The file watcher and the changes it saw.
 pub struct FileWatch {
     watcher: std::sync::Mutex<notify::RecommendedWatcher>,
-    rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Vec<PathBuf>>>,
+    rx: tokio::sync::Mutex<tokio::sync::mpsc::UnboundedReceiver<Change>>,
     /// Directories with a live watch.
     dirs: std::sync::Mutex<BTreeSet<PathBuf>>,
 }
@@ -238,10 +248,16 @@ impl FileWatch {
         appeared
     }
 
-    /// Forgets watches on directories that were removed (their watch is gone with them).
-    fn forget_removed(&self, paths: &[PathBuf]) {
+    /// Forgets watches on directories that were removed (their watch is gone with them), even
+    /// when a directory of the same name exists again by the time the removal is read: that
+    /// is a new directory, which nothing watches yet.
+    fn forget_removed(&self, change: &Change) {
         let mut dirs = self.dirs.lock().unwrap_or_else(|p| p.into_inner());
-        dirs.retain(|d| !paths.iter().any(|p| p.starts_with(d)) || d.is_dir());
+        dirs.retain(|d| {
+            let removed = change.removed && change.paths.iter().any(|p| d.starts_with(p));
+            let gone = change.paths.iter().any(|p| p.starts_with(d)) && !d.is_dir();
+            !removed && !gone
+        });
     }
 }
 
@@ -308,4 +324,37 @@ fn is_watched(files: &BTreeSet<PathBuf>, path: &Path) -> bool {
 fn absolute(p: &Path) -> PathBuf {
     std::fs::canonicalize(p)
         .unwrap_or_else(|_| std::env::current_dir().map(|d| d.join(p)).unwrap_or_else(|_| p.to_path_buf()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory removed and made again before the removal is read is a new directory: its
+    /// old watch died with the old one, so it must be watched again (`follow` skips
+    /// directories it believes watched).
+    #[test]
+    fn a_removed_directory_is_forgotten_even_when_it_exists_again() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("target").join("release");
+        std::fs::create_dir_all(&dir).unwrap();
+        let files = BTreeSet::from([dir.join("filter.wasm")]);
+        let watch = FileWatch {
+            watcher: std::sync::Mutex::new(notify::recommended_watcher(|_: notify::Result<notify::Event>| {}).unwrap()),
+            rx: tokio::sync::Mutex::new(tokio::sync::mpsc::unbounded_channel().1),
+            dirs: Default::default(),
+        };
+        watch.follow(&files);
+        assert!(watch.dirs.lock().unwrap().contains(&dir));
+        // A change inside the directory forgets nothing.
+        watch.forget_removed(&Change { removed: false, paths: vec![dir.join("filter.wasm")] });
+        assert!(watch.dirs.lock().unwrap().contains(&dir));
+        // `rm -r target && mkdir -p target/release`, the removal read afterwards.
+        std::fs::remove_dir_all(root.path().join("target")).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        watch.forget_removed(&Change { removed: true, paths: vec![root.path().join("target")] });
+        assert!(!watch.dirs.lock().unwrap().contains(&dir), "the new directory is not taken for the old one");
+        watch.follow(&files);
+        assert!(watch.dirs.lock().unwrap().contains(&dir), "and is watched again");
+    }
 }
