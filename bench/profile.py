@@ -6,8 +6,8 @@ weir runs under valgrind's callgrind with one worker thread and the four built-i
 of an nginx origin. Instrumentation is switched on only after start-up and a warm-up, for a fixed
 number of keep-alive requests, so the profile is the steady-state request path. The report splits
 the instructions per request by component (the crate or library each function belongs to; Wasm
-code compiled by Cranelift has no symbols and shows as `filter code (JIT)`) and lists the most
-expensive functions, exclusive and inclusive.
+code compiled by Cranelift shows as `filter code (JIT)`, its functions named from the perf map
+weir writes with WEIR_PERF_MAP=1) and lists the most expensive functions, exclusive and inclusive.
 
 Instruction counts are not time (cache misses, syscalls and waiting are not in them), but they
 rank where the CPU work is. Needs valgrind (installed with apt-get when missing).
@@ -21,7 +21,7 @@ from instructions import MEASURED, WARMUP, requests  # noqa: E402
 
 def component(function):
     """The crate or library a callgrind function name belongs to."""
-    if function.startswith("???") or re.match(r"^0x[0-9a-f]+$", function):
+    if function.startswith(("???", "wasm: ")) or re.match(r"^0x[0-9a-f]+$", function):
         return "filter code (JIT)"
     name = function.lstrip("<").split("::")[0].split(" as ")[0]
     if "::" not in function:
@@ -29,7 +29,33 @@ def component(function):
     return {"weir_abi": "weir-abi (host)", "weir": "weir (proxy)"}.get(name, name)
 
 
-def annotate(out, inclusive):
+class JitNames:
+    """Names of the filters' compiled functions, from the perf map weir writes with
+    WEIR_PERF_MAP=1 (docs/operations.md#profiling-filters): callgrind knows them only by address."""
+
+    def __init__(self, path):
+        self.ranges = []
+        if path and os.path.exists(path):
+            rows = [line.split(" ", 2) for line in open(path) if line.startswith("0x")]
+            names = subprocess.run(["c++filt"], input="\n".join(r[2].strip() for r in rows), capture_output=True,
+                                   text=True).stdout.splitlines() if rows else []
+            self.ranges = sorted((int(r[0], 16), int(r[0], 16) + int(r[1], 16), re.sub(r"\[[0-9a-f]{16}\]", "", n))
+                                 for r, n in zip(rows, names))
+        self.starts = [r[0] for r in self.ranges]
+
+    def name(self, function):
+        m = re.match(r"^(?:\?\?\?:)?0x([0-9a-f]+)$", function)
+        if not m or not self.ranges:
+            return function
+        import bisect
+        addr = int(m.group(1), 16)
+        i = bisect.bisect_right(self.starts, addr) - 1
+        if i >= 0 and addr < self.ranges[i][1]:
+            return f"wasm: {self.ranges[i][2]}"
+        return function
+
+
+def annotate(out, inclusive, jit=None):
     text = subprocess.run(["callgrind_annotate", "--auto=no", f"--inclusive={'yes' if inclusive else 'no'}", "--threshold=100", out],
                           capture_output=True, text=True, check=True).stdout
     rows = []
@@ -40,7 +66,7 @@ def annotate(out, inclusive):
         ir, where = int(m.group(1).replace(",", "")), m.group(2)
         function = where.split(":", 1)[1] if ":" in where and not where.startswith("???:") else where.split(":", 1)[-1]
         function = re.sub(r"\s*\[.*\]$", "", function).strip()
-        rows.append((ir, function))
+        rows.append((ir, jit.name(function) if jit else function))
     total = re.search(r"^\s*([\d,]+)\s+\(100.0%\)\s+PROGRAM TOTALS", text, re.M)
     return int(total.group(1).replace(",", "")), rows
 
@@ -66,7 +92,7 @@ http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ retur
     assert "vm_slots: 0" in config
     open(f"{d}/weir.yaml", "w").write(config)
     out = f"{d}/callgrind.out"
-    env = dict(os.environ, RUST_LOG="warn")
+    env = dict(os.environ, RUST_LOG="warn", WEIR_PERF_MAP="1")
     weir = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
                              WEIR, "-c", f"{d}/weir.yaml"], stdout=subprocess.DEVNULL, stderr=open(f"{d}/valgrind.log", "w"), env=env)
     try:
@@ -82,13 +108,22 @@ http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ retur
         weir.terminate()
         weir.wait()
         nginx.terminate()
+        if os.path.exists(f"/tmp/perf-{weir.pid}.map"):
+            shutil.move(f"/tmp/perf-{weir.pid}.map", f"{out}.perf.map")
     report(out, f"the measured requests took {took:.1f} s under valgrind")
 
 
 def report(out, timing):
     """Writes bench/PROFILE.md from a callgrind output file."""
-    total, exclusive = annotate(out, inclusive=False)
-    _, inclusive = annotate(out, inclusive=True)
+    jit = JitNames(f"{out}.perf.map")
+    total, exclusive = annotate(out, inclusive=False, jit=jit)
+    _, inclusive = annotate(out, inclusive=True, jit=jit)
+    # One Wasm function shows under several addresses (callgrind names code by where it was
+    # entered): add them up.
+    merged = {}
+    for ir, function in exclusive:
+        merged[function] = merged.get(function, 0) + ir
+    exclusive = sorted(((ir, f) for f, ir in merged.items()), reverse=True)
 
     by_component = {}
     for ir, function in exclusive:
@@ -99,7 +134,7 @@ def report(out, timing):
              f"callgrind with `server.threads: 1`, the four built-in filters (auth, rate-limit, ab-routing, header-rewrite, "
              f"as configured in `bench/run.py`) and an nginx origin; {MEASURED} keep-alive GET requests are measured "
              f"after start-up and {WARMUP} warm-up requests. Counted: instructions executed by the weir process "
-             "(all threads). Wasm compiled by Cranelift has no symbols: it is the `filter code (JIT)` row.", "",
+             "(all threads). Wasm compiled by Cranelift is the `filter code (JIT)` row, split by function below.", "",
              f"**{per_request:,.0f} instructions per request** ({total:,} in all; {timing}).", "",
              "## By component (exclusive instructions)", "", "| component | instructions / request | share |", "|---|---|---|"]
     for name, ir in sorted(by_component.items(), key=lambda kv: -kv[1])[:16]:
@@ -107,6 +142,14 @@ def report(out, timing):
     lines += ["", "## Most expensive functions (exclusive)", "", "| instructions / request | share | function |", "|---|---|---|"]
     for ir, function in exclusive[:25]:
         lines.append(f"| {ir / MEASURED:,.0f} | {100 * ir / total:.1f}% | `{short(function)}` |")
+    filter_code = [(ir, f) for ir, f in exclusive if f.startswith("wasm: ")]
+    if filter_code:
+        lines += ["", "## The filters' own code, by Wasm function (exclusive)", "",
+                  "Named from the perf map weir writes with `WEIR_PERF_MAP=1`; the Rust SDK's and the "
+                  "built-ins' functions of all four modules together.", "",
+                  "| instructions / request | share | function |", "|---|---|---|"]
+        for ir, function in filter_code[:25]:
+            lines.append(f"| {ir / MEASURED:,.0f} | {100 * ir / total:.1f}% | `{short(function[6:])}` |")
     lines += ["", "## Entry points (inclusive)", "", "What each request-path step costs with everything it calls.", "",
               "| instructions / request | share | function |", "|---|---|---|"]
     keys = ("FilterChain::on_", "FilterChain::new", "weir::service::", "weir::convert::", "weir::metrics::",

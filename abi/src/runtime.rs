@@ -31,6 +31,9 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<PathBuf>,
     /// Where filter logs go. Default: `tracing` at INFO.
     pub log_sink: Arc<dyn LogSink>,
+    /// Writes `/tmp/perf-<pid>.map`, naming the filters' compiled functions for profilers
+    /// (`perf`, `bench/profile.py`). Default `false`.
+    pub perf_map: bool,
 }
 
 impl Default for RuntimeConfig {
@@ -40,6 +43,7 @@ impl Default for RuntimeConfig {
             pooling: Some(PoolingLimits::default()),
             cache_dir: None,
             log_sink: Arc::new(TracingLogSink::default()),
+            perf_map: false,
         }
     }
 }
@@ -50,6 +54,7 @@ impl std::fmt::Debug for RuntimeConfig {
             .field("epoch_tick", &self.epoch_tick)
             .field("pooling", &self.pooling)
             .field("cache_dir", &self.cache_dir)
+            .field("perf_map", &self.perf_map)
             .finish_non_exhaustive()
     }
 }
@@ -123,6 +128,9 @@ impl Runtime {
             .parallel_compilation(true)
             .memory_init_cow(true)
             .max_wasm_stack(512 << 10);
+        if config.perf_map {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         if let Some(p) = config.pooling {
             let mut pool = PoolingAllocationConfig::new();
             pool.total_core_instances(p.max_instances)

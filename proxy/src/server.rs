@@ -33,7 +33,10 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
         }
         None
     });
-    RuntimeConfig { pooling, cache_dir, log_sink: crate::filter_log::levels().clone(), ..Default::default() }
+    // For profiling filters (docs/operations.md#profiling-filters): an environment variable,
+    // not a configuration key, as it serves whoever runs a profiler, not the deployment.
+    let perf_map = std::env::var_os("WEIR_PERF_MAP").is_some_and(|v| v == "1");
+    RuntimeConfig { pooling, cache_dir, log_sink: crate::filter_log::levels().clone(), perf_map, ..Default::default() }
 }
 
 /// Runs weir as the command line says. Returns only for `-t` or on a startup error.

@@ -11,6 +11,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 use crate::choose::choose;
+use weir_filter_support::header_block::HeaderBlock;
 use weir_filter_support::log;
 
 use crate::config::Config;
@@ -75,7 +76,7 @@ impl Context for Http {}
 impl HttpContext for Http {
     fn on_http_request_headers(&mut self, _: usize, _: bool) -> Action {
         let Some(config) = self.config.clone() else { return Action::Continue };
-        let headers = hostcalls::get_map_bytes(MapType::HttpRequestHeaders).unwrap_or_default();
+        let headers = HeaderBlock::read(MapType::HttpRequestHeaders);
         let choice = choose(&config, &Inputs::from_headers(&config, &headers), self.random);
         let Some(variant) = config.variants.get(choice.variant) else { return Action::Continue };
         if let Err(status) = hostcalls::set_property(vec![UPSTREAM_CLUSTER_PROPERTY], Some(variant.cluster.as_bytes()))

@@ -1,5 +1,7 @@
 //! What the choice needs from a request, read from its headers in one pass.
 
+use weir_filter_support::header_block::HeaderBlock;
+
 use crate::config::{Config, Source};
 use crate::cookies;
 
@@ -17,12 +19,9 @@ pub struct Inputs {
 impl Inputs {
     /// Reads the inputs from the request headers (lower-case names, as hosts give them).
     /// Empty values count as absent.
-    pub fn from_headers(config: &Config, headers: &[(String, Vec<u8>)]) -> Self {
-        let header = |name: &str| headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_slice());
-        let cookie = |name: &str| {
-            let values = headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("cookie")).map(|(_, v)| v.as_slice());
-            cookies::find(values, name)
-        };
+    pub fn from_headers(config: &Config, headers: &HeaderBlock) -> Self {
+        let header = |name: &str| headers.get(name);
+        let cookie = |name: &str| cookies::find(headers.get_all("cookie"), name);
         let read = |source: &Source| match source {
             Source::Header(name) => header(name),
             Source::Cookie(name) => cookie(name),
@@ -48,8 +47,8 @@ mod tests {
         Config::parse(json.as_bytes()).unwrap()
     }
 
-    fn headers(pairs: &[(&str, &str)]) -> Vec<(String, Vec<u8>)> {
-        pairs.iter().map(|(n, v)| (n.to_string(), v.as_bytes().to_vec())).collect()
+    fn headers(pairs: &[(&str, &str)]) -> HeaderBlock {
+        HeaderBlock::from_pairs(pairs.iter().copied())
     }
 
     #[test]

@@ -6,8 +6,9 @@ use std::time::UNIX_EPOCH;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
+use weir_filter_support::header_block::HeaderBlock;
 use weir_filter_support::log;
 
 use crate::config::Config;
@@ -96,7 +97,7 @@ impl Context for AuthHttp {
         let (status, response) = if num_headers == 0 {
             (None, Headers::default())
         } else {
-            let response = Headers::from_bytes(self.get_http_call_response_headers_bytes());
+            let response = Headers::from_block(HeaderBlock::read(MapType::HttpCallResponseHeaders));
             (response.get(":status").and_then(|s| s.parse::<u32>().ok()), response)
         };
         let decision = ext.on_response(status, &response);
@@ -115,7 +116,7 @@ impl HttpContext for AuthHttp {
         let Some(config) = self.config.clone() else {
             return self.reply(&Reply::not_configured());
         };
-        let headers = Headers::from_bytes(self.get_http_request_headers_bytes());
+        let headers = Headers::from_block(HeaderBlock::read(MapType::HttpRequestHeaders));
         for name in config.protected_headers() {
             self.set_http_request_header(name, None);
         }

@@ -1,31 +1,34 @@
 //! Request header snapshots, and the checks configured header names and forwarded values pass.
 
+use weir_filter_support::header_block::HeaderBlock;
+
 use crate::config::ConfigError;
 
-/// The request headers as the filter saw them (names lower-case, in order, UTF-8 values only).
+/// The request headers as the filter saw them (names lower-case, in order); lookups see
+/// UTF-8 values only: the SDK's string accessors panic on anything else, and a value a string
+/// comparison could not match is as good as absent.
 #[derive(Debug, Clone, Default)]
-pub struct Headers(Vec<(String, String)>);
+pub struct Headers(HeaderBlock);
 
 impl Headers {
-    /// Wraps `pairs`, lower-casing names.
+    /// Wraps `pairs`.
     pub fn new(pairs: Vec<(String, String)>) -> Self {
-        Self(pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect())
+        Self(HeaderBlock::from_pairs(pairs))
     }
 
-    /// Keeps the pairs whose value is UTF-8: the SDK's string accessors panic on anything
-    /// else, so the glue reads bytes and drops what a string comparison could not match.
-    pub fn from_bytes(pairs: Vec<(String, Vec<u8>)>) -> Self {
-        Self::new(pairs.into_iter().filter_map(|(k, v)| Some((k, String::from_utf8(v).ok()?))).collect())
+    /// Wraps a map read from the host.
+    pub fn from_block(block: HeaderBlock) -> Self {
+        Self(block)
     }
 
-    /// The first value of `name` (lower-case).
+    /// The first value of `name` (lower-case), when it is UTF-8.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Drops every header named in `names`, as the glue drops them from the request.
     pub fn remove_all(&mut self, names: &[String]) {
-        self.0.retain(|(k, _)| !names.contains(k));
+        self.0.retain(|k| !names.iter().any(|n| n.as_bytes().eq_ignore_ascii_case(k)));
     }
 }
 
@@ -61,8 +64,8 @@ mod tests {
     }
 
     #[test]
-    fn non_utf8_values_are_dropped() {
-        let h = Headers::from_bytes(vec![("a".into(), vec![0xff]), ("b".into(), b"ok".to_vec())]);
+    fn non_utf8_values_are_not_seen() {
+        let h = Headers::from_block(HeaderBlock::from_pairs([("a", &[0xff][..]), ("b", b"ok")]));
         assert_eq!(h.get("a"), None);
         assert_eq!(h.get("b"), Some("ok"));
     }

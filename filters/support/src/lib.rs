@@ -6,6 +6,7 @@ use std::fmt;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
 
+pub mod header_block;
 pub mod json_path;
 
 /// A configuration problem, naming the field (`rules[1].capacity: expected ...`).
