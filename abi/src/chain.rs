@@ -174,6 +174,8 @@ impl FilterChain {
                 acquired.push(p.vm.id());
             }
         }
+        // Each filter makes about seven callbacks a request: room for them all at once.
+        let timings = Vec::with_capacity(plugins.len() * 8);
         let slots = plugins
             .into_iter()
             .map(|plugin| Slot {
@@ -190,7 +192,7 @@ impl FilterChain {
             phase: Phase::RequestHeaders,
             tokens: Vec::new(),
             detached: Vec::new(),
-            timings: Vec::new(),
+            timings,
             failures: Vec::new(),
             response_started: false,
             finished: false,
@@ -422,7 +424,7 @@ impl FilterChain {
         if phase != Phase::Log {
             self.last = i;
         }
-        let plugin = self.slots[i].plugin.clone();
+        let plugin = &self.slots[i].plugin;
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
         let cb_name = cb.name();
@@ -458,7 +460,8 @@ impl FilterChain {
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
             Err(failure) => {
-                let fresh = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
+                let stats = self.slots[i].plugin.vm.stats();
+                let fresh = stats.failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
                 return self.fail(i, failure, fresh, s);
             }
         };
@@ -635,7 +638,8 @@ impl FilterChain {
             Ok(Some(r)) => r,
             Ok(None) => return self.still(),
             Err(failure) => {
-                let fresh = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
+                let stats = self.slots[i].plugin.vm.stats();
+                let fresh = stats.failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
                 let step = self.fail(i, failure, fresh, s);
                 return match step {
                     Step::Continue => self.resume(s, i),

@@ -21,6 +21,19 @@ enum Changed {
     Everything,
 }
 
+impl Changed {
+    /// Notes a change to the entries of `name`; `lowered` gives it lower-case (called only
+    /// when the name is not noted yet, so a caller that has the lower-case form shares it).
+    fn note(&mut self, name: &[u8], lowered: impl FnOnce() -> Bytes) {
+        match self {
+            Changed::Everything => {}
+            Changed::Names(names) if names.iter().any(|n| n.eq_ignore_ascii_case(name)) => {}
+            Changed::Names(names) => names.push(lowered()),
+            Changed::Nothing => *self = Changed::Names(vec![lowered()]),
+        }
+    }
+}
+
 impl Default for HeaderMap {
     /// Empty, and changed: nothing says it matches any other copy yet.
     fn default() -> Self {
@@ -58,16 +71,6 @@ impl HeaderMap {
     /// Records that the map is in step with the host's own copy.
     pub fn mark_unchanged(&mut self) {
         self.changed = Changed::Nothing;
-    }
-
-    /// Notes a change to the entries of `name`.
-    fn touch(&mut self, name: &[u8]) {
-        match &mut self.changed {
-            Changed::Everything => {}
-            Changed::Names(names) if names.iter().any(|n| n.eq_ignore_ascii_case(name)) => {}
-            Changed::Names(names) => names.push(lower(name)),
-            Changed::Nothing => self.changed = Changed::Names(vec![lower(name)]),
-        }
     }
 
     /// An empty map.
@@ -131,13 +134,13 @@ impl HeaderMap {
     /// Appends an entry; pseudo-headers are kept ahead of regular headers.
     pub fn add(&mut self, name: &[u8], value: impl Into<Bytes>) {
         let name = lower(name);
-        let at = if name.first() == Some(&b':') {
-            self.entries.iter().take_while(|(k, _)| k.first() == Some(&b':')).count()
+        self.changed.note(&name, || name.clone());
+        if name.first() == Some(&b':') {
+            let at = self.entries.iter().take_while(|(k, _)| k.first() == Some(&b':')).count();
+            self.entries.insert(at, (name, value.into()));
         } else {
-            self.entries.len()
-        };
-        self.touch(&name);
-        self.entries.insert(at, (name, value.into()));
+            self.entries.push((name, value.into()));
+        }
     }
 
     /// Sets `name` to exactly one value: replaces the first entry in place and removes the
@@ -153,16 +156,21 @@ impl HeaderMap {
                     i += 1;
                     keep
                 });
+                self.changed.note(name, || self.entries[first].0.clone());
             }
             None => self.add(name, value),
         }
-        self.touch(name);
     }
 
     /// Removes every entry of `name`.
     pub fn remove(&mut self, name: &[u8]) {
+        let before = self.entries.len();
         self.entries.retain(|(k, _)| !k.eq_ignore_ascii_case(name));
-        self.touch(name);
+        // Removing an absent name changes nothing a host would have to write back (filters
+        // that strip headers clients may forge do it on every request).
+        if self.entries.len() != before {
+            self.changed.note(name, || lower(name));
+        }
     }
 
     /// Replaces the whole map with `pairs`, in their order (names lower-cased).
@@ -259,6 +267,17 @@ mod tests {
     }
 
     #[test]
+    fn removing_an_absent_name_changes_nothing() {
+        let mut m = HeaderMap::from_pairs([("a", "1")]);
+        m.mark_unchanged();
+        m.remove(b"x-forged");
+        assert!(!m.is_changed());
+        m.remove(b"A");
+        assert_eq!(m.changed_names(), Some(&[Bytes::from_static(b"a")][..]));
+        assert!(m.is_empty());
+    }
+
+    #[test]
     fn envoy_map_rules() {
         let mut m = HeaderMap::from_pairs([("X-Foo", "1"), ("x-foo", "2"), (":path", "/")]);
         assert_eq!(m.iter().next().unwrap().0, b":path", "pseudo-headers first");
@@ -282,7 +301,7 @@ mod tests {
         assert!(m.is_changed() && HeaderMap::new().is_changed(), "a new map counts as changed");
         type Change = fn(&mut HeaderMap);
         let changes: [Change; 4] =
-            [|m| m.add(b"b", "2"), |m| m.replace(b"b", "3"), |m| m.remove(b"absent"), |m| m.set_all(vec![])];
+            [|m| m.add(b"b", "2"), |m| m.replace(b"b", "3"), |m| m.remove(b"A"), |m| m.set_all(vec![])];
         for change in changes {
             m.mark_unchanged();
             let _ = (m.get(b"a"), m.len(), m.encode(), m.clone());
@@ -302,8 +321,9 @@ mod tests {
         m.replace(b"b", "3");
         m.add(b"x-new", "2");
         m.remove(b"absent");
+        m.remove(b"A");
         let names: Vec<&[u8]> = m.changed_names().unwrap().iter().map(|n| &n[..]).collect();
-        assert_eq!(names, [&b"x-new"[..], b"b", b"absent"]);
+        assert_eq!(names, [&b"x-new"[..], b"b", b"a"], "a name that was absent did not change");
         m.set_all(vec![]);
         assert_eq!(m.changed_names(), None);
     }

@@ -244,7 +244,7 @@ fn checked_value(name: &[u8], v: HeaderValue) -> Result<HeaderValue, InvalidHead
 /// The response as filters see it (without hop-by-hop headers), marked unchanged: in step
 /// with `resp`.
 pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(resp.headers.len() + 1);
+    let mut h = HeaderMap::with_capacity(resp.headers.len() + 4);
     h.add(b":status", Bytes::copy_from_slice(resp.status.as_str().as_bytes()));
     let upgrade = is_upgrade(&resp.headers);
     for (n, v) in resp.headers.iter() {

@@ -39,19 +39,19 @@ pub fn on_request(config: &Config, mut headers: Headers, now: u64) -> Step {
         Local::Allow { identity, extra } => Some((identity, extra)),
         Local::Deny(reply) => return Step::Reply(reply),
     };
-    let mut set = Vec::new();
-    if let Some((identity, extra)) = &identity {
-        if let Some(id) = identity {
-            set.push((config.identity_header.clone(), id.clone()));
-        }
-        set.extend(extra.iter().cloned());
+    let (id, extra) = identity.unwrap_or_default();
+    // The check request is built first: it borrows the identity that `set` then takes.
+    let request = config.external.as_ref().map(|ext| {
+        let forwarded = id.as_deref().map(|id| (config.identity_header.as_str(), id));
+        ext.request(&headers, forwarded)
+    });
+    let mut set = Vec::with_capacity(usize::from(id.is_some()) + extra.len());
+    if let Some(id) = id {
+        set.push((config.identity_header.clone(), id));
     }
-    match &config.external {
-        Some(ext) => {
-            let forwarded =
-                identity.as_ref().and_then(|(id, _)| id.as_deref()).map(|id| (config.identity_header.as_str(), id));
-            Step::Callout { request: ext.request(&headers, forwarded), set }
-        }
+    set.extend(extra);
+    match request {
+        Some(request) => Step::Callout { request, set },
         None => Step::Continue(set),
     }
 }

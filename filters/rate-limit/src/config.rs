@@ -81,6 +81,11 @@ impl Config {
         self.rules.iter().any(|r| r.descriptors.contains(&Descriptor::ClientAddress))
     }
 
+    /// True when a rule reads the path (`path_prefix`).
+    pub fn needs_path(&self) -> bool {
+        self.rules.iter().flat_map(|r| &r.descriptors).any(|d| matches!(d, Descriptor::PathPrefix(_)))
+    }
+
     /// The headers rules read (lower-case, each once).
     pub fn header_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = Vec::new();

@@ -58,11 +58,11 @@ impl Descriptor {
     }
 
     /// This descriptor's key part for `req`, or None when the rule does not apply.
-    pub fn value(&self, req: &Request) -> Option<String> {
+    pub fn value<'a>(&'a self, req: &'a Request) -> Option<&'a str> {
         match self {
-            Self::ClientAddress => req.client_address.clone(),
-            Self::Header(name) => req.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()),
-            Self::PathPrefix(prefix) => req.path.starts_with(prefix.as_str()).then(|| prefix.clone()),
+            Self::ClientAddress => req.client_address.as_deref(),
+            Self::Header(name) => req.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()),
+            Self::PathPrefix(prefix) => req.path.starts_with(prefix.as_str()).then_some(prefix.as_str()),
         }
     }
 }
@@ -70,7 +70,10 @@ impl Descriptor {
 /// The shared-data key of rule `name` for `req`: `rl:<name>:<part>:<part>…`, or None when a
 /// descriptor does not apply. Parts are escaped so a `:` in a header cannot forge another key.
 pub fn key(name: &str, descriptors: &[Descriptor], req: &Request) -> Option<String> {
-    let mut key = format!("rl:{name}:");
+    let mut key = String::with_capacity(name.len() + 32);
+    key.push_str("rl:");
+    key.push_str(name);
+    key.push(':');
     for (i, d) in descriptors.iter().enumerate() {
         if i > 0 {
             key.push(':');

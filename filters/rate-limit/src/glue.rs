@@ -87,12 +87,13 @@ impl LimitHttp {
             None
         };
         let headers = config.header_names().into_iter().filter_map(|n| Some((n.to_owned(), self.header(n)?))).collect();
-        Request { client_address, path: self.header(":path").unwrap_or_default(), headers }
+        let path = if config.needs_path() { self.header(":path").unwrap_or_default() } else { String::new() };
+        Request { client_address, path, headers }
     }
 
     fn too_many_requests(&mut self, quota: &Quota) -> Action {
         let retry_after = quota.retry_after_secs.to_string();
-        let values = quota.headers();
+        let values = quota.headers().map(|(k, v)| (k, v.to_string()));
         // `x-envoy-ratelimited` as Envoy's local_ratelimit sends it.
         let mut headers: Vec<(&str, &str)> =
             vec![("retry-after", retry_after.as_str()), ("x-envoy-ratelimited", "true")];
@@ -134,8 +135,10 @@ impl HttpContext for LimitHttp {
         if config.response_headers
             && let Some(quota) = self.verdict.limited.or(self.verdict.quota)
         {
+            // Numbers written on the stack (`itoa`): three `to_string`s were three allocations
+            // and the formatting machinery on every request.
             for (name, value) in quota.headers() {
-                self.set_http_response_header(name, Some(&value));
+                self.set_http_response_header(name, Some(itoa::Buffer::new().format(value)));
             }
         }
         Action::Continue

@@ -29,12 +29,12 @@ impl Quota {
         }
     }
 
-    /// `x-ratelimit-limit`, `-remaining`, `-reset`.
-    pub fn headers(&self) -> [(&'static str, String); 3] {
+    /// `x-ratelimit-limit`, `-remaining`, `-reset`, with their numbers.
+    pub fn headers(&self) -> [(&'static str, u64); 3] {
         [
-            ("x-ratelimit-limit", self.limit.to_string()),
-            ("x-ratelimit-remaining", self.remaining.to_string()),
-            ("x-ratelimit-reset", self.reset_secs.to_string()),
+            ("x-ratelimit-limit", self.limit),
+            ("x-ratelimit-remaining", self.remaining),
+            ("x-ratelimit-reset", self.reset_secs),
         ]
     }
 }
@@ -61,7 +61,7 @@ enum Take {
 pub fn check<S: Store + ?Sized>(config: &Config, store: &S, req: &Request, now: u64) -> Verdict {
     let mut verdict = Verdict::default();
     let mut taken: Vec<(String, Limit)> = Vec::new();
-    for rule in &config.rules {
+    for (i, rule) in config.rules.iter().enumerate() {
         let Some(key) = descriptor::key(&rule.name, &rule.descriptors, req) else { continue };
         let limit = rule.limit;
         let outcome = store::update(store, &key, |stored| {
@@ -74,7 +74,10 @@ pub fn check<S: Store + ?Sized>(config: &Config, store: &S, req: &Request, now: 
         match outcome {
             None => verdict.failed_open.push(rule.name.clone()),
             Some(Take::Taken(q)) => {
-                taken.push((key, limit));
+                // Only a later rule's refusal gives a token back.
+                if i + 1 < config.rules.len() {
+                    taken.push((key, limit));
+                }
                 let tighter = verdict.quota.is_none_or(|best| (q.remaining, q.limit) < (best.remaining, best.limit));
                 if tighter {
                     verdict.quota = Some(q);
