@@ -441,7 +441,7 @@ impl FilterChain {
                     });
                 }
                 None => {
-                    let root = vm.start_plugin(&plugin).map_err(|e| match e {
+                    let root = vm.start_plugin(plugin).map_err(|e| match e {
                         crate::StartError::Failed(f) => f,
                         other => Failure {
                             kind: crate::error::FailureKind::Other,
