@@ -1,6 +1,7 @@
 //! API keys, sent in a header or a query parameter (Envoy `api_key_auth`). Keys are kept as
 //! SHA-256 digests and compared in constant time.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::fmt;
@@ -107,9 +108,9 @@ impl ApiKeys {
     }
 
     /// The key the request presents: the header first, then the query parameter.
-    pub fn presented(&self, headers: &Headers, query: &str) -> Option<String> {
-        let from_header = self.header.as_deref().and_then(|h| headers.get(h)).map(str::to_owned);
-        from_header.or_else(|| self.query.as_deref().and_then(|q| path::query_param(query, q)))
+    pub fn presented<'a>(&self, headers: &'a Headers, query: &str) -> Option<Cow<'a, str>> {
+        let from_header = self.header.as_deref().and_then(|h| headers.get(h)).map(Cow::Borrowed);
+        from_header.or_else(|| self.query.as_deref().and_then(|q| path::query_param(query, q)).map(Cow::Owned))
     }
 
     /// The name of the key `presented` matches. Every key is compared, so timing does not
@@ -197,8 +198,9 @@ mod tests {
         let k = keys(r#"{"header":"X-Key","query":"api_key","keys":[{"name":"ci","key":"abc"}]}"#).ok();
         let with_header = Headers::new(vec![("x-key".into(), "h".into())]);
         assert_eq!(k.as_ref().and_then(|k| k.presented(&with_header, "api_key=q")).as_deref(), Some("h"));
-        assert_eq!(k.as_ref().and_then(|k| k.presented(&Headers::default(), "a=1&api_key=q")).as_deref(), Some("q"));
-        assert_eq!(k.as_ref().and_then(|k| k.presented(&Headers::default(), "")), None);
+        let without = Headers::default();
+        assert_eq!(k.as_ref().and_then(|k| k.presented(&without, "a=1&api_key=q")).as_deref(), Some("q"));
+        assert_eq!(k.as_ref().and_then(|k| k.presented(&without, "")), None);
     }
 
     #[test]
