@@ -7,8 +7,6 @@
 //! allocation however many headers it carries (bench/PROFILE.md: allocation was half of the
 //! built-ins' own instructions).
 
-use std::ops::Range;
-
 use proxy_wasm::types::MapType;
 
 /// A header map as the host serialized it (the Proxy-Wasm map format: a pair count, the
@@ -17,7 +15,11 @@ use proxy_wasm::types::MapType;
 #[derive(Debug, Clone, Default)]
 pub struct HeaderBlock {
     buf: Vec<u8>,
-    pairs: Vec<(Range<usize>, Range<usize>)>,
+    /// How many whole pairs the buffer holds (checked once, walked on each lookup: a filter
+    /// looks up a few names, and an index would be one more allocation per request).
+    pairs: usize,
+    /// Positions of the pairs [`HeaderBlock::retain`] dropped (allocated only when one is).
+    dropped: Vec<usize>,
 }
 
 impl HeaderBlock {
@@ -43,26 +45,11 @@ impl HeaderBlock {
         Self::parse(buf)
     }
 
-    /// Indexes a serialized map. A buffer that does not hold what its lengths say (never
-    /// from a conforming host) gives the pairs read before the fault.
+    /// Takes a serialized map. A buffer that does not hold what its lengths say (never from
+    /// a conforming host) gives the pairs before the fault.
     pub fn parse(buf: Vec<u8>) -> Self {
-        let word = |b: &[u8]| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize;
-        let count = buf.get(..4).map_or(0, word);
-        let Some(mut data) = count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|&d| d <= buf.len()) else {
-            return Self { buf, pairs: Vec::new() };
-        };
-        let mut pairs = Vec::with_capacity(count);
-        for entry in buf[4..data].chunks_exact(8) {
-            let Some(name_end) = data.checked_add(word(&entry[..4])) else { break };
-            let Some(value_end) = (name_end + 1).checked_add(word(&entry[4..])) else { break };
-            // Each name and value is followed by a NUL.
-            if value_end >= buf.len() {
-                break;
-            }
-            pairs.push((data..name_end, name_end + 1..value_end));
-            data = value_end + 1;
-        }
-        Self { buf, pairs }
+        let pairs = Pairs::new(&buf, usize::MAX).count();
+        Self { buf, pairs, dropped: Vec::new() }
     }
 
     /// The first value of `name` (any case).
@@ -77,14 +64,65 @@ impl HeaderBlock {
 
     /// The pairs in order, names as the host gave them (lower-case from Envoy and weir).
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.pairs.iter().map(|(k, v)| (&self.buf[k.clone()], &self.buf[v.clone()]))
+        Pairs::new(&self.buf, self.pairs).enumerate().filter(|(i, _)| !self.dropped.contains(i)).map(|(_, pair)| pair)
     }
 
     /// Keeps only the pairs whose name `keep` accepts.
     pub fn retain(&mut self, mut keep: impl FnMut(&[u8]) -> bool) {
-        let buf = &self.buf;
-        self.pairs.retain(|(k, _)| keep(&buf[k.clone()]));
+        let gone: Vec<usize> = Pairs::new(&self.buf, self.pairs)
+            .enumerate()
+            .filter(|(i, (k, _))| !self.dropped.contains(i) && !keep(k))
+            .map(|(i, _)| i)
+            .collect();
+        self.dropped.extend(gone);
     }
+}
+
+/// Walks the pairs of a serialized map, stopping at `limit` or at the first that does not fit.
+struct Pairs<'a> {
+    buf: &'a [u8],
+    /// The next pair's lengths.
+    lengths: usize,
+    /// The next pair's name.
+    data: usize,
+    left: usize,
+}
+
+impl<'a> Pairs<'a> {
+    fn new(buf: &'a [u8], limit: usize) -> Self {
+        let count = buf.get(..4).map_or(0, word);
+        match count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|&d| d <= buf.len()) {
+            Some(data) => Self { buf, lengths: 4, data, left: count.min(limit) },
+            None => Self { buf, lengths: 4, data: 0, left: 0 },
+        }
+    }
+}
+
+impl<'a> Iterator for Pairs<'a> {
+    type Item = (&'a [u8], &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let entry = &self.buf[self.lengths..self.lengths + 8];
+        let name_end = self.data.checked_add(word(&entry[..4]))?;
+        let value_end = (name_end + 1).checked_add(word(&entry[4..]))?;
+        // Each name and value is followed by a NUL.
+        if value_end >= self.buf.len() {
+            self.left = 0;
+            return None;
+        }
+        let pair = (&self.buf[self.data..name_end], &self.buf[name_end + 1..value_end]);
+        self.lengths += 8;
+        self.data = value_end + 1;
+        self.left -= 1;
+        Some(pair)
+    }
+}
+
+fn word(b: &[u8]) -> usize {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -137,6 +175,7 @@ mod tests {
     #[test]
     fn a_truncated_buffer_keeps_the_whole_pairs_before_the_fault() {
         let whole = HeaderBlock::from_pairs([("a", "1"), ("bb", "22")]);
+        assert_eq!(whole.iter().count(), 2);
         let mut cut = whole.buf.clone();
         cut.truncate(cut.len() - 2);
         assert_eq!(HeaderBlock::parse(cut).iter().collect::<Vec<_>>(), [(&b"a"[..], &b"1"[..])]);
