@@ -17,7 +17,7 @@ import os, re, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import FOUR, ROOT, WEIR, free_port, sh, wait_http, weir_config  # noqa: E402
-from instructions import MEASURED, WARMUP, requests  # noqa: E402
+from instructions import MEASURED, WARMUP, requests, wait_ok  # noqa: E402
 
 def component(function):
     """The crate or library a callgrind function name belongs to."""
@@ -97,7 +97,8 @@ http {{ access_log off; server {{ listen 127.0.0.1:{origin}; location / {{ retur
                              WEIR, "-c", f"{d}/weir.yaml"], stdout=subprocess.DEVNULL, stderr=open(f"{d}/valgrind.log", "w"), env=env)
     try:
         wait_http(f"http://127.0.0.1:{origin}/")
-        wait_http(f"http://127.0.0.1:{admin}/ready", seconds=600)
+        # Fails at once, with the exit status, if weir exits (a port taken meanwhile, say).
+        wait_ok(f"http://127.0.0.1:{admin}/ready", weir, seconds=600)
         requests(proxy, WARMUP)
         subprocess.run(["callgrind_control", "-i", "on", str(weir.pid)], check=True, capture_output=True)
         started = time.time()

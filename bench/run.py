@@ -170,20 +170,31 @@ http {{ access_log off;
     for p, _ in procs.values():
         p.terminate()
 
-    # Memory per VM: one plugin per vm_id, one route each, each VM instantiated once.
+    # Memory per VM: one plugin per vm_id, one route each, against the same routes without
+    # filters. weir instantiates every VM before it reports ready, so the two processes are
+    # compared (an RSS taken before and after the first requests would miss the VMs).
     n_vms = 40
-    proxy, admin = free_port(), free_port()
-    plugins = "".join(f"  v{i}: {{ module: {TRIVIAL}, vm_id: v{i} }}\n" for i in range(n_vms))
-    routes = "".join(f"  - match: {{ path_prefix: /v{i}/ }}\n    cluster: origin\n    filters: [{{ plugin: v{i} }}]\n" for i in range(n_vms))
-    open(f"{d}/mem.yaml", "w").write(weir_config(proxy, admin, origin, "[]", plugins, routes=routes + "  - cluster: origin\n"))
-    mem = subprocess.Popen([WEIR, "-c", f"{d}/mem.yaml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_http(f"http://127.0.0.1:{admin}/ready"); wait_http(f"http://127.0.0.1:{proxy}/")
-    before = rss_kib(mem.pid)
-    for i in range(n_vms):
-        urllib.request.urlopen(f"http://127.0.0.1:{proxy}/v{i}/").read()
-    time.sleep(0.5)
-    after = rss_kib(mem.pid)
-    mem.terminate(); nginx.terminate()
+
+    def serving_rss(with_filters):
+        proxy, admin = free_port(), free_port()
+        plugins = "".join(f"  v{i}: {{ module: {TRIVIAL}, vm_id: v{i} }}\n" for i in range(n_vms)) if with_filters else ""
+        chain = lambda i: f"[{{ plugin: v{i} }}]" if with_filters else "[]"
+        routes = "".join(f"  - match: {{ path_prefix: /v{i}/ }}\n    cluster: origin\n    filters: {chain(i)}\n" for i in range(n_vms))
+        path = f"{d}/mem-{with_filters}.yaml"
+        open(path, "w").write(weir_config(proxy, admin, origin, "[]", plugins, routes=routes + "  - cluster: origin\n"))
+        mem = subprocess.Popen([WEIR, "-c", path], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_http(f"http://127.0.0.1:{admin}/ready"); wait_http(f"http://127.0.0.1:{proxy}/")
+            for i in range(n_vms):
+                urllib.request.urlopen(f"http://127.0.0.1:{proxy}/v{i}/").read()
+            time.sleep(0.5)
+            return rss_kib(mem.pid)
+        finally:
+            mem.terminate()
+            mem.wait(timeout=60)
+
+    before, after = serving_rss(False), serving_rss(True)
+    nginx.terminate()
     per_vm_kib = (after - before) / n_vms
 
     micro = sh("cargo", "bench", "-p", "weir-bench", "--bench", "abi", "--", "--warm-up-time", "1", "--measurement-time", "2", cwd=ROOT).stdout
@@ -246,7 +257,7 @@ http {{ access_log off;
         lines.append(f"| {n} | {statistics.median(r['rps'] for r in h2[n]):,.0f} |")
     lines += ["", H2_NOTE]
     lines += ["", "## Memory", "",
-              f"- Resident memory per VM instance: **{per_vm_kib:,.0f} KiB** ({n_vms} VMs of the trivial filter, RSS {before:,} → {after:,} KiB).",
+              f"- Resident memory per VM instance: **{per_vm_kib:,.0f} KiB** ({n_vms} VMs of the trivial filter: RSS {after:,} KiB, against {before:,} KiB for the same routes without filters).",
               "- Process RSS idle / just after load: " + "; ".join(f"{n}: {rss_idle[n]:,} / {rss_load[n]:,} KiB" for n in rss_idle), "",
               "## Live reload", "", "```json", json.dumps(swap, indent=2), "```", "",
               "## Micro benchmarks (criterion, median)", "", "| bench | time |", "|---|---|"]
