@@ -151,3 +151,21 @@ fn trap_in_initialize_and_restricted_calls_fail_the_start() {
 
     let _ = json!({});
 }
+
+/// `RuntimeConfig::perf_map` (WEIR_PERF_MAP=1, docs/operations.md#profiling-filters): the
+/// filters' compiled functions are named in `/tmp/perf-<pid>.map` for profilers.
+#[test]
+fn a_perf_map_names_the_compiled_functions() {
+    let path = std::path::PathBuf::from(format!("/tmp/perf-{}.map", std::process::id()));
+    let rt = Runtime::new(RuntimeConfig { pooling: None, perf_map: true, ..Default::default() }).expect("runtime");
+    rt.load_module(&probe_wasm()).expect("probe loads");
+    let map = std::fs::read_to_string(&path).unwrap_or_default();
+    let _ = std::fs::remove_file(&path);
+    let line = map.lines().find(|l| l.ends_with(" proxy_on_request_headers"));
+    let fields: Vec<&str> = line.map(|l| l.split(' ').collect()).unwrap_or_default();
+    assert!(
+        fields.len() == 3 && fields[0].starts_with("0x") && u64::from_str_radix(fields[1], 16).is_ok_and(|n| n > 0),
+        "perf map line for proxy_on_request_headers: {line:?} (map of {} bytes)",
+        map.len()
+    );
+}
