@@ -226,13 +226,17 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
 
     let mut vms: HashMap<VmKey, Arc<VmSpec>> = HashMap::new();
     let mut plugins = BTreeMap::new();
+    let mut compiled = false;
     for (name, p) in &c.plugins {
-        match load_plugin(runtime, &loaded, name, p, &mut vms, previous) {
+        match load_plugin(runtime, &loaded, name, p, &mut vms, previous, &mut compiled) {
             Ok(info) => {
                 plugins.insert(name.clone(), info);
             }
             Err(e) => errors.push(e),
         }
+    }
+    if compiled {
+        crate::compile_memory::release();
     }
     if let Some(e) = check_capacity(runtime, &loaded, &vms, previous) {
         errors.push(e);
@@ -388,6 +392,7 @@ fn load_plugin(
     p: &config::Plugin,
     vms: &mut HashMap<VmKey, Arc<VmSpec>>,
     previous: Option<&Generation>,
+    compiled: &mut bool,
 ) -> Result<PluginInfo, ConfigError> {
     let field = format!("plugins.{name}");
     let bytes: Vec<u8> = match (&p.builtin, &p.module) {
@@ -419,6 +424,7 @@ fn load_plugin(
     })?;
     match module.origin {
         weir_abi::ModuleOrigin::Compiled(took) => {
+            *compiled = true;
             tracing::debug!(target: "weir::reload", plugin = name, took_ms = took.as_millis() as u64, "module compiled")
         }
         weir_abi::ModuleOrigin::DiskCache => {

@@ -12,6 +12,7 @@ pub mod builtin;
 pub mod callout;
 pub mod cli;
 pub mod clusters;
+pub mod compile_memory;
 pub mod config;
 pub mod connections;
 pub mod convert;
