@@ -66,7 +66,9 @@ pub use limits::Limits;
 pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink, to_tracing};
 pub use metadata::{MetaValue, Metadata, Node};
-pub use module::{CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions};
+pub use module::{
+    CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions, on_compile_threads,
+};
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use properties::write_socket_addr;
 pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};

@@ -287,6 +287,40 @@ pub(crate) fn validate(
     Ok(CompiledModule { sha256, abi, start, allocator, origin, module, pre })
 }
 
+/// The threads modules are compiled on, with the process that made them.
+static COMPILE_POOL: Mutex<Option<(u32, Arc<rayon::ThreadPool>)>> = Mutex::new(None);
+
+/// This process's compile threads. Wasmtime compiles a module's functions in parallel on the
+/// rayon pool it is called from; after a fork (`weir -d`) the threads of a pool made before it
+/// do not exist in the child, and a compile there would wait for them forever, so a process
+/// that finds another process's pool makes its own (as `Runtime::ensure_ticker` does for the
+/// epoch thread). `None` when no thread can be started: the module then compiles on the
+/// calling thread's pool.
+fn compile_pool() -> Option<Arc<rayon::ThreadPool>> {
+    let mut pool = COMPILE_POOL.lock().unwrap_or_else(|p| p.into_inner());
+    let here = std::process::id();
+    match pool.as_ref() {
+        Some((pid, p)) if *pid == here => return Some(p.clone()),
+        // Its threads were the parent's: nothing to stop or join here.
+        Some(_) => std::mem::forget(pool.take()),
+        None => {}
+    }
+    let made = Arc::new(rayon::ThreadPoolBuilder::new().thread_name(|i| format!("weir-compile-{i}")).build().ok()?);
+    *pool = Some((here, made.clone()));
+    Some(made)
+}
+
+/// Runs `f` on each thread this process compiled modules on (on none before the first
+/// compile): lets the host give back what compiling left in their allocator's caches.
+pub fn on_compile_threads(f: impl Fn() + Sync) {
+    let pool = COMPILE_POOL.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    if let Some((pid, pool)) = pool
+        && pid == std::process::id()
+    {
+        pool.broadcast(|_| f());
+    }
+}
+
 /// Removes from the on-disk cache what no runtime of this engine will read: modules compiled
 /// by another engine (another weir or Wasmtime version, other settings), unused for
 /// [`DISK_CACHE_UNUSED`], and the temporary files of writes that did not finish.
@@ -366,7 +400,13 @@ impl ModuleCache {
 
     fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<(Module, ModuleOrigin), LoadError> {
         let started = std::time::Instant::now();
-        let compile = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(Cause::new(e)));
+        let compile = || {
+            let module = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(Cause::new(e)));
+            match compile_pool() {
+                Some(pool) => pool.install(module),
+                None => module(),
+            }
+        };
         let Some(dir) = &self.dir else {
             return Ok((compile()?, ModuleOrigin::Compiled(started.elapsed())));
         };

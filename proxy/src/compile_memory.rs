@@ -1,6 +1,6 @@
 //! Giving back the memory compiling modules used.
 //!
-//! Wasmtime compiles a module's functions on rayon's thread pool (parallel compilation), and
+//! Wasmtime compiles a module's functions on weir-abi's compile threads (in parallel), and
 //! weir's allocator (mimalloc, `src/main.rs`) keeps the pages a thread freed in that thread's
 //! heap until the thread allocates again, which an idle compile thread never does. Without
 //! this, weir stayed at ~120 MB resident after compiling the quick start's four built-ins,
@@ -9,7 +9,7 @@
 /// Returns to the system the free memory of every compile thread and of the caller. Cheap when
 /// there is nothing to return; call it after compiling.
 pub fn release() {
-    rayon::broadcast(|_| collect());
+    weir_abi::on_compile_threads(collect);
     collect();
 }
 

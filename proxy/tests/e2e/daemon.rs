@@ -126,6 +126,52 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     assert!(access.len() >= 3, "every request is logged: {logs}");
 }
 
+/// A module compiled before the fork (no module cache) used threads the daemon does not have:
+/// a reload that compiles a new module must not wait for them.
+#[tokio::test]
+async fn a_daemon_compiles_a_new_module_on_reload_after_compiling_before_its_fork() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin("o");
+    let write = |module: &str, version: &str| {
+        let tag = json!({ "steps": { "response_headers": [["add_header", 2, "x-version", version]] } });
+        let text = format!(
+            "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\n\
+             server: {{ threads: 1, pid_file: weir.pid, module_cache: off }}\n\
+             clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\n\
+             plugins:\n  probe: {{ module: {module} }}\n\
+             routes:\n  - {{ cluster: origin, filters: [{{ plugin: probe, config: {tag} }}] }}\n"
+        );
+        std::fs::write(dir.path().join("weir.yaml"), text).unwrap();
+    };
+    write(probe(), "1");
+    let mut launcher = Command::new(env!("CARGO_BIN_EXE_weir"))
+        .args(["-d", "-c", "weir.yaml"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.path().join("weir.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    BufReader::new(launcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+    let status = launcher.wait().unwrap();
+    let _daemon = Daemon(daemon_pid(&dir.path().join("weir.pid")));
+    assert!(status.success(), "{status}");
+    let address = |what: &str| {
+        let at = ready.find(what).expect(&ready) + what.len();
+        ready[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    let (proxy, admin) = (address("proxy http://"), address("admin http://"));
+
+    std::fs::write(dir.path().join("variant.wasm"), probe_variant("after the fork")).unwrap();
+    write("variant.wasm", "2");
+    let c = client();
+    let reload = c.post(format!("http://{admin}/reload")).timeout(Duration::from_secs(60)).send().await;
+    let log = || std::fs::read_to_string(dir.path().join("weir.log")).unwrap_or_default();
+    assert!(reload.as_ref().is_ok_and(|r| r.status() == 200), "{reload:?}\n{}", log());
+    let resp = c.get(format!("http://{proxy}/")).send().await.expect("serving");
+    assert_eq!(resp.headers()["x-version"], "2", "{}", log());
+}
+
 #[tokio::test]
 async fn a_daemon_that_cannot_start_fails_its_launcher() {
     let dir = tempfile::tempdir().unwrap();

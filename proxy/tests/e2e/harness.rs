@@ -68,6 +68,19 @@ pub fn probe() -> &'static str {
     weir_test_fixtures::PROBE
 }
 
+/// A different module with the same behaviour: the probe plus a custom section.
+pub fn probe_variant(tag: &str) -> Vec<u8> {
+    let mut wasm = std::fs::read(probe()).unwrap();
+    let name = b"weir-test";
+    let payload_len = 1 + name.len() + tag.len();
+    wasm.push(0);
+    wasm.push(payload_len as u8);
+    wasm.push(name.len() as u8);
+    wasm.extend_from_slice(name);
+    wasm.extend_from_slice(tag.as_bytes());
+    wasm
+}
+
 /// The trivial fixture's path.
 pub fn trivial() -> &'static str {
     weir_test_fixtures::TRIVIAL

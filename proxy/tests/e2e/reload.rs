@@ -9,19 +9,6 @@ use std::time::{Duration, Instant};
 use crate::harness::FetchJson;
 use crate::harness::*;
 
-/// A different module with the same behaviour: the probe plus a custom section.
-fn probe_variant(tag: &str) -> Vec<u8> {
-    let mut wasm = std::fs::read(probe()).unwrap();
-    let name = b"weir-test";
-    let payload_len = 1 + name.len() + tag.len();
-    wasm.push(0);
-    wasm.push(payload_len as u8);
-    wasm.push(name.len() as u8);
-    wasm.extend_from_slice(name);
-    wasm.extend_from_slice(tag.as_bytes());
-    wasm
-}
-
 fn config(origin: std::net::SocketAddr, module: &str, version: &str) -> String {
     format!(
         "listeners: [{{ address: 127.0.0.1:0 }}]\nadmin: {{ address: 127.0.0.1:0 }}\nserver: {{ threads: 2 }}\nclusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  v: {{ module: {module}, vm_id: swap }}\nroutes:\n  - cluster: origin\n    filters: [{{ plugin: v, config: {{ steps: {{ response_headers: [[add_header, 2, x-version, {version}]] }} }} }}]\n"
