@@ -31,18 +31,7 @@ impl HeaderBlock {
     /// Builds a block from pairs, as the host would give them.
     pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
         let pairs: Vec<(K, V)> = pairs.into_iter().collect();
-        let mut buf = (pairs.len() as u32).to_le_bytes().to_vec();
-        for (k, v) in &pairs {
-            buf.extend_from_slice(&(k.as_ref().len() as u32).to_le_bytes());
-            buf.extend_from_slice(&(v.as_ref().len() as u32).to_le_bytes());
-        }
-        for (k, v) in &pairs {
-            buf.extend_from_slice(k.as_ref());
-            buf.push(0);
-            buf.extend_from_slice(v.as_ref());
-            buf.push(0);
-        }
-        Self::parse(buf)
+        Self::parse(weir_abi_codec::encode(pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))))
     }
 
     /// Takes a serialized map. A buffer that does not hold what its lengths say (never from
