@@ -105,10 +105,10 @@ pub(crate) struct RootContext {
     pub last_status: (u32, Bytes),
 }
 
-/// Per-callback state, reset before every call into the guest.
+/// Per-callback state, reset before every call into the guest. The rare parts (a callout's
+/// response, a gRPC event, a local reply) are boxed: a frame is moved in and out of the store
+/// around every callback.
 #[derive(Debug)]
-/// The rare parts (a callout's response, a gRPC event, a local reply) are boxed: a frame is
-/// moved in and out of the store around every callback.
 pub(crate) struct Frame {
     pub kind: CallbackKind,
     /// The target of hostcalls: `context` unless the guest chose another one.

@@ -55,16 +55,19 @@ impl Drop for Daemon {
     }
 }
 
-#[tokio::test]
-async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
-    let dir = tempfile::tempdir().unwrap();
-    let origin = origin("o");
-    let pid_file = dir.path().join("weir.pid");
-    std::fs::write(dir.path().join("weir.yaml"), config(dir.path(), origin, "1", "weir.pid")).unwrap();
-    let log = std::fs::File::create(dir.path().join("weir.log")).unwrap();
+/// A daemon started as the unit starts it (`weir -d -c weir.yaml` in `dir`, its log in
+/// `weir.log`), once its launcher reported it up; stopped when dropped.
+struct Started {
+    _daemon: Daemon,
+    proxy: String,
+    admin: String,
+}
+
+fn start_daemon(dir: &Path, pid_file: &Path) -> Started {
+    let log = std::fs::File::create(dir.join("weir.log")).unwrap();
     let mut launcher = Command::new(env!("CARGO_BIN_EXE_weir"))
         .args(["-d", "-c", "weir.yaml"])
-        .current_dir(dir.path())
+        .current_dir(dir)
         .stdout(Stdio::piped())
         .stderr(log)
         .spawn()
@@ -73,14 +76,24 @@ async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
     BufReader::new(launcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
     let status = launcher.wait().unwrap();
     // Stopped at the end whatever happens below.
-    let _daemon = Daemon(daemon_pid(&pid_file));
+    let daemon = Daemon(daemon_pid(pid_file));
     assert!(status.success(), "the launcher exits 0 once the daemon is up: {status}");
-    let at = ready.find("proxy http://").expect(&ready) + "proxy http://".len();
-    let proxy = ready[at..].split_whitespace().next().unwrap().to_owned();
-    let url = |path: &str| format!("http://{proxy}{path}");
+    let address = |what: &str| {
+        let at = ready.find(what).expect(&ready) + what.len();
+        ready[at..].split_whitespace().next().unwrap().to_owned()
+    };
+    Started { proxy: address("proxy http://"), admin: address("admin http://"), _daemon: daemon }
+}
 
-    let admin_at = ready.find("admin http://").expect(&ready) + "admin http://".len();
-    let admin = ready[admin_at..].split_whitespace().next().unwrap().to_owned();
+#[tokio::test]
+async fn a_daemon_keeps_deadlines_and_reloads_with_a_relative_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = origin("o");
+    let pid_file = dir.path().join("weir.pid");
+    std::fs::write(dir.path().join("weir.yaml"), config(dir.path(), origin, "1", "weir.pid")).unwrap();
+    let daemon = start_daemon(dir.path(), &pid_file);
+    let (proxy, admin) = (&daemon.proxy, &daemon.admin);
+    let url = |path: &str| format!("http://{proxy}{path}");
     let c = client();
     // `/ready` tells the truth: once it says so, the proxy serves (no retry below).
     let is_ready =
@@ -144,23 +157,8 @@ async fn a_daemon_compiles_a_new_module_on_reload_after_compiling_before_its_for
         std::fs::write(dir.path().join("weir.yaml"), text).unwrap();
     };
     write(probe(), "1");
-    let mut launcher = Command::new(env!("CARGO_BIN_EXE_weir"))
-        .args(["-d", "-c", "weir.yaml"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(dir.path().join("weir.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let mut ready = String::new();
-    BufReader::new(launcher.stdout.take().unwrap()).read_line(&mut ready).unwrap();
-    let status = launcher.wait().unwrap();
-    let _daemon = Daemon(daemon_pid(&dir.path().join("weir.pid")));
-    assert!(status.success(), "{status}");
-    let address = |what: &str| {
-        let at = ready.find(what).expect(&ready) + what.len();
-        ready[at..].split_whitespace().next().unwrap().to_owned()
-    };
-    let (proxy, admin) = (address("proxy http://"), address("admin http://"));
+    let daemon = start_daemon(dir.path(), &dir.path().join("weir.pid"));
+    let (proxy, admin) = (&daemon.proxy, &daemon.admin);
 
     std::fs::write(dir.path().join("variant.wasm"), probe_variant("after the fork")).unwrap();
     write("variant.wasm", "2");
