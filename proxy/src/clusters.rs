@@ -33,6 +33,10 @@ pub struct Cluster {
     pub budget: Arc<Budget>,
     /// Endpoints ejected for failing, when outlier detection is on.
     outliers: Option<Outliers>,
+    /// The cluster's one endpoint when it has one and no health check: every pick would
+    /// return it (nothing marks it unready), so it is returned without the balancer's
+    /// selection, which hashes the endpoint twice per request (~1,700 instructions).
+    only_endpoint: Option<pingora::lb::Backend>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -54,12 +58,18 @@ impl Cluster {
         let endpoints = config.endpoints.iter().map(String::as_str);
         let first_host = config.endpoints.first().map(|e| host_of(e)).unwrap_or_default();
         let check = || config.health_check.as_ref().map(|h| health_check(h, &first_host, config.tls.is_some()));
+        let only = |backends: &pingora::lb::Backends| {
+            let all = backends.get_backend();
+            (config.health_check.is_none() && all.len() == 1).then(|| all.iter().next().cloned()).flatten()
+        };
+        let only_endpoint;
         let balancer = match config.lb {
             LbPolicy::RoundRobin => {
                 let mut lb = LoadBalancer::try_from_iter(endpoints)?;
                 if let Some(c) = check() {
                     lb.set_health_check(c);
                 }
+                only_endpoint = only(lb.backends());
                 Balancer::RoundRobin(Arc::new(lb))
             }
             LbPolicy::Hash => {
@@ -67,6 +77,7 @@ impl Cluster {
                 if let Some(c) = check() {
                     lb.set_health_check(c);
                 }
+                only_endpoint = only(lb.backends());
                 Balancer::Hash(Arc::new(lb))
             }
         };
@@ -86,6 +97,7 @@ impl Cluster {
             balancer,
             hosts,
             metrics: Default::default(),
+            only_endpoint,
         })
     }
 
@@ -111,9 +123,12 @@ impl Cluster {
             Balancer::RoundRobin(lb) => lb.select_with(key, MAX_SELECT_TRIES, accept),
             Balancer::Hash(lb) => lb.select_with(key, MAX_SELECT_TRIES, accept),
         };
-        let backend = select(&|b, healthy| healthy && !ejected(b) && !was_tried(b))
-            .or_else(|| select(&|b, healthy| healthy && !ejected(b)))
-            .or_else(|| select(&|_, healthy| healthy))?;
+        let backend = match &self.only_endpoint {
+            Some(only) => only.clone(),
+            None => select(&|b, healthy| healthy && !ejected(b) && !was_tried(b))
+                .or_else(|| select(&|b, healthy| healthy && !ejected(b)))
+                .or_else(|| select(&|_, healthy| healthy))?,
+        };
         let tls = self.config.tls.as_ref();
         let endpoint_host = backend.addr.as_inet().and_then(|a| self.hosts.get(a)).cloned().unwrap_or_default();
         let sni = tls.and_then(|t| t.sni.clone()).unwrap_or(endpoint_host);

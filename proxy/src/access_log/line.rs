@@ -83,29 +83,45 @@ pub const DEFAULT_FIELDS: &[Field] = &[
     Field::Filters,
 ];
 
-impl Field {
-    fn name(self) -> &'static str {
-        match self {
-            Self::ClientAddress => "client_address",
-            Self::RequestId => "request_id",
-            Self::Method => "method",
-            Self::Authority => "authority",
-            Self::Path => "path",
-            Self::Protocol => "protocol",
-            Self::Status => "status",
-            Self::Details => "details",
-            Self::BytesReceived => "bytes_received",
-            Self::BytesSent => "bytes_sent",
-            Self::DurationUs => "duration_us",
-            Self::Route => "route",
-            Self::UpstreamCluster => "upstream_cluster",
-            Self::UpstreamAddress => "upstream_address",
-            Self::UpstreamTimeUs => "upstream_time_us",
-            Self::TlsVersion => "tls_version",
-            Self::Filters => "filters",
-        }
-    }
+/// Each field's name, and how text and JSON lines introduce it: one static string each, so a
+/// line writes a field's key with one copy.
+macro_rules! field_names {
+    ($($field:ident => $name:literal,)*) => {
+        impl Field {
+            /// ` name=`
+            fn text_key(self) -> &'static str {
+                match self { $(Self::$field => concat!(" ", $name, "="),)* }
+            }
 
+            /// `,"name":`
+            fn json_key(self) -> &'static str {
+                match self { $(Self::$field => concat!(",\"", $name, "\":"),)* }
+            }
+        }
+    };
+}
+
+field_names! {
+    ClientAddress => "client_address",
+    RequestId => "request_id",
+    Method => "method",
+    Authority => "authority",
+    Path => "path",
+    Protocol => "protocol",
+    Status => "status",
+    Details => "details",
+    BytesReceived => "bytes_received",
+    BytesSent => "bytes_sent",
+    DurationUs => "duration_us",
+    Route => "route",
+    UpstreamCluster => "upstream_cluster",
+    UpstreamAddress => "upstream_address",
+    UpstreamTimeUs => "upstream_time_us",
+    TlsVersion => "tls_version",
+    Filters => "filters",
+}
+
+impl Field {
     fn value<'a>(self, e: &Entry<'a>) -> Value<'a> {
         let text = |s: &'a str| if s.is_empty() { Value::Missing } else { Value::Text(s) };
         match self {
@@ -139,13 +155,20 @@ enum Value<'a> {
     Missing,
 }
 
-/// The line's fields, in order, then the error when there is one.
-fn each<'a>(e: &Entry<'a>, fields: &[Field], mut f: impl FnMut(&'static str, Value<'_>)) {
+/// The line's fields, in order, then the error when there is one, each with its key
+/// (`key`, or `error_key` for the error).
+fn each<'a>(
+    e: &Entry<'a>,
+    fields: &[Field],
+    key: fn(Field) -> &'static str,
+    error_key: &'static str,
+    mut f: impl FnMut(&'static str, Value<'_>),
+) {
     for field in fields {
-        f(field.name(), field.value(e));
+        f(key(*field), field.value(e));
     }
     if let Some(error) = e.error {
-        f("error", Value::Text(&error.to_string()));
+        f(error_key, Value::Text(&error.to_string()));
     }
 }
 
@@ -154,10 +177,8 @@ fn each<'a>(e: &Entry<'a>, fields: &[Field], mut f: impl FnMut(&'static str, Val
 pub fn text_line(out: &mut Vec<u8>, e: &Entry<'_>, fields: &[Field]) {
     timestamp(out);
     out.extend_from_slice(b"  INFO weir::access: request");
-    each(e, fields, |name, value| {
-        out.push(b' ');
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'=');
+    each(e, fields, Field::text_key, " error=", |key, value| {
+        out.extend_from_slice(key.as_bytes());
         match value {
             Value::Text(text) => quoted(out, text),
             Value::Number(n) => number(out, n),
@@ -173,10 +194,8 @@ pub fn json_line(out: &mut Vec<u8>, e: &Entry<'_>, fields: &[Field]) {
     out.extend_from_slice(b"{\"timestamp\":\"");
     timestamp(out);
     out.extend_from_slice(b"\",\"level\":\"INFO\",\"target\":\"weir::access\",\"message\":\"request\"");
-    each(e, fields, |name, value| {
-        out.extend_from_slice(b",\"");
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b"\":");
+    each(e, fields, Field::json_key, ",\"error\":", |key, value| {
+        out.extend_from_slice(key.as_bytes());
         match value {
             Value::Text(text) => json_string(out, text),
             Value::Number(n) => number(out, n),

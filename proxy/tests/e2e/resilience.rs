@@ -174,6 +174,20 @@ async fn an_http_health_check_takes_a_failing_endpoint_out() {
     assert_eq!(statuses(&weir, 10).await, vec![200; 10]);
 }
 
+/// A cluster's only endpoint, taken out by its health check, gets no request: weir answers
+/// 503 itself (Envoy's `no_healthy_upstream`). weir skips the balancer for a one-endpoint
+/// cluster only when nothing can take the endpoint out.
+#[tokio::test]
+async fn a_lone_endpoint_failing_its_health_check_is_not_used() {
+    let origin = origin("o");
+    let weir = Weir::start(&format!(
+        "clusters:\n  o:\n    endpoints: [\"{origin}\"]\n    health_check: {{ interval: 50ms, http: {{ path: /healthz, expected_statuses: [204] }} }}\nroutes:\n  - cluster: o\n    retry_policy: {{ num_retries: 0 }}\n"
+    ));
+    let out = async || cluster_info(&weir).await["endpoints"][0]["healthy"] == false;
+    assert!(eventually(out).await, "{}", cluster_info(&weir).await);
+    assert_eq!(statuses(&weir, 3).await, vec![503; 3], "the origin answers 200 to requests that reach it");
+}
+
 /// Outlier detection ejects an endpoint after `consecutive_5xx` failures in a row; later
 /// requests go to the other one, and `/clusters` and `/metrics` say so.
 #[tokio::test]
