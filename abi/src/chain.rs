@@ -267,7 +267,7 @@ impl FilterChain {
     /// Runs `proxy_on_response_headers` (reverse order) over `s.response_headers`.
     pub fn on_response_headers(&mut self, s: &mut StreamState, end_of_stream: bool) -> Outcome {
         if s.info.response_code.is_none() {
-            s.info.response_code = s.response_headers.get_str(":status").and_then(|v| v.parse().ok());
+            s.info.response_code = s.response_headers.build().get_str(":status").and_then(|v| v.parse().ok());
         }
         if s.info.response_code_details.is_empty() {
             s.info.response_code_details = "via_upstream".into();
@@ -320,6 +320,7 @@ impl FilterChain {
                 Step::Continue => {}
                 Step::Stop => {
                     self.paused = Some(Paused { phase, pos, end_of_stream });
+                    s.build_views();
                     return Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() };
                 }
                 other => return self.finish_step(other, s, phase, callouts),
@@ -371,6 +372,7 @@ impl FilterChain {
                     *hold(&mut self.slots[i], dir) = Some(data);
                     self.paused = Some(Paused { phase, pos, end_of_stream: eos });
                     return if eos || !callouts.is_empty() {
+                        s.build_views();
                         Outcome::Pause { callouts: callouts.into_iter().map(|(_, c)| c).collect() }
                     } else {
                         Outcome::Buffer
@@ -495,7 +497,7 @@ impl FilterChain {
 
     /// Applies filter `i`'s failure policy. `fresh`: the VM failed in this very call (not an
     /// instance that had failed before), so it is counted and reported once.
-    fn fail(&mut self, i: usize, failure: Failure, fresh: bool, s: &StreamState) -> Step {
+    fn fail(&mut self, i: usize, failure: Failure, fresh: bool, s: &mut StreamState) -> Step {
         if fresh {
             self.failures.push((i, failure.kind));
         }
@@ -572,7 +574,7 @@ impl FilterChain {
         details: String,
     ) -> Outcome {
         self.response_started = true;
-        s.response_headers = headers;
+        s.response_headers = headers.into();
         s.response_body = BytesMut::from(&body[..]);
         let order = self.order(Phase::ResponseHeaders);
         let mut ignored = Vec::new();

@@ -33,6 +33,7 @@
 
 mod chain;
 mod error;
+mod header_view;
 mod headers;
 mod host;
 mod hostcalls;
@@ -60,6 +61,7 @@ pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomS
 
 pub use chain::{CallTiming, FilterChain, FilterFailure, FilterOutcome, Outcome};
 pub use error::{Cause, Chain, Failure, FailureKind, LoadError, StartError};
+pub use header_view::{HeaderSource, HeaderView, HeadersOf, lend_headers};
 pub use headers::HeaderMap;
 pub use host::{Effects, Phase};
 pub use limits::Limits;

@@ -9,7 +9,12 @@ use crate::headers::HeaderMap;
 use crate::stream::{LocalResponse, StreamState};
 
 /// The response headers (with `:status`) and body Envoy would send for `reply`.
-pub(crate) fn finalize(reply: &LocalResponse, grpc_status: Option<u32>, stream: &StreamState) -> (HeaderMap, Bytes) {
+pub(crate) fn finalize(
+    reply: &LocalResponse,
+    grpc_status: Option<u32>,
+    stream: &mut StreamState,
+) -> (HeaderMap, Bytes) {
+    stream.request_headers.build();
     let mut headers = HeaderMap::new();
     if stream.is_grpc() {
         headers.add(b":status", Bytes::from_static(b"200"));
@@ -81,7 +86,7 @@ mod tests {
 
     #[test]
     fn body_gets_length_and_default_type() {
-        let (h, b) = finalize(&reply("no", &[("x-a", "1")]), None, &StreamState::default());
+        let (h, b) = finalize(&reply("no", &[("x-a", "1")]), None, &mut StreamState::default());
         assert_eq!(h.get(b":status").unwrap().as_ref(), b"403");
         assert_eq!(h.get(b"content-length").unwrap().as_ref(), b"2");
         assert_eq!(h.get(b"content-type").unwrap().as_ref(), b"text/plain");
@@ -91,7 +96,7 @@ mod tests {
 
     #[test]
     fn empty_body_drops_length_and_type() {
-        let (h, _) = finalize(&reply("", &[("content-type", "x/y")]), None, &StreamState::default());
+        let (h, _) = finalize(&reply("", &[("content-type", "x/y")]), None, &mut StreamState::default());
         assert!(h.get(b"content-type").is_none() && h.get(b"content-length").is_none());
     }
 
@@ -99,7 +104,7 @@ mod tests {
     fn grpc_requests_get_trailers_only() {
         let mut s = StreamState::default();
         s.request_headers.add(b"content-type", "application/grpc");
-        let (h, b) = finalize(&reply("no way", &[]), None, &s);
+        let (h, b) = finalize(&reply("no way", &[]), None, &mut s);
         assert_eq!(h.get(b":status").unwrap().as_ref(), b"200");
         assert_eq!(h.get(b"grpc-status").unwrap().as_ref(), b"7");
         assert_eq!(h.get(b"grpc-message").unwrap().as_ref(), b"no way");

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::header_view::HeaderView;
 use crate::headers::HeaderMap;
 
 /// Everything a filter can see of one request/response exchange, boxed: the host lends it to
@@ -32,19 +33,20 @@ impl std::ops::DerefMut for StreamState {
 impl StreamState {
     /// A stream whose request has these headers (pseudo-headers included).
     pub fn with_request_headers(headers: HeaderMap) -> Self {
-        Self(Box::new(StreamData { request_headers: headers, ..StreamData::default() }))
+        Self(Box::new(StreamData { request_headers: headers.into(), ..StreamData::default() }))
     }
 }
 
 /// What [`StreamState`] holds.
 #[derive(Debug, Default)]
 pub struct StreamData {
-    /// Request headers with the pseudo-headers `:method`, `:path`, `:authority`, `:scheme`.
-    pub request_headers: HeaderMap,
+    /// Request headers with the pseudo-headers `:method`, `:path`, `:authority`, `:scheme`
+    /// (built from the host's when a filter first uses them).
+    pub request_headers: HeaderView,
     /// Request trailers, when the request carries them (or a filter created them).
     pub request_trailers: Option<HeaderMap>,
-    /// Response headers with `:status`.
-    pub response_headers: HeaderMap,
+    /// Response headers with `:status` (likewise).
+    pub response_headers: HeaderView,
     /// Response trailers.
     pub response_trailers: Option<HeaderMap>,
     /// The request body a filter sees in its body callback (the chain swaps each filter's own
@@ -73,6 +75,13 @@ impl StreamData {
     /// True for a gRPC request (`content-type: application/grpc…`).
     pub fn is_grpc(&self) -> bool {
         self.request_headers.get(b"content-type").is_some_and(|v| v.starts_with(b"application/grpc"))
+    }
+
+    /// Builds the header views not built yet, from the headers lent to this thread: a
+    /// stream about to be parked is reached from callbacks nobody lends them for.
+    pub fn build_views(&mut self) {
+        self.request_headers.build();
+        self.response_headers.build();
     }
 
     /// True for a `HEAD` request.

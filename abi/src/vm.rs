@@ -631,10 +631,10 @@ impl Vm {
         }
         let frame = Frame::new(CallbackKind::Stream, ctx);
         let outcome = self.lend(stream, ctx, phase, |vm| -> Result<CallOutcome, Failure> {
-            let n_req = vm.store.data().stream.request_headers.len();
-            let n_resp = vm.store.data().stream.response_headers.len();
-            let n_req_t = vm.store.data().stream.request_trailers.as_ref().map_or(0, |t| t.len());
-            let n_resp_t = vm.store.data().stream.response_trailers.as_ref().map_or(0, |t| t.len());
+            // Entry counts, taken only for the callback that is told one.
+            fn stream(vm: &Vm) -> &StreamState {
+                &vm.store.data().stream
+            }
             let (raw, effects) = match callback {
                 StreamCallback::Create { root } => {
                     let r = cb
@@ -645,22 +645,26 @@ impl Vm {
                     (None, r.map(|r| r.1).unwrap_or_default())
                 }
                 StreamCallback::RequestHeaders { end_of_stream } => {
-                    vm.call(frame, deadline, headers(cb.request_headers.as_ref(), c, n_req, end_of_stream))?
+                    let n = stream(vm).request_headers.len();
+                    vm.call(frame, deadline, headers(cb.request_headers.as_ref(), c, n, end_of_stream))?
                 }
                 StreamCallback::RequestBody { size, end_of_stream } => {
                     vm.call(frame, deadline, data(cb.request_body.as_ref(), c, size, end_of_stream))?
                 }
                 StreamCallback::RequestTrailers => {
-                    vm.call(frame, deadline, trailers(cb.request_trailers.as_ref(), c, n_req_t))?
+                    let n = stream(vm).request_trailers.as_ref().map_or(0, crate::HeaderMap::len);
+                    vm.call(frame, deadline, trailers(cb.request_trailers.as_ref(), c, n))?
                 }
                 StreamCallback::ResponseHeaders { end_of_stream } => {
-                    vm.call(frame, deadline, headers(cb.response_headers.as_ref(), c, n_resp, end_of_stream))?
+                    let n = stream(vm).response_headers.len();
+                    vm.call(frame, deadline, headers(cb.response_headers.as_ref(), c, n, end_of_stream))?
                 }
                 StreamCallback::ResponseBody { size, end_of_stream } => {
                     vm.call(frame, deadline, data(cb.response_body.as_ref(), c, size, end_of_stream))?
                 }
                 StreamCallback::ResponseTrailers => {
-                    vm.call(frame, deadline, trailers(cb.response_trailers.as_ref(), c, n_resp_t))?
+                    let n = stream(vm).response_trailers.as_ref().map_or(0, crate::HeaderMap::len);
+                    vm.call(frame, deadline, trailers(cb.response_trailers.as_ref(), c, n))?
                 }
                 StreamCallback::Log => {
                     let r = cb.log.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;

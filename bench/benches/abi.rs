@@ -96,7 +96,8 @@ fn builtins(c: &mut Criterion) {
                 s.request_headers.add(b"x-user", "user-42");
                 s.info.source = Some("10.0.0.1:4000".parse().unwrap());
                 black_box(chain.on_request_headers(&mut s, true));
-                s.response_headers = weir_abi::HeaderMap::from_pairs([(":status", "200"), ("content-length", "2")]);
+                s.response_headers =
+                    weir_abi::HeaderMap::from_pairs([(":status", "200"), ("content-length", "2")]).into();
                 black_box(chain.on_response_headers(&mut s, true));
                 chain.finish(&mut s);
             })

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use pingora::http::{RequestHeader, ResponseHeader};
-use weir_abi::HeaderMap;
+use weir_abi::{HeaderMap, HeaderView, HeadersOf};
 
 /// Why headers a filter produced cannot be sent: which part is invalid (escaped, at most 64
 /// bytes of it), or Pingora's reason.
@@ -89,21 +89,74 @@ pub fn authority(req: &RequestHeader) -> &str {
 /// The request as filters see it. `Host` becomes `:authority` (no `host` entry); hop-by-hop
 /// headers are left out.
 pub fn request_headers(req: &RequestHeader, tls: bool) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(req.headers.len() + 4);
     let path = req.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     let authority = req.headers.get(http::header::HOST).map_or_else(|| authority(req).as_bytes(), |h| h.as_bytes());
-    h.add(b":method", Bytes::copy_from_slice(req.method.as_str().as_bytes()));
-    h.add(b":path", Bytes::copy_from_slice(path.as_bytes()));
-    h.add(b":authority", Bytes::copy_from_slice(authority));
-    h.add(b":scheme", Bytes::from_static(if tls { b"https" } else { b"http" }));
-    let upgrade = is_upgrade(&req.headers);
-    for (name, value) in req.headers.iter() {
-        if name != http::header::HOST && !is_hop_by_hop(name, value, upgrade) {
-            h.push_lowercase(name.as_str().as_bytes(), Bytes::copy_from_slice(value.as_bytes()));
-        }
-    }
-    h
+    let pseudo: [(&'static [u8], &[u8]); REQUEST_PSEUDO_HEADERS] = [
+        (b":method", req.method.as_str().as_bytes()),
+        (b":path", path.as_bytes()),
+        (b":authority", authority),
+        (b":scheme", if tls { b"https" } else { b"http" }),
+    ];
+    let regular = request_regular(req).map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()));
+    HeaderMap::from_host(&pseudo, regular, SPARE_ENTRIES)
 }
+
+/// The pseudo-headers of a request's view.
+const REQUEST_PSEUDO_HEADERS: usize = 4;
+
+/// The headers of `req` its view shows besides the pseudo-headers.
+fn request_regular(req: &RequestHeader) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    message_headers(&req.headers).filter(|(name, _)| *name != http::header::HOST)
+}
+
+/// The headers of `resp` its view shows besides `:status`.
+fn response_regular(resp: &ResponseHeader) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    message_headers(&resp.headers)
+}
+
+/// The headers of a message less its hop-by-hop ones. Whether it is an upgrade is looked up
+/// only if it has an `upgrade` header (almost none has).
+fn message_headers(headers: &http::HeaderMap) -> impl Iterator<Item = (&HeaderName, &HeaderValue)> {
+    let mut upgrade = None;
+    headers.iter().filter(move |(name, value)| {
+        let upgrade = *name == http::header::UPGRADE && *upgrade.get_or_insert_with(|| is_upgrade(headers));
+        !is_hop_by_hop(name, value, upgrade)
+    })
+}
+
+/// The filters' view of a request's headers, built when a filter first uses them; it has
+/// the entries [`request_headers`] would give.
+pub fn unbuilt_request_view(req: &RequestHeader) -> HeaderView {
+    HeaderView::unbuilt(HeadersOf::Request, REQUEST_PSEUDO_HEADERS + request_regular(req).count())
+}
+
+/// Likewise for a response ([`response_headers`]).
+pub fn unbuilt_response_view(resp: &ResponseHeader) -> HeaderView {
+    HeaderView::unbuilt(HeadersOf::Response, 1 + response_regular(resp).count())
+}
+
+/// Pingora's headers of one request, lent to a chain call (`weir_abi::lend_headers`): the
+/// filters' views are built from them when a filter first reads or changes them.
+pub struct LentHeaders<'a> {
+    pub request: &'a RequestHeader,
+    /// The response, once there is one.
+    pub response: Option<&'a ResponseHeader>,
+    pub tls: bool,
+}
+
+impl weir_abi::HeaderSource for LentHeaders<'_> {
+    fn request_view(&self) -> HeaderMap {
+        request_headers(self.request, self.tls)
+    }
+
+    fn response_view(&self) -> Option<HeaderMap> {
+        self.response.map(response_headers)
+    }
+}
+
+/// Room a filter's view leaves for headers filters add (a few are common: an identity, a
+/// rate limit's three, a request id), so adding them does not move the view.
+const SPARE_ENTRIES: usize = 4;
 
 /// The headers to send for a message whose filters' view is `h`: the hop-by-hop headers the
 /// message came with (its framing and connection handling are not the filters' to change),
@@ -244,16 +297,8 @@ fn checked_value(name: &[u8], v: HeaderValue) -> Result<HeaderValue, InvalidHead
 /// The response as filters see it (without hop-by-hop headers), marked unchanged: in step
 /// with `resp`.
 pub fn response_headers(resp: &ResponseHeader) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(resp.headers.len() + 4);
-    h.add(b":status", Bytes::copy_from_slice(resp.status.as_str().as_bytes()));
-    let upgrade = is_upgrade(&resp.headers);
-    for (n, v) in resp.headers.iter() {
-        if !is_hop_by_hop(n, v, upgrade) {
-            h.push_lowercase(n.as_str().as_bytes(), Bytes::copy_from_slice(v.as_bytes()));
-        }
-    }
-    h.mark_unchanged();
-    h
+    let regular = response_regular(resp).map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes()));
+    HeaderMap::from_host(&[(b":status", resp.status.as_str().as_bytes())], regular, SPARE_ENTRIES)
 }
 
 /// Writes the filters' view back into the response.

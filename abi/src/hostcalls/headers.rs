@@ -56,12 +56,28 @@ fn access(state: &HostState, t: MapType) -> Access {
     }
 }
 
+/// Builds the effective stream's view of `t` if it is one not built yet (see
+/// [`crate::HeaderView`]): [`read`] only reads.
+fn build_view(state: &mut HostState, t: MapType) {
+    if let Some((stream, _)) = state.effective_stream_mut() {
+        match t {
+            MapType::HttpRequestHeaders => {
+                stream.request_headers.build();
+            }
+            MapType::HttpResponseHeaders => {
+                stream.response_headers.build();
+            }
+            _ => {}
+        }
+    }
+}
+
 fn read(state: &HostState, t: MapType) -> Option<&HeaderMap> {
     let stream = state.effective_stream().map(|(s, _)| s);
     match t {
-        MapType::HttpRequestHeaders => stream.map(|s| &s.request_headers),
+        MapType::HttpRequestHeaders => stream.map(|s| &*s.request_headers),
         MapType::HttpRequestTrailers => stream.and_then(|s| s.request_trailers.as_ref()),
-        MapType::HttpResponseHeaders => stream.map(|s| &s.response_headers),
+        MapType::HttpResponseHeaders => stream.map(|s| &*s.response_headers),
         MapType::HttpResponseTrailers => stream.and_then(|s| s.response_trailers.as_ref()),
         MapType::GrpcCallInitialMetadata | MapType::GrpcCallTrailingMetadata => match state.frame.grpc_event.as_deref()
         {
@@ -101,6 +117,7 @@ fn map_type(t: i32) -> Result<MapType, Status> {
 pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     hostcall!(r, "proxy_get_header_map_value", |c, t: i32, kp: i32, kl: i32, ret_ptr: i32, ret_len: i32| {
         let t = tri!(map_type(t));
+        build_view(c.data_mut(), t);
         let key = tri!(memory::read(&mut c, kp, kl));
         let state = c.data();
         let value: Bytes = match access(state, t) {
@@ -119,6 +136,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     });
     hostcall!(r, "proxy_get_header_map_pairs", |c, t: i32, ret_ptr: i32, ret_len: i32| {
         let t = tri!(map_type(t));
+        build_view(c.data_mut(), t);
         let state = c.data();
         let bytes = match access(state, t) {
             Access::None => Vec::new(),
@@ -180,6 +198,7 @@ pub(super) fn add(r: &mut Registrar<'_>) -> wasmtime::Result<()> {
     });
     hostcall!(r, "proxy_get_header_map_size", |c, t: i32, ret: i32| {
         let t = tri!(map_type(t));
+        build_view(c.data_mut(), t);
         let state = c.data();
         if access(state, t) == Access::None {
             return Ok(Status::BadArgument.code());

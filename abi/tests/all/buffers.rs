@@ -68,7 +68,7 @@ fn response_body_mirrors_the_request_side() {
     let mut chain = FilterChain::new(vec![p]);
     let mut s = get("/");
     chain.on_request_headers(&mut s, true);
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     chain.on_response_headers(&mut s, false);
     s.response_body.extend_from_slice(b"original");
     assert!(is_continue(&chain.on_response_body(&mut s, true)));

@@ -103,7 +103,7 @@ pub fn get(path: &str) -> StreamState {
 /// Runs a whole request without body through `chain`, with a 200 response.
 pub fn exchange(chain: &mut FilterChain, s: &mut StreamState) -> Vec<Outcome> {
     let mut out = vec![chain.on_request_headers(s, true)];
-    s.response_headers = HeaderMap::from_pairs([(":status", "200"), ("content-type", "text/plain")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200"), ("content-type", "text/plain")]).into();
     out.push(chain.on_response_headers(s, true));
     chain.finish(s);
     out

@@ -110,7 +110,7 @@ fn trap_after_the_response_started_resets() {
     let mut chain = FilterChain::new(vec![p]);
     let mut s = get("/");
     chain.on_request_headers(&mut s, true);
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     chain.on_response_headers(&mut s, false);
     s.response_body.extend_from_slice(b"x");
     assert!(matches!(chain.on_response_body(&mut s, true), Outcome::Close));

@@ -27,7 +27,7 @@ fn callbacks_run_in_envoys_order() {
     assert!(is_continue(&chain.on_request_body(&mut s, false)));
     s.request_body.extend_from_slice(b"de");
     assert!(is_continue(&chain.on_request_body(&mut s, true)));
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     assert!(is_continue(&chain.on_response_headers(&mut s, false)));
     s.response_body.extend_from_slice(b"x");
     assert!(is_continue(&chain.on_response_body(&mut s, true)));

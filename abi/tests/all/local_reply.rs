@@ -72,7 +72,7 @@ fn reply_from_response_headers_replaces_the_upstream_response() {
     let mut chain = FilterChain::new(vec![p]);
     let mut s = get("/");
     chain.on_request_headers(&mut s, true);
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     let r = reply_of(chain.on_response_headers(&mut s, true));
     assert_eq!((r.status, &r.body[..]), (502, &b"bad"[..]));
 }
@@ -87,7 +87,7 @@ fn reply_after_the_response_started_resets_and_root_replies_do_nothing() {
     let mut chain = FilterChain::new(vec![p]);
     let mut s = get("/");
     assert!(is_continue(&chain.on_request_headers(&mut s, true)));
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     chain.on_response_headers(&mut s, false);
     chain.mark_response_started();
     s.response_body.extend_from_slice(b"data");

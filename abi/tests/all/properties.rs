@@ -34,7 +34,7 @@ fn request_and_connection_attributes() {
     s.info.connection_id = 7;
     s.info.upstream_address = Some("127.0.0.1:9000".parse().unwrap());
     chain.on_request_headers(&mut s, true);
-    s.response_headers = HeaderMap::from_pairs([(":status", "201")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "201")]).into();
     chain.on_response_headers(&mut s, true);
     s.info.duration = Some(std::time::Duration::from_millis(3));
     chain.finish(&mut s);

@@ -54,7 +54,7 @@ fn response_pause_and_close() {
     let mut chain = FilterChain::new(vec![p]);
     let mut s = get("/");
     chain.on_request_headers(&mut s, true);
-    s.response_headers = HeaderMap::from_pairs([(":status", "200")]);
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
     assert!(matches!(chain.on_response_headers(&mut s, true), Outcome::Pause { .. }));
 
     let p = h.probe(script(json!({ "request_headers": [["close_stream", 0]] })));

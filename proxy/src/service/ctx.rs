@@ -136,7 +136,7 @@ impl RequestCtx {
 
     /// Takes the downstream request's facts (adding `x-request-id` and `x-forwarded-proto`
     /// when missing, as Envoy does) and the connection's. What filters see of the headers is
-    /// built by [`RequestCtx::build_filter_view`] on routes with filters only.
+    /// set by [`RequestCtx::defer_filter_view`] on routes with filters only.
     pub fn fill_request(&mut self, session: &mut Session) {
         let ssl = session.digest().and_then(|d| d.ssl_digest.as_ref());
         let tls = ssl.is_some();
@@ -184,12 +184,21 @@ impl RequestCtx {
         self.stream.info.tls.is_some()
     }
 
-    /// Builds what filters see of the request headers (pseudo-headers included) from
-    /// Pingora's, in step with them: only a filter's change needs writing back.
-    pub fn build_filter_view(&mut self, session: &Session) {
-        let mut h = crate::convert::request_headers(session.req_header(), self.tls());
-        h.mark_unchanged();
-        self.stream.request_headers = h;
+    /// Sets what filters see of the request headers (pseudo-headers included): built from
+    /// Pingora's when a filter first uses them (they are lent to each chain call, see
+    /// [`RequestCtx::lent_headers`]), in step with them: only a filter's change needs writing back.
+    pub fn defer_filter_view(&mut self, session: &Session) {
+        self.stream.request_headers = crate::convert::unbuilt_request_view(session.req_header());
+    }
+
+    /// Pingora's headers of this request, to lend to a chain call (`weir_abi::lend_headers`);
+    /// `response` once there is one.
+    pub fn lent_headers<'a>(
+        &self,
+        session: &'a Session,
+        response: Option<&'a pingora::http::ResponseHeader>,
+    ) -> crate::convert::LentHeaders<'a> {
+        crate::convert::LentHeaders { request: session.req_header(), response, tls: self.tls() }
     }
 
     /// Records the matched route.
@@ -202,7 +211,7 @@ impl RequestCtx {
     /// Matches the route again after a filter changed the request and asked for it
     /// (`clear_route_cache`); only the cluster changes, the chain stays.
     pub fn reroute(&mut self) {
-        if let Some(r) = self.generation.route(&self.stream.request_headers) {
+        if let Some(r) = self.generation.route(&*self.stream.request_headers.build()) {
             self.describe_route(r);
         }
     }

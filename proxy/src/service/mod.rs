@@ -96,9 +96,10 @@ fn route_reply(session: &Session, ctx: &RequestCtx) -> Option<weir_abi::LocalRes
 impl WeirProxy {
     /// Runs `on_request_body` over the data the stream holds; returns what to send upstream
     /// now (nothing while a filter buffers).
-    async fn request_body_step(&self, ctx: &mut RequestCtx, end_of_stream: bool) -> Result<Bytes> {
+    async fn request_body_step(&self, ctx: &mut RequestCtx, session: &Session, end_of_stream: bool) -> Result<Bytes> {
+        let lent = ctx.lent_headers(session, None);
         let out = match ctx.chain.as_mut() {
-            Some(chain) => chain.on_request_body(&mut ctx.stream, end_of_stream),
+            Some(chain) => weir_abi::lend_headers(&lent, || chain.on_request_body(&mut ctx.stream, end_of_stream)),
             None => Outcome::Continue,
         };
         match drive::drive(&self.state, ctx, out).await {
@@ -167,9 +168,10 @@ impl ProxyHttp for WeirProxy {
         ctx.request_done_at_headers = eos;
         let plugins = ctx.generation.routes[route].chain.clone();
         if !plugins.is_empty() {
-            ctx.build_filter_view(session);
+            ctx.defer_filter_view(session);
             let mut chain = FilterChain::new(plugins);
-            let out = chain.on_request_headers(&mut ctx.stream, eos);
+            let lent = ctx.lent_headers(session, None);
+            let out = weir_abi::lend_headers(&lent, || chain.on_request_headers(&mut ctx.stream, eos));
             ctx.chain = Some(chain);
             match drive::drive(&self.state, ctx, out).await {
                 Flow::Continue | Flow::Buffer => {}
@@ -186,7 +188,8 @@ impl ProxyHttp for WeirProxy {
             // runs) changed the request headers, and on `clear_route_cache`.
             let cleared = ctx.chain.as_mut().is_some_and(FilterChain::take_clear_route_cache);
             if cleared || ctx.stream.request_headers.is_changed() {
-                ctx.reroute();
+                let lent = ctx.lent_headers(session, None);
+                weir_abi::lend_headers(&lent, || ctx.reroute());
             }
         }
         // The route's own answer comes after the filters' request headers, as Envoy's router
@@ -387,11 +390,11 @@ impl ProxyHttp for WeirProxy {
             && !ctx.stream.request_body.is_empty()
             && convert::framed_by_length(session.req_header(), session.is_http2());
         let released = if apart {
-            let data = self.request_body_step(ctx, false).await?;
-            let end = self.request_body_step(ctx, true).await?;
+            let data = self.request_body_step(ctx, session, false).await?;
+            let end = self.request_body_step(ctx, session, true).await?;
             [data, end].concat().into()
         } else {
-            self.request_body_step(ctx, end_of_stream).await?
+            self.request_body_step(ctx, session, end_of_stream).await?
         };
         // The request headers left with the filters' length; the body must match it.
         ctx.request_length.declare(&session.req_header().headers);
@@ -431,12 +434,17 @@ impl ProxyHttp for WeirProxy {
         {
             resp.set_version(http::Version::HTTP_11);
         }
-        let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
-        ctx.stream.response_headers = convert::response_headers(resp);
+        if ctx.chain.is_none() {
+            return Ok(());
+        }
+        ctx.stream.response_headers = convert::unbuilt_response_view(resp);
         ctx.response_framed_by_length =
             resp.version != http::Version::HTTP_2 && resp.headers.contains_key(http::header::CONTENT_LENGTH);
-        let no_body = ctx.stream.is_head() || matches!(resp.status.as_u16(), 204 | 304);
-        let out = chain.on_response_headers(&mut ctx.stream, no_body);
+        // The request went upstream as the filters left it: Pingora's method is theirs.
+        let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304);
+        let lent = ctx.lent_headers(session, Some(resp));
+        let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
+        let out = weir_abi::lend_headers(&lent, || chain.on_response_headers(&mut ctx.stream, no_body));
         match drive::drive(&self.state, ctx, out).await {
             Flow::Continue | Flow::Buffer => {
                 if ctx.stream.response_headers.is_changed()
@@ -482,7 +490,7 @@ impl ProxyHttp for WeirProxy {
 
     fn response_body_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         body: &mut Option<Bytes>,
         end_of_stream: bool,
         ctx: &mut Self::CTX,
@@ -491,8 +499,12 @@ impl ProxyHttp for WeirProxy {
             *body = end_of_stream.then(|| replacement.clone());
             return Ok(None);
         }
+        if ctx.chain.is_none() {
+            return Ok(None);
+        }
+        let head = session.req_header().method == http::Method::HEAD;
+        let lent = ctx.lent_headers(session, session.response_written());
         let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
-        let head = ctx.stream.is_head();
         if let Some(b) = body.take() {
             ctx.held_response += b.len();
             ctx.stream.response_body.extend_from_slice(&b);
@@ -503,18 +515,22 @@ impl ProxyHttp for WeirProxy {
         }
         // As for requests: an HTTP/1 response framed by content-length ends apart from its data.
         let mut released = Bytes::new();
-        let out = if end_of_stream && ctx.response_framed_by_length && !ctx.stream.response_body.is_empty() {
-            match chain.on_response_body(&mut ctx.stream, false) {
-                Outcome::Continue | Outcome::Pause { .. } => released = ctx.stream.response_body.split().freeze(),
-                Outcome::Buffer => {}
-                Outcome::LocalResponse(_) | Outcome::Failed(_) | Outcome::Close => {
-                    ctx.reset = true;
-                    return Err(reset_error());
+        let (framed, stream) = (ctx.response_framed_by_length, &mut ctx.stream);
+        let out = weir_abi::lend_headers(&lent, || {
+            if end_of_stream && framed && !stream.response_body.is_empty() {
+                match chain.on_response_body(stream, false) {
+                    Outcome::Continue | Outcome::Pause { .. } => released = stream.response_body.split().freeze(),
+                    Outcome::Buffer => {}
+                    Outcome::LocalResponse(_) | Outcome::Failed(_) | Outcome::Close => return None,
                 }
+                Some(chain.on_response_body(stream, true))
+            } else {
+                Some(chain.on_response_body(stream, end_of_stream))
             }
-            chain.on_response_body(&mut ctx.stream, true)
-        } else {
-            chain.on_response_body(&mut ctx.stream, end_of_stream)
+        });
+        let Some(out) = out else {
+            ctx.reset = true;
+            return Err(reset_error());
         };
         match out {
             Outcome::Continue => {
@@ -551,13 +567,17 @@ impl ProxyHttp for WeirProxy {
 
     async fn response_trailer_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         trailers: &mut http::HeaderMap,
         ctx: &mut Self::CTX,
     ) -> Result<Option<Bytes>> {
-        let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
+        if ctx.chain.is_none() {
+            return Ok(None);
+        }
         ctx.stream.response_trailers = Some(convert::trailers(trailers));
-        let out = chain.on_response_trailers(&mut ctx.stream);
+        let lent = ctx.lent_headers(session, session.response_written());
+        let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
+        let out = weir_abi::lend_headers(&lent, || chain.on_response_trailers(&mut ctx.stream));
         if let Flow::Reset | Flow::Reply(_) = drive::drive(&self.state, ctx, out).await {
             ctx.reset = true;
             return Err(reset_error());
@@ -636,7 +656,9 @@ impl ProxyHttp for WeirProxy {
         if ctx.stream.info.response_code.is_none() {
             ctx.stream.info.response_code = session.response_written().map(|r| r.status.as_u16());
         }
-        ctx.finish(&self.state.metrics, (session.body_bytes_read() as u64, session.body_bytes_sent() as u64));
+        let bytes = (session.body_bytes_read() as u64, session.body_bytes_sent() as u64);
+        let lent = ctx.lent_headers(session, session.response_written());
+        weir_abi::lend_headers(&lent, || ctx.finish(&self.state.metrics, bytes));
         let status = ctx.stream.info.response_code.unwrap_or(0);
         let error = e.map(|e| e as &dyn std::fmt::Display);
         let req = session.req_header();

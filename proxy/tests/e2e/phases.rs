@@ -36,6 +36,58 @@ async fn header_edits_reach_origin_and_client_over_h1_and_h2() {
     }
 }
 
+/// A filter that reads no header while the request goes upstream reads the request's headers
+/// in later callbacks (as properties in the response's, from the maps in `on_log`, where
+/// Envoy lets a filter read them), and the response's in `on_log`: weir builds what filters
+/// see of the headers when a filter first reads them, from the request as it went upstream
+/// and the response as it came back.
+#[tokio::test]
+async fn headers_first_read_in_later_callbacks_are_the_exchanges() {
+    let origin = origin("o");
+    let late = json!({ "steps": {
+        "response_headers": [["get_property", ["request", "path"]]],
+        "response_body": [["get_property", ["request", "headers", "x-client"]]],
+    }});
+    // The header callbacks log the entry counts they are told (INFO: request, WARN: response).
+    let log = json!({ "steps": {
+        "request_headers": [["log", 2, "$headers"]],
+        "response_headers": [["log", 3, "$headers"]],
+        "log": [["get_header", 0, ":method"], ["get_header", 2, "x-demo-origin"], ["get_header", 0, "x-client"], ["get_header", 2, ":status"], ["get_headers", 0]],
+    }});
+    let weir = Weir::start(&format!(
+        "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - match: {{ path_prefix: /late }}\n    cluster: origin\n    filters: [{{ plugin: probe, config: {late} }}]\n  - cluster: origin\n    filters: [{{ plugin: probe, config: {log} }}]\n",
+        probe()
+    ));
+    for path in ["/late?q=1", "/log"] {
+        let resp = client().get(weir.url(path)).header("x-client", "c1").send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    let logged = async || weir.probe_lines().iter().filter(|l| l["cb"] == "log").count() == 5;
+    assert!(eventually(logged).await, "{:?}", weir.probe_lines());
+    let lines = weir.probe_lines();
+    let value = |cb: &str, nth: usize| {
+        lines.iter().filter(|l| l["cb"] == cb).nth(nth).map(|l| l["value"].as_str().unwrap_or_default().to_owned())
+    };
+    assert_eq!(value("response_headers", 0).as_deref(), Some("/late?q=1"), "{lines:?}");
+    assert_eq!(value("response_body", 0).as_deref(), Some("c1"));
+    assert_eq!(value("log", 0).as_deref(), Some("GET"), "{lines:?}");
+    assert_eq!(value("log", 1).as_deref(), Some("o"));
+    assert_eq!(value("log", 2).as_deref(), Some("c1"));
+    assert_eq!(value("log", 3).as_deref(), Some("200"));
+    // The counts the header callbacks were told, with no view built: the request's is its
+    // view's size (as `on_log` reads it: the request went upstream as it was), the response's
+    // is `:status` and the origin's three headers (`on_log` also sees the `date` and
+    // `connection` the response was sent with, as Envoy adds them after the filters).
+    let hex = lines.iter().filter(|l| l["cb"] == "log").nth(4).unwrap()["hex"].as_str().unwrap().to_owned();
+    let byte = |i: usize| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
+    let request = u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
+    assert!(request > 4, "{lines:?}");
+    let logs = weir.logs();
+    assert!(logs.contains(&format!("INFO weir::filter: {request} ")), "request headers told {request}:\n{logs}");
+    assert!(logs.contains("WARN weir::filter: 4 "), "response headers told 4:\n{logs}");
+}
+
 #[tokio::test]
 async fn bodies_are_buffered_and_replaced_with_correct_framing() {
     let origin = origin("o");
