@@ -17,6 +17,7 @@ covers every thread of the proxy's process. Configurations:
                             row above is the access log's cost per request
   weir, 1 trivial filter
   weir, 4 built-in filters
+  weir, 4 built-in filters, baseline compiler - the same with server.compiler: baseline (Winch)
 
 Run: `python3 bench/instructions.py [NAME…]` (prints a table and JSON; with names, only the
 configurations whose name contains one of them). `bench/run.py` includes it in
@@ -134,17 +135,20 @@ http {{ access_log {d}/nginx.access.log;
                 results[name] = measure(name, [binary, f"127.0.0.1:{port}", f"127.0.0.1:{origin}", "1"], port,
                                         f"http://127.0.0.1:{port}/", d)
         # The access log's own cost is the first two rows' difference.
-        for name, filters, env in (("weir, no filters", "[]", None),
-                                   ("weir, no filters, access log off", "[]", {"RUST_LOG": "info,weir::access=off"}),
-                                   ("weir, 1 trivial filter", "[{ plugin: t }]", None),
-                                   ("weir, 4 built-in filters", FOUR, None)):
+        for name, filters, env, server in (
+                ("weir, no filters", "[]", None, ""),
+                ("weir, no filters, access log off", "[]", {"RUST_LOG": "info,weir::access=off"}, ""),
+                ("weir, 1 trivial filter", "[{ plugin: t }]", None, ""),
+                ("weir, 4 built-in filters", FOUR, None, ""),
+                # The filters' code from the baseline compiler (server.compiler: baseline).
+                ("weir, 4 built-in filters, baseline compiler", FOUR, None, ", compiler: baseline")):
             if not wanted(name):
                 continue
             port, admin = free_port(), free_port()
             # valgrind cannot map the pooling allocator's reservation: instances are allocated
             # on demand (only VM creation differs; requests reuse each thread's instances).
             config = weir_config(port, admin, origin, filters).replace("server: { threads: 1 }",
-                                                                       "server: { threads: 1, vm_slots: 0 }")
+                                                                       f"server: {{ threads: 1, vm_slots: 0{server} }}")
             path = f"{d}/{len(results)}.yaml"
             open(path, "w").write(config)
             results[name] = measure(name, [WEIR, "-c", path], port, f"http://127.0.0.1:{admin}/ready", d, env)

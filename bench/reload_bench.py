@@ -6,6 +6,9 @@ Measures, with an nginx origin:
     for a module already in the cache and for a new module (compiled on reload);
   * p50/p99 latency (wrk) in steady state and while reloading every 100 ms.
 
+With `--compiler baseline`, weir runs with `server.compiler: baseline` and only the module
+swaps are measured (no wrk runs).
+
 Run: cargo build --release && cargo test -p weir-test-fixtures --no-run && python3 bench/reload_bench.py
 """
 import json, os, shutil, subprocess, sys, tempfile, time, urllib.request, re, socket
@@ -24,12 +27,14 @@ def variant(tag):
     body = bytes([len(name)]) + name + payload
     return wasm + bytes([0, len(body)]) + body
 
+COMPILER = sys.argv[sys.argv.index("--compiler") + 1] if "--compiler" in sys.argv else "optimizing"
+
 def config(origin, proxy, admin, module, version):
     # A module cache of this run's own: the "new module" swaps compile what it has not seen.
     cache = os.path.join(os.path.dirname(module), "module-cache")
     return f"""listeners: [{{ address: 127.0.0.1:{proxy} }}]
 admin: {{ address: 127.0.0.1:{admin} }}
-server: {{ threads: 1, module_cache: {cache} }}
+server: {{ threads: 1, module_cache: {cache}, compiler: {COMPILER} }}
 clusters:
   origin: {{ endpoints: ["127.0.0.1:{origin}"] }}
 plugins:
@@ -94,6 +99,13 @@ def measure(d, origin, proxy, admin):
         path = f"{d}/fresh{i}.wasm"; open(path, "wb").write(variant(f"fresh{i}"))
         fresh.append(swap(path, f"F{i}"))
     swap(f"{d}/a.wasm", "A")
+    med = lambda xs: sorted(xs)[len(xs) // 2]
+    swaps = {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
+             "new_module_median": round(med(fresh), 1), "new_module_max": round(max(fresh), 1)}
+    if COMPILER != "optimizing":
+        weir.terminate()
+        print(json.dumps({"compiler": COMPILER, "reload_to_first_new_response_ms": swaps}, indent=2))
+        return
     steady = wrk(base, 8)
     stop = time.time() + 8
     swapper = subprocess.Popen([sys.executable, "-c", f"""
@@ -106,10 +118,8 @@ print(n)
     swapping = wrk(base, 8)
     swaps = swapper.communicate()[0].strip()
     weir.terminate()
-    med = lambda xs: sorted(xs)[len(xs) // 2]
     print(json.dumps({
-        "reload_to_first_new_response_ms": {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
-                                            "new_module_median": round(med(fresh), 1), "new_module_max": round(max(fresh), 1)},
+        "reload_to_first_new_response_ms": swaps,
         "steady": {"p50": steady[0], "p99": steady[1], "rps": steady[2], "errors": steady[3]},
         "during_reloads_every_100ms": {"p50": swapping[0], "p99": swapping[1], "rps": swapping[2], "reloads": swaps,
                                        "errors": swapping[3]},

@@ -73,7 +73,7 @@ pub use module::{
 };
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use properties::write_socket_addr;
-pub use runtime::{PoolingLimits, Runtime, RuntimeConfig};
+pub use runtime::{Compiler, PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
     Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest, HttpCallResponse, LocalResponse,

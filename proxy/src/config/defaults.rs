@@ -156,6 +156,7 @@ impl Default for Server {
             pid_file: default_pid_file(),
             vm_slots: default_vm_slots(),
             module_cache: default_module_cache(),
+            compiler: Default::default(),
         }
     }
 }

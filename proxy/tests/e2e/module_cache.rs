@@ -50,3 +50,32 @@ async fn a_cache_others_may_write_is_not_used() {
     assert!(logs.contains("is writable by other users") && logs.contains("module compiled"), "{logs}");
     assert_eq!(compiled_files(&cache), 0, "nothing is written to an untrusted directory");
 }
+
+/// `server.compiler: baseline` compiles modules with Winch: its filters run (a probe's header
+/// reaches the client), and its code is not Cranelift's: the next start with the default
+/// compiler compiles the module again (and keeps only its own compiler's code).
+#[tokio::test]
+async fn the_baseline_compiler_runs_filters_and_caches_its_own_code() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("modules");
+    let script = serde_json::json!({ "steps": { "response_headers": [["add_header", 2, "x-compiled", "yes"]] } });
+    let config = |compiler: &str| {
+        format!(
+            "server: {{ module_cache: {}{compiler} }}\nclusters:\n  o: {{ endpoints: [\"{}\"] }}\nplugins:\n  p: {{ module: {} }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: p, config: {script} }}]\n",
+            cache.display(),
+            origin("o"),
+            probe()
+        )
+    };
+    for compiler in [", compiler: baseline", ""] {
+        let weir = Weir::start(&config(compiler));
+        let resp = client().get(weir.url("/")).send().await.unwrap();
+        assert_eq!(
+            (resp.status().as_u16(), resp.headers().get("x-compiled").map(|v| v.as_bytes())),
+            (200, Some(&b"yes"[..]))
+        );
+        let logs = weir.logs();
+        assert!(logs.contains("module compiled") && !logs.contains("from the module cache"), "{compiler:?}: {logs}");
+        assert_eq!(compiled_files(&cache), 1, "{compiler:?}");
+    }
+}
