@@ -100,11 +100,11 @@ def measure(d, origin, proxy, admin):
         fresh.append(swap(path, f"F{i}"))
     swap(f"{d}/a.wasm", "A")
     med = lambda xs: sorted(xs)[len(xs) // 2]
-    swaps = {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
+    swap_ms = {"cached_module_median": round(med(cached), 1), "cached_module_max": round(max(cached), 1),
              "new_module_median": round(med(fresh), 1), "new_module_max": round(max(fresh), 1)}
     if COMPILER != "optimizing":
         weir.terminate()
-        print(json.dumps({"compiler": COMPILER, "reload_to_first_new_response_ms": swaps}, indent=2))
+        print(json.dumps({"compiler": COMPILER, "reload_to_first_new_response_ms": swap_ms}, indent=2))
         return
     steady = wrk(base, 8)
     stop = time.time() + 8
@@ -119,7 +119,7 @@ print(n)
     swaps = swapper.communicate()[0].strip()
     weir.terminate()
     print(json.dumps({
-        "reload_to_first_new_response_ms": swaps,
+        "reload_to_first_new_response_ms": swap_ms,
         "steady": {"p50": steady[0], "p99": steady[1], "rps": steady[2], "errors": steady[3]},
         "during_reloads_every_100ms": {"p50": swapping[0], "p99": swapping[1], "rps": swapping[2], "reloads": swaps,
                                        "errors": swapping[3]},
