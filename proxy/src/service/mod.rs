@@ -677,7 +677,8 @@ impl ProxyHttp for WeirProxy {
             details: ctx.response_code_details(),
             bytes_received: session.body_bytes_read() as u64,
             bytes_sent: session.body_bytes_sent() as u64,
-            duration_us: micros(ctx.started.elapsed()),
+            // Measured by `finish` above, for the filters' `request.duration`.
+            duration_us: micros(ctx.stream.info.duration.unwrap_or_else(|| ctx.started.elapsed())),
             route: ctx.route_name(),
             upstream_cluster: if ctx.upstream.is_some() { &ctx.stream.info.cluster_name } else { "" },
             upstream_address: ctx.stream.info.upstream_address.filter(|_| ctx.upstream.is_some()),
