@@ -188,14 +188,18 @@ async fn shared_data_ticks_and_metrics() {
     let c = client();
     assert!(
         eventually(async || {
-            let _ = c.get(weir.url("/")).send().await;
+            if let Ok(r) = c.get(weir.url("/")).send().await {
+                let _ = r.bytes().await;
+            }
             weir.probe_lines().iter().any(|l| l["op"] == "get_shared" && l["status"] == 0 && l["value"] == "yes")
         })
         .await,
         "on_tick ran and its shared data is visible to requests"
     );
-    let metrics = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    // A request is counted when it ends, just after its client has the whole response.
+    let metrics = async || c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(eventually(async || metrics().await.contains("weir_requests_total{")).await, "{}", metrics().await);
+    let metrics = metrics().await;
     assert!(metrics.contains("probe_requests "), "filter metrics are exported:\n{metrics}");
-    assert!(metrics.contains("weir_requests_total{"), "{metrics}");
     assert!(metrics.contains("weir_filter_call_seconds_bucket{plugin=\"probe\""));
 }
