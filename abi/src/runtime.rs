@@ -40,6 +40,7 @@ pub struct RuntimeConfig {
 
 /// Wasmtime's two compilers: the choice between a module's compile time and its code's speed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum Compiler {
     /// Cranelift, optimizing: the fastest code, compiled in about half a second for a
     /// built-in filter on this project's benchmark machine.

@@ -36,16 +36,12 @@ fn runtime_config(loaded: &config::Loaded) -> RuntimeConfig {
     // For profiling filters (docs/operations.md#profiling-filters): an environment variable,
     // not a configuration key, as it serves whoever runs a profiler, not the deployment.
     let perf_map = std::env::var_os("WEIR_PERF_MAP").is_some_and(|v| v == "1");
-    let compiler = match server.compiler {
-        config::ModuleCompiler::Optimizing => weir_abi::Compiler::Optimizing,
-        config::ModuleCompiler::Baseline => weir_abi::Compiler::Baseline,
-    };
     RuntimeConfig {
         pooling,
         cache_dir,
         log_sink: crate::filter_log::levels().clone(),
         perf_map,
-        compiler,
+        compiler: server.compiler,
         ..Default::default()
     }
 }

@@ -726,18 +726,7 @@ pub struct Server {
     /// fastest code) or `baseline` (Winch: modules compile four to five times faster, so a
     /// never-seen module serves sooner after its reload, into slower code). Default `optimizing`.
     #[serde(default)]
-    pub compiler: ModuleCompiler,
-}
-
-/// `server.compiler`.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum ModuleCompiler {
-    /// Cranelift. The default.
-    #[default]
-    Optimizing,
-    /// Winch.
-    Baseline,
+    pub compiler: weir_abi::Compiler,
 }
 
 impl Server {

@@ -434,16 +434,13 @@ impl ProxyHttp for WeirProxy {
         {
             resp.set_version(http::Version::HTTP_11);
         }
-        if ctx.chain.is_none() {
-            return Ok(());
-        }
+        let lent = ctx.lent_headers(session, Some(resp));
+        let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
         ctx.stream.response_headers = convert::unbuilt_response_view(resp);
         ctx.response_framed_by_length =
             resp.version != http::Version::HTTP_2 && resp.headers.contains_key(http::header::CONTENT_LENGTH);
         // The request went upstream as the filters left it: Pingora's method is theirs.
         let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304);
-        let lent = ctx.lent_headers(session, Some(resp));
-        let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
         let out = weir_abi::lend_headers(&lent, || chain.on_response_headers(&mut ctx.stream, no_body));
         match drive::drive(&self.state, ctx, out).await {
             Flow::Continue | Flow::Buffer => {
@@ -499,12 +496,9 @@ impl ProxyHttp for WeirProxy {
             *body = end_of_stream.then(|| replacement.clone());
             return Ok(None);
         }
-        if ctx.chain.is_none() {
-            return Ok(None);
-        }
-        let head = session.req_header().method == http::Method::HEAD;
         let lent = ctx.lent_headers(session, session.response_written());
         let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
+        let head = session.req_header().method == http::Method::HEAD;
         if let Some(b) = body.take() {
             ctx.held_response += b.len();
             ctx.stream.response_body.extend_from_slice(&b);
@@ -571,12 +565,9 @@ impl ProxyHttp for WeirProxy {
         trailers: &mut http::HeaderMap,
         ctx: &mut Self::CTX,
     ) -> Result<Option<Bytes>> {
-        if ctx.chain.is_none() {
-            return Ok(None);
-        }
-        ctx.stream.response_trailers = Some(convert::trailers(trailers));
         let lent = ctx.lent_headers(session, session.response_written());
         let Some(chain) = ctx.chain.as_mut() else { return Ok(None) };
+        ctx.stream.response_trailers = Some(convert::trailers(trailers));
         let out = weir_abi::lend_headers(&lent, || chain.on_response_trailers(&mut ctx.stream));
         if let Flow::Reset | Flow::Reply(_) = drive::drive(&self.state, ctx, out).await {
             ctx.reset = true;

@@ -78,7 +78,8 @@ async fn headers_first_read_in_later_callbacks_are_the_exchanges() {
     // The counts the header callbacks were told, with no view built: the request's is its
     // view's size (as `on_log` reads it: the request went upstream as it was), the response's
     // is `:status` and the origin's three headers (`on_log` also sees the `date` and
-    // `connection` the response was sent with, as Envoy adds them after the filters).
+    // `connection` the response was sent with, as Envoy sets `date` after its filters:
+    // `ActiveStream::encodeHeaders` in source/common/http/conn_manager_impl.cc).
     let hex = lines.iter().filter(|l| l["cb"] == "log").nth(4).unwrap()["hex"].as_str().unwrap().to_owned();
     let byte = |i: usize| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
     let request = u32::from_le_bytes([byte(0), byte(1), byte(2), byte(3)]);
