@@ -22,7 +22,8 @@ covers every thread of the proxy's process. Configurations:
 Run: `python3 bench/instructions.py [NAME…]` (prints a table and JSON; with names, only the
 configurations whose name contains one of them). `bench/run.py` includes it in
 bench/REPORT.md. Needs valgrind and nginx (installed with apt-get when missing) and the
-release build (`cargo build --release --workspace`; CARGO_TARGET_DIR is honoured).
+release build (`cargo build --release --workspace`; CARGO_TARGET_DIR is honoured). CALLGRIND_ARGS
+adds options to valgrind's (`--dump-instr=yes` for per-instruction counts in callgrind_annotate).
 """
 import http.client, json, os, re, shutil, subprocess, sys, tempfile, time, urllib.request
 
@@ -81,8 +82,9 @@ def measure(name, argv, port, ready_url, d, env=None):
     # write there would count a file-change event per request.
     os.makedirs(f"{d}/logs", exist_ok=True)
     log = open(f"{d}/logs/{os.path.basename(out)}.log", "w")
+    extra = os.environ.get("CALLGRIND_ARGS", "").split()
     proc = subprocess.Popen(["valgrind", "--tool=callgrind", "--instr-atstart=no", "--separate-threads=no",
-                             f"--callgrind-out-file={out}", *argv],
+                             f"--callgrind-out-file={out}", *extra, *argv],
                             stdout=log, stderr=log, env=dict(os.environ, **(env or {})))
     try:
         wait_ok(ready_url, proc)

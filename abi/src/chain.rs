@@ -9,6 +9,8 @@ use bytes::{Bytes, BytesMut};
 
 use std::time::{Duration, Instant};
 
+use crate::clock::Nanos;
+
 use crate::error::{Failure, FailureKind};
 use crate::host::{Effects, Phase};
 use crate::plugin::{PluginSpec, VmSpec};
@@ -47,10 +49,16 @@ pub struct CallTiming {
     pub phase: Phase,
     /// The callback, without `proxy_on_` (`request_headers`, `log`, `done`, `delete`, …).
     pub callback: &'static str,
-    /// When it began.
-    pub started: Instant,
+    started: Nanos,
     /// How long it took (in the VM and the hostcalls it made).
     pub took: Duration,
+}
+
+impl CallTiming {
+    /// When it began.
+    pub fn started(&self) -> Instant {
+        self.started.to_instant()
+    }
 }
 
 /// A failure that ends the request under the fail-closed policy.
@@ -295,20 +303,21 @@ impl FilterChain {
         self.response_started = true;
     }
 
-    fn order(&self, phase: Phase) -> Vec<usize> {
-        let n = self.slots.len();
+    /// The filter at position `pos` of `phase`'s order: request phases and the log run in
+    /// chain order, response phases in reverse.
+    fn filter_at(&self, phase: Phase, pos: usize) -> usize {
         match phase {
-            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers | Phase::Log => (0..n).collect(),
-            _ => (0..n).rev().collect(),
+            Phase::RequestHeaders | Phase::RequestBody { .. } | Phase::RequestTrailers | Phase::Log => pos,
+            _ => self.slots.len() - 1 - pos,
         }
     }
 
     fn run_headers(&mut self, s: &mut StreamState, phase: Phase, from: usize, end_of_stream: bool) -> Outcome {
         self.phase = phase;
         self.paused = None;
-        let order = self.order(phase);
         let mut callouts = Vec::new();
-        for (pos, &i) in order.iter().enumerate().skip(from) {
+        for pos in from..self.slots.len() {
+            let i = self.filter_at(phase, pos);
             let cb = match phase {
                 Phase::RequestHeaders => StreamCallback::RequestHeaders { end_of_stream },
                 Phase::RequestTrailers => StreamCallback::RequestTrailers,
@@ -344,13 +353,13 @@ impl FilterChain {
         };
         self.phase = phase;
         self.paused = None;
-        let order = self.order(phase);
         let mut data = match resumed {
             Some(d) => d,
             None => std::mem::take(body(s, dir)),
         };
         let mut callouts = Vec::new();
-        for (pos, &i) in order.iter().enumerate().skip(from) {
+        for pos in from..self.slots.len() {
+            let i = self.filter_at(phase, pos);
             if self.slots[i].state != SlotState::Active || self.slots[i].context.is_none() {
                 continue;
             }
@@ -388,12 +397,13 @@ impl FilterChain {
 
     /// Releases body data filters were buffering (before trailers).
     fn flush_holds(&mut self, s: &mut StreamState, dir: Dir) {
-        let order = self.order(match dir {
+        let phase = match dir {
             Dir::Request => Phase::RequestHeaders,
             Dir::Response => Phase::ResponseHeaders,
-        });
+        };
         let mut out = BytesMut::new();
-        for i in order {
+        for pos in 0..self.slots.len() {
+            let i = self.filter_at(phase, pos);
             if let Some(h) = hold(&mut self.slots[i], dir).take() {
                 out.extend_from_slice(&h);
             }
@@ -430,7 +440,7 @@ impl FilterChain {
         let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
         let cb_name = cb.name();
-        let started = Instant::now();
+        let started = Nanos::now();
         let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
         let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
             let (vm, instance) = vm?;
@@ -458,7 +468,7 @@ impl FilterChain {
             let outcome = vm.stream_callback(s, ctx, phase, cb)?;
             Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
         });
-        self.timings.push((i, CallTiming { phase, callback: cb_name, started, took: started.elapsed() }));
+        self.timings.push((i, CallTiming { phase, callback: cb_name, started, took: Nanos::now().since(started) }));
         let (ctx, instance, outcome, new_callouts) = match result {
             Ok(r) => r,
             Err(failure) => {
@@ -576,9 +586,10 @@ impl FilterChain {
         self.response_started = true;
         s.response_headers = headers.into();
         s.response_body = BytesMut::from(&body[..]);
-        let order = self.order(Phase::ResponseHeaders);
+        let n = self.slots.len();
         let mut ignored = Vec::new();
-        for &i in &order {
+        for pos in 0..n {
+            let i = self.filter_at(Phase::ResponseHeaders, pos);
             if self.slots[i].context.is_some() {
                 let eos = s.response_body.is_empty();
                 let _ = self.step(
@@ -591,7 +602,8 @@ impl FilterChain {
             }
         }
         if !s.response_body.is_empty() {
-            for &i in &order {
+            for pos in 0..n {
+                let i = self.filter_at(Phase::ResponseHeaders, pos);
                 if self.slots[i].context.is_some() && self.slots[i].state == SlotState::Active {
                     let size = s.response_body.len();
                     let cb = StreamCallback::ResponseBody { size, end_of_stream: true };
@@ -650,7 +662,7 @@ impl FilterChain {
             }
         };
         self.tokens.extend(more.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
-        let paused_here = self.paused.is_some_and(|p| self.order(p.phase).get(p.pos) == Some(&i));
+        let paused_here = self.paused.is_some_and(|p| self.filter_at(p.phase, p.pos) == i);
         match self.effects_step(Some(Action::Stop), effects, phase) {
             Step::Continue if paused_here => {
                 self.detach(more.into_iter().map(|c| (i, c)).collect());
@@ -676,7 +688,7 @@ impl FilterChain {
     /// The paused filter's slot, stream context and VM instance.
     fn paused_slot(&self) -> Option<(usize, u32, u64)> {
         let p = self.paused?;
-        let i = *self.order(p.phase).get(p.pos)?;
+        let i = self.filter_at(p.phase, p.pos);
         let (ctx, instance) = self.slots[i].context?;
         Some((i, ctx, instance))
     }
@@ -749,6 +761,9 @@ impl FilterChain {
     }
 
     fn detach(&mut self, list: Vec<(usize, Callout)>) {
+        if list.is_empty() {
+            return;
+        }
         for (i, c) in list {
             self.detached.push((self.slots[i].plugin.vm.clone(), c));
         }

@@ -126,6 +126,16 @@ pub(crate) struct Frame {
 }
 
 impl Frame {
+    /// Makes this frame a fresh one for a callback of `kind` on `context`, in place. The call
+    /// before took its effects and cleared what it was lent, so only these fields differ.
+    pub(crate) fn reset(&mut self, kind: CallbackKind, context: u32) {
+        debug_assert!(self.http_response.is_none() && self.grpc_event.is_none() && self.done_root.is_none());
+        debug_assert!(self.effects.local_response.is_none() && !self.effects.close);
+        self.kind = kind;
+        self.effective = context;
+        self.in_allocator = false;
+    }
+
     pub(crate) fn new(kind: CallbackKind, context: u32) -> Self {
         Self {
             kind,

@@ -32,6 +32,7 @@
 #![deny(missing_docs)]
 
 mod chain;
+mod clock;
 mod error;
 mod header_view;
 mod headers;

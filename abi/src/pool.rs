@@ -40,6 +40,14 @@ pub(crate) type VmRef<'a> = Result<(&'a mut Vm, u64), Failure>;
 pub fn with_vm<R>(spec: &Arc<VmSpec>, reload_backoff: Option<Duration>, f: impl FnOnce(VmRef<'_>) -> R) -> R {
     SLOTS.with(|slots| {
         let mut slots = slots.borrow_mut();
+        // Every callback comes here: a live VM that has not failed is the whole answer.
+        if let Some(slot) = slots.get_mut(&spec.id)
+            && slot.failure.is_none()
+            && let Some(vm) = slot.vm.as_mut()
+            && vm.failure().is_none()
+        {
+            return f(Ok((vm, slot.instance)));
+        }
         let slot = slots.entry(spec.id).or_insert_with(|| Slot {
             spec: spec.clone(),
             vm: None,
@@ -109,23 +117,37 @@ pub fn specs() -> Vec<Arc<VmSpec>> {
 
 /// Counts a request that uses `spec` on this thread.
 pub(crate) fn acquire(spec: &Arc<VmSpec>) {
-    with_vm(spec, None, |_| ());
-    SLOTS.with(|s| {
-        if let Some(slot) = s.borrow_mut().get_mut(&spec.id) {
+    let counted = SLOTS.with(|s| match s.borrow_mut().get_mut(&spec.id) {
+        Some(slot) => {
             slot.users += 1;
+            true
         }
+        None => false,
     });
+    if !counted {
+        // The thread's first request for this VM: make it, then count.
+        with_vm(spec, None, |_| ());
+        SLOTS.with(|s| {
+            if let Some(slot) = s.borrow_mut().get_mut(&spec.id) {
+                slot.users += 1;
+            }
+        });
+    }
 }
 
-/// Ends a request's use of `spec`; drops the VM when its spec was retired and nobody uses it.
+/// Ends a request's use of `spec`; drops the VM when its spec was retired and nobody uses it
+/// (other retired VMs go at the worker's next [`sweep`]).
 pub(crate) fn release(spec_id: u64) {
-    SLOTS.with(|s| {
-        let mut slots = s.borrow_mut();
-        if let Some(slot) = slots.get_mut(&spec_id) {
+    let unused_and_retired = SLOTS.with(|s| match s.borrow_mut().get_mut(&spec_id) {
+        Some(slot) => {
             slot.users = slot.users.saturating_sub(1);
+            slot.users == 0 && slot.spec.is_retired()
         }
+        None => false,
     });
-    sweep();
+    if unused_and_retired {
+        sweep();
+    }
 }
 
 /// Drops this thread's VMs whose spec is retired and no request uses. Returns how many.

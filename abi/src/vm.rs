@@ -163,6 +163,10 @@ pub struct Vm {
     spec: Arc<VmSpec>,
     failed: Option<Failure>,
     roots: Vec<(u64, u32)>,
+    /// The callback and start-up deadlines in epoch ticks, computed once (each is a 128-bit
+    /// division).
+    callback_ticks: u64,
+    startup_ticks: u64,
 }
 
 impl std::fmt::Debug for Vm {
@@ -183,7 +187,8 @@ impl Vm {
         let module = &spec.module;
         let mut store = Store::new(spec.runtime.engine(), HostState::new(spec.clone()));
         store.limiter(|s| &mut s.limiter);
-        set_deadline(&mut store, spec, spec.config.limits.startup_deadline);
+        let startup_ticks = epoch_ticks(spec, spec.config.limits.startup_deadline);
+        store.set_epoch_deadline(startup_ticks);
         let instance = module.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::Trap>().is_some() || e.downcast_ref::<crate::error::HostTrap>().is_some() {
                 StartError::StartFunction(Failure::classify(&e, store.data().limiter.hit))
@@ -201,14 +206,16 @@ impl Vm {
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         spec.stats.instances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut vm = Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new() };
+        let callback_ticks = epoch_ticks(spec, spec.config.limits.callback_deadline);
+        let mut vm =
+            Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new(), callback_ticks, startup_ticks };
         vm.run_start_functions(&instance)?;
         Ok(vm)
     }
 
     fn run_start_functions(&mut self, instance: &Instance) -> Result<(), StartError> {
         let start = self.spec.module.start;
-        let deadline = self.spec.config.limits.startup_deadline;
+        let deadline = self.startup_ticks;
         let run = |vm: &mut Self, name: &str, args: bool| -> Result<(), StartError> {
             let frame = Frame::new(CallbackKind::Start, 0);
             let result = vm.call(frame, deadline, |store| {
@@ -304,7 +311,7 @@ impl Vm {
         };
         self.store.data_mut().contexts.insert(root, Context::Root(Box::new(ctx)));
         self.store.data_mut().refusal = None;
-        let deadline = self.spec.config.limits.startup_deadline;
+        let deadline = self.startup_ticks;
         let name = plugin.name().to_owned();
         let trap = |callback: &'static str| {
             let name = name.clone();
@@ -410,7 +417,7 @@ impl Vm {
             return true;
         };
         self.roots.retain(|(id, _)| *id != plugin.id);
-        let deadline = self.spec.config.limits.callback_deadline;
+        let deadline = self.callback_ticks;
         let done = match self.cb.done.clone() {
             Some(f) => {
                 self.call(Frame::new(CallbackKind::Root, root), deadline, |s| f.call(s, root as i32)).map(|r| r.0)
@@ -448,7 +455,7 @@ impl Vm {
         let Some(f) = self.cb.tick.clone() else {
             return Ok(());
         };
-        let deadline = self.spec.config.limits.callback_deadline;
+        let deadline = self.callback_ticks;
         self.call(Frame::new(CallbackKind::Root, root), deadline, |s| f.call(s, root as i32)).map(drop)
     }
 
@@ -462,7 +469,7 @@ impl Vm {
         let Some(f) = self.cb.queue_ready.clone() else {
             return Ok(0);
         };
-        let deadline = self.spec.config.limits.callback_deadline;
+        let deadline = self.callback_ticks;
         let mut n = 0;
         for (root, token) in events {
             if !matches!(self.store.data().contexts.get(&root), Some(Context::Root(_))) {
@@ -480,11 +487,16 @@ impl Vm {
     }
 
     /// Takes the callouts requested by `context` only.
+    #[inline]
     pub(crate) fn take_callouts_of(&mut self, context: u32) -> Vec<Callout> {
-        let all = &mut self.store.data_mut().callouts;
-        if all.is_empty() {
+        if self.store.data().callouts.is_empty() {
             return Vec::new();
         }
+        self.take_callouts_of_now(context)
+    }
+
+    fn take_callouts_of_now(&mut self, context: u32) -> Vec<Callout> {
+        let all = &mut self.store.data_mut().callouts;
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(all).into_iter().partition(|(c, _)| *c == context);
         *all = rest;
         mine.into_iter().map(|(_, c)| c).collect()
@@ -517,7 +529,7 @@ impl Vm {
             self.store.data_mut().tokens.remove(&token);
             return Ok(Effects::default());
         }
-        let deadline = self.spec.config.limits.callback_deadline;
+        let deadline = self.callback_ticks;
         let cb = self.cb.clone();
         let (t, r) = (token as i32, root as i32);
         let run = |vm: &mut Self, frame: Frame| -> Result<Effects, Failure> {
@@ -585,7 +597,8 @@ impl Vm {
         self.store.data().tokens.contains_key(&token)
     }
 
-    /// Runs one stream callback for context `ctx`, with `stream` lent to the VM.
+    /// Runs one stream callback for context `ctx`, with `stream` lent to the VM. Written out
+    /// flat (not through [`Self::call`]): it runs eight times a request for every filter.
     pub(crate) fn stream_callback(
         &mut self,
         stream: &mut StreamState,
@@ -596,101 +609,73 @@ impl Vm {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
+        let cb = Arc::clone(&self.cb);
+        let data = self.store.data_mut();
         if let StreamCallback::Create { root } = callback {
-            self.store.data_mut().contexts.insert(ctx, Context::Stream { root });
+            data.contexts.insert(ctx, Context::Stream { root });
         }
-        let deadline = self.spec.config.limits.callback_deadline;
-        let cb = self.cb.clone();
-        let c = ctx as i32;
-        fn headers(
-            f: Option<&HeadersFn>,
-            c: i32,
-            n: usize,
-            eos: bool,
-        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
-            move |s| match f {
-                Some(HeadersFn::V2(f)) => f.call(s, (c, n as i32, eos as i32)).map(Some),
-                Some(HeadersFn::V1(f)) => f.call(s, (c, n as i32)).map(Some),
+        std::mem::swap(&mut data.stream, stream);
+        data.stream_context = Some(ctx);
+        data.phase = phase;
+        data.frame.reset(CallbackKind::Stream, ctx);
+        self.store.set_epoch_deadline(self.callback_ticks);
+        let (s, c) = (&mut self.store, ctx as i32);
+        // Entry counts are read only for the callback that is told one.
+        let raw: wasmtime::Result<Option<i32>> = match callback {
+            StreamCallback::Create { root } => match &cb.context_create {
+                Some(f) => f.call(s, (c, root as i32)).map(|()| None),
                 None => Ok(None),
+            },
+            StreamCallback::RequestHeaders { end_of_stream } => {
+                let n = s.data().stream.request_headers.len() as i32;
+                call_headers(s, cb.request_headers.as_ref(), c, n, end_of_stream)
             }
-        }
-        fn data(
-            f: Option<&F3R>,
-            c: i32,
-            n: usize,
-            eos: bool,
-        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
-            move |s| f.map(|f| f.call(s, (c, n as i32, eos as i32))).transpose()
-        }
-        fn trailers(
-            f: Option<&F2R>,
-            c: i32,
-            n: usize,
-        ) -> impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<Option<i32>> + '_ {
-            move |s| f.map(|f| f.call(s, (c, n as i32))).transpose()
-        }
-        let frame = Frame::new(CallbackKind::Stream, ctx);
-        let outcome = self.lend(stream, ctx, phase, |vm| -> Result<CallOutcome, Failure> {
-            // Entry counts, taken only for the callback that is told one.
-            fn stream(vm: &Vm) -> &StreamState {
-                &vm.store.data().stream
+            StreamCallback::ResponseHeaders { end_of_stream } => {
+                let n = s.data().stream.response_headers.len() as i32;
+                call_headers(s, cb.response_headers.as_ref(), c, n, end_of_stream)
             }
-            let (raw, effects) = match callback {
-                StreamCallback::Create { root } => {
-                    let r = cb
-                        .context_create
-                        .as_ref()
-                        .map(|f| vm.call(frame, deadline, |s| f.call(s, (c, root as i32))))
-                        .transpose()?;
-                    (None, r.map(|r| r.1).unwrap_or_default())
-                }
-                StreamCallback::RequestHeaders { end_of_stream } => {
-                    let n = stream(vm).request_headers.len();
-                    vm.call(frame, deadline, headers(cb.request_headers.as_ref(), c, n, end_of_stream))?
-                }
-                StreamCallback::RequestBody { size, end_of_stream } => {
-                    vm.call(frame, deadline, data(cb.request_body.as_ref(), c, size, end_of_stream))?
-                }
-                StreamCallback::RequestTrailers => {
-                    let n = stream(vm).request_trailers.as_ref().map_or(0, crate::HeaderMap::len);
-                    vm.call(frame, deadline, trailers(cb.request_trailers.as_ref(), c, n))?
-                }
-                StreamCallback::ResponseHeaders { end_of_stream } => {
-                    let n = stream(vm).response_headers.len();
-                    vm.call(frame, deadline, headers(cb.response_headers.as_ref(), c, n, end_of_stream))?
-                }
-                StreamCallback::ResponseBody { size, end_of_stream } => {
-                    vm.call(frame, deadline, data(cb.response_body.as_ref(), c, size, end_of_stream))?
-                }
-                StreamCallback::ResponseTrailers => {
-                    let n = stream(vm).response_trailers.as_ref().map_or(0, crate::HeaderMap::len);
-                    vm.call(frame, deadline, trailers(cb.response_trailers.as_ref(), c, n))?
-                }
-                StreamCallback::Log => {
-                    let r = cb.log.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
-                    (None, r.map(|r| r.1).unwrap_or_default())
-                }
-                StreamCallback::Done => {
-                    let r = cb.done.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
-                    (None, r.map(|r| r.1).unwrap_or_default())
-                }
-                StreamCallback::Delete => {
-                    let r = cb.delete.as_ref().map(|f| vm.call(frame, deadline, |s| f.call(s, c))).transpose()?;
-                    (None, r.map(|r| r.1).unwrap_or_default())
-                }
-            };
-            let action = raw.map(|v| match callback {
-                StreamCallback::RequestHeaders { .. } | StreamCallback::ResponseHeaders { .. } => {
-                    Action::from_headers_status(v)
-                }
-                _ => Action::from_data_status(v),
-            });
-            Ok(CallOutcome { action, effects })
-        });
+            StreamCallback::RequestBody { size, end_of_stream } => {
+                cb.request_body.as_ref().map(|f| f.call(s, (c, size as i32, end_of_stream as i32))).transpose()
+            }
+            StreamCallback::ResponseBody { size, end_of_stream } => {
+                cb.response_body.as_ref().map(|f| f.call(s, (c, size as i32, end_of_stream as i32))).transpose()
+            }
+            StreamCallback::RequestTrailers => {
+                let n = s.data().stream.request_trailers.as_ref().map_or(0, crate::HeaderMap::len) as i32;
+                cb.request_trailers.as_ref().map(|f| f.call(s, (c, n))).transpose()
+            }
+            StreamCallback::ResponseTrailers => {
+                let n = s.data().stream.response_trailers.as_ref().map_or(0, crate::HeaderMap::len) as i32;
+                cb.response_trailers.as_ref().map(|f| f.call(s, (c, n))).transpose()
+            }
+            StreamCallback::Log => cb.log.as_ref().map(|f| f.call(s, c)).transpose().map(|_| None),
+            StreamCallback::Done => cb.done.as_ref().map(|f| f.call(s, c)).transpose().map(|_| None),
+            StreamCallback::Delete => cb.delete.as_ref().map(|f| f.call(s, c)).transpose().map(|_| None),
+        };
+        let data = self.store.data_mut();
+        std::mem::swap(&mut data.stream, stream);
+        data.stream_context = None;
+        let effects = std::mem::take(&mut data.frame.effects);
+        let done_root = data.frame.done_root.take();
         if matches!(callback, StreamCallback::Delete) {
-            self.store.data_mut().contexts.remove(&ctx);
+            data.contexts.remove(&ctx);
         }
-        outcome
+        match raw {
+            Ok(raw) => {
+                if let Some(root) = done_root {
+                    self.delete_context(root);
+                }
+                self.wake_parked(false);
+                let action = raw.map(|v| match callback {
+                    StreamCallback::RequestHeaders { .. } | StreamCallback::ResponseHeaders { .. } => {
+                        Action::from_headers_status(v)
+                    }
+                    _ => Action::from_data_status(v),
+                });
+                Ok(CallOutcome { action, effects })
+            }
+            Err(e) => Err(self.trapped(&e)),
+        }
     }
 
     /// Lends `stream` to the VM as the data of context `ctx` while `f` runs.
@@ -719,7 +704,7 @@ impl Vm {
         // clones its registered type) keeps a callback's dispatch cheap.
         let cb = Arc::clone(&self.cb);
         if let Some(f) = &cb.delete {
-            let deadline = self.spec.config.limits.callback_deadline;
+            let deadline = self.callback_ticks;
             let _ = self.call(Frame::new(CallbackKind::Root, ctx), deadline, |s| f.call(s, ctx as i32));
         }
         let data = self.store.data_mut();
@@ -727,42 +712,59 @@ impl Vm {
         data.tokens.retain(|_, c| c.root != ctx);
     }
 
-    /// Calls into the guest under the deadline, with `frame` as the per-callback state.
-    /// Returns the guest's result and the effects it asked for; a trap fails the VM.
+    /// Calls into the guest under the deadline (`ticks` of the epoch), with `frame` as the
+    /// per-callback state. Returns the guest's result and the effects it asked for; a trap
+    /// fails the VM.
     fn call<R>(
         &mut self,
         frame: Frame,
-        deadline: Duration,
+        ticks: u64,
         f: impl FnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<(R, Effects), Failure> {
         if let Some(failure) = &self.failed {
             return Err(failure.clone());
         }
         self.store.data_mut().frame = frame;
-        set_deadline(&mut self.store, &self.spec, deadline);
+        self.store.set_epoch_deadline(ticks);
         let result = f(&mut self.store);
-        let frame = std::mem::replace(&mut self.store.data_mut().frame, Frame::new(CallbackKind::Root, 0));
+        let data = self.store.data_mut();
+        let effects = std::mem::take(&mut data.frame.effects);
+        let done_root = data.frame.done_root.take();
+        // What a callout's answer lent the callback goes now, not at the next call.
+        data.frame.http_response = None;
+        data.frame.grpc_event = None;
         match result {
             Ok(r) => {
-                if let Some(root) = frame.done_root {
+                if let Some(root) = done_root {
                     self.delete_context(root);
                 }
                 self.wake_parked(false);
-                Ok((r, frame.effects))
+                Ok((r, effects))
             }
-            Err(e) => {
-                let failure = Failure::classify(&e, self.store.data().limiter.hit);
-                self.spec.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.failed = Some(failure.clone());
-                // A failed VM resumes nobody: its parked streams must hear of it now.
-                self.wake_parked(true);
-                Err(failure)
-            }
+            Err(e) => Err(self.trapped(&e)),
         }
     }
 
+    /// Marks the VM failed by the trap (or deadline, or memory limit) `e`; returns why.
+    fn trapped(&mut self, e: &wasmtime::Error) -> Failure {
+        let failure = Failure::classify(e, self.store.data().limiter.hit);
+        self.spec.stats.failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.failed = Some(failure.clone());
+        // A failed VM resumes nobody: its parked streams must hear of it now.
+        self.wake_parked(true);
+        failure
+    }
+
     /// Calls the wakers of the parked streams a callback acted on (or of all, when `all`).
+    #[inline]
     fn wake_parked(&mut self, all: bool) {
+        let data = self.store.data();
+        if !data.to_wake.is_empty() || all && !data.parked.is_empty() {
+            self.wake_parked_now(all);
+        }
+    }
+
+    fn wake_parked_now(&mut self, all: bool) {
         let data = self.store.data_mut();
         let woken: Vec<u32> =
             if all { data.parked.keys().copied().collect() } else { std::mem::take(&mut data.to_wake) };
@@ -789,8 +791,23 @@ impl Drop for Vm {
     }
 }
 
-fn set_deadline(store: &mut Store<HostState>, spec: &VmSpec, deadline: Duration) {
+/// Calls a headers callback in its ABI's shape (0.1.0 has no `end_of_stream`).
+fn call_headers(
+    s: &mut Store<HostState>,
+    f: Option<&HeadersFn>,
+    c: i32,
+    n: i32,
+    end_of_stream: bool,
+) -> wasmtime::Result<Option<i32>> {
+    match f {
+        Some(HeadersFn::V2(f)) => f.call(s, (c, n, end_of_stream as i32)).map(Some),
+        Some(HeadersFn::V1(f)) => f.call(s, (c, n)).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// `deadline` in ticks of the runtime's epoch (at least one).
+fn epoch_ticks(spec: &VmSpec, deadline: Duration) -> u64 {
     let tick = spec.runtime.config().epoch_tick.as_nanos().max(1);
-    let ticks = deadline.as_nanos().div_ceil(tick).max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    deadline.as_nanos().div_ceil(tick).max(1) as u64
 }

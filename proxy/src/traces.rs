@@ -176,7 +176,7 @@ impl RequestTrace {
         if !self.server.span().span_context().is_sampled() {
             return;
         }
-        let start = self.at(timing.started);
+        let start = self.at(timing.started());
         let mut span = export
             .tracer
             .span_builder(format!("{plugin} {}", timing.callback))

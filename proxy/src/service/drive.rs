@@ -136,7 +136,11 @@ fn hand_over(ctx: &mut RequestCtx, mut calls: Pending) {
 /// made them, on this thread.
 pub fn spawn_detached(state: &Arc<State>, ctx: &mut RequestCtx) {
     let Some(chain) = ctx.chain.as_mut() else { return };
-    for (vm, c) in chain.take_detached_callouts() {
+    let detached = chain.take_detached_callouts();
+    if detached.is_empty() {
+        return;
+    }
+    for (vm, c) in detached {
         let Some(work) = crate::callout::start(state, &ctx.generation, c, ctx.trace.as_ref().map(|t| t.context()))
         else {
             continue;
