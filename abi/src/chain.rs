@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use smallvec::SmallVec;
 
 use std::time::{Duration, Instant};
 
@@ -124,12 +125,11 @@ pub struct FilterChain {
     /// Callouts of filters that did not wait for them, with the VM that made them.
     detached: Vec<(Arc<VmSpec>, Callout)>,
     /// Time spent in each filter's callbacks since the last drain: (filter index, time).
-    timings: Vec<(usize, CallTiming)>,
+    timings: SmallVec<[(usize, CallTiming); 8]>,
     /// VM failures since the last drain: (filter index, kind).
     failures: Vec<(usize, FailureKind)>,
     response_started: bool,
     finished: bool,
-    acquired: Vec<u64>,
     clear_route_cache: bool,
     /// The filter that ran last, and the one whose local reply ended the request.
     last: usize,
@@ -167,24 +167,16 @@ impl FilterOutcome {
 enum Step {
     Continue,
     Stop,
-    Reply(LocalResponse, Option<u32>),
+    // Boxed: a step's result passes through the VM lookup's closure on every callback.
+    Reply(Box<LocalResponse>, Option<u32>),
     Close,
-    Fail(FilterFailure),
+    Fail(Box<FilterFailure>),
 }
 
 impl FilterChain {
     /// A chain over `plugins`, in request order.
-    pub fn new(plugins: Vec<Arc<PluginSpec>>) -> Self {
-        let mut acquired: Vec<u64> = Vec::new();
-        for p in &plugins {
-            if !acquired.contains(&p.vm.id()) {
-                pool::acquire(&p.vm);
-                acquired.push(p.vm.id());
-            }
-        }
-        // Each filter makes about seven callbacks a request: room for them all at once.
-        let timings = Vec::with_capacity(plugins.len() * 8);
-        let slots = plugins
+    pub fn new(plugins: impl IntoIterator<Item = Arc<PluginSpec>>) -> Self {
+        let slots: Vec<Slot> = plugins
             .into_iter()
             .map(|plugin| Slot {
                 plugin,
@@ -194,6 +186,13 @@ impl FilterChain {
                 response_hold: None,
             })
             .collect();
+        for (i, vm) in slots.iter().map(|s| &s.plugin.vm).enumerate() {
+            if first_use(&slots, i) {
+                pool::acquire(vm);
+            }
+        }
+        // A filter makes eight callbacks a request: a chain of one keeps them inline.
+        let timings = SmallVec::new();
         Self {
             slots,
             paused: None,
@@ -204,7 +203,6 @@ impl FilterChain {
             failures: Vec::new(),
             response_started: false,
             finished: false,
-            acquired,
             clear_route_cache: false,
             last: 0,
             replied_by: None,
@@ -433,50 +431,58 @@ impl FilterChain {
         if skip_trailers {
             return Step::Continue;
         }
+        let vm = Arc::clone(&self.slots[i].plugin.vm);
+        pool::with_vm(&vm, self.reload_backoff(i), |vm| self.step_in(vm, i, s, phase, cb, callouts))
+    }
+
+    /// With a failure policy of reload, the backoff before filter `i`'s failed VM is replaced.
+    fn reload_backoff(&self, i: usize) -> Option<std::time::Duration> {
+        let config = &self.slots[i].plugin.config;
+        (config.failure_policy == FailurePolicy::Reload).then_some(config.reload_backoff)
+    }
+
+    /// [`Self::step`] in `vm`, the filter's VM on this thread (or why there is none).
+    fn step_in(
+        &mut self,
+        vm: pool::VmRef<'_>,
+        i: usize,
+        s: &mut StreamState,
+        phase: Phase,
+        cb: StreamCallback,
+        callouts: &mut Vec<(usize, Callout)>,
+    ) -> Step {
         if phase != Phase::Log {
             self.last = i;
         }
+        // Early returns, no closure or tuple of results: this runs for every callback.
         let plugin = &self.slots[i].plugin;
-        let backoff = (plugin.config.failure_policy == FailurePolicy::Reload).then_some(plugin.config.reload_backoff);
         let context = self.slots[i].context;
-        let cb_name = cb.name();
         let started = Nanos::now();
         let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
-        let result = pool::with_vm(&plugin.vm, backoff, |vm| -> Result<_, Failure> {
-            let (vm, instance) = vm?;
-            let ctx = match context {
-                Some((ctx, inst)) if inst == instance => ctx,
-                Some(_) => {
-                    return Err(Failure {
-                        kind: crate::error::FailureKind::Other,
-                        message: "the filter's VM was replaced while the request was in flight".into(),
-                    });
-                }
-                None => {
-                    let root = vm.start_plugin(plugin).map_err(|e| match e {
-                        crate::StartError::Failed(f) => f,
-                        other => Failure {
-                            kind: crate::error::FailureKind::Other,
-                            message: crate::Chain(&other).to_string(),
-                        },
-                    })?;
-                    let ctx = vm.new_context_id();
-                    vm.stream_callback(s, ctx, phase, StreamCallback::Create { root })?;
-                    ctx
-                }
-            };
-            let outcome = vm.stream_callback(s, ctx, phase, cb)?;
-            Ok((ctx, instance, outcome, vm.take_callouts_of(ctx)))
-        });
-        self.timings.push((i, CallTiming { phase, callback: cb_name, started, took: Nanos::now().since(started) }));
-        let (ctx, instance, outcome, new_callouts) = match result {
-            Ok(r) => r,
-            Err(failure) => {
-                let stats = self.slots[i].plugin.vm.stats();
-                let fresh = stats.failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
-                return self.fail(i, failure, fresh, s);
-            }
+        let timing =
+            |started: Nanos| CallTiming { phase, callback: cb.name(), started, took: Nanos::now().since(started) };
+        let (vm, instance) = match vm {
+            Ok(found) => found,
+            Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
         };
+        let ctx = match context {
+            Some((ctx, inst)) if inst == instance => ctx,
+            Some(_) => {
+                let gone = "the filter's VM was replaced while the request was in flight";
+                let failure = Failure { kind: FailureKind::Other, message: gone.into() };
+                return self.step_failed(i, timing(started), failure, failures_before, s);
+            }
+            None => match open_context(vm, plugin, s, phase) {
+                Ok(ctx) => ctx,
+                Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
+            },
+        };
+        let outcome = match vm.stream_callback(s, ctx, phase, cb) {
+            Ok(outcome) => outcome,
+            Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
+        };
+        let new_callouts = vm.take_callouts_of(ctx);
+        self.timings.push((i, timing(started)));
         self.slots[i].context = Some((ctx, instance));
         if !new_callouts.is_empty() {
             self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
@@ -485,12 +491,27 @@ impl FilterChain {
         self.effects_step(outcome.action, outcome.effects, phase)
     }
 
+    /// Filter `i`'s callback could not run, or trapped: its timing, then its failure policy.
+    fn step_failed(
+        &mut self,
+        i: usize,
+        timing: CallTiming,
+        failure: Failure,
+        failures_before: u64,
+        s: &mut StreamState,
+    ) -> Step {
+        self.timings.push((i, timing));
+        let fresh =
+            self.slots[i].plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
+        self.fail(i, failure, fresh, s)
+    }
+
     fn effects_step(&mut self, action: Option<Action>, e: Effects, phase: Phase) -> Step {
         if e.clear_route_cache {
             self.clear_route_cache = true;
         }
         if let Some(reply) = e.local_response {
-            return Step::Reply(*reply, e.local_grpc_status);
+            return Step::Reply(reply, e.local_grpc_status);
         }
         if e.close {
             return Step::Close;
@@ -527,7 +548,7 @@ impl FilterChain {
                 };
                 let (headers, body) = crate::local_reply::finalize(&reply, Some(14), s);
                 let reply = reply_from(headers, body, reply.details);
-                Step::Fail(FilterFailure { plugin: plugin.name().to_owned(), failure, fresh, reply })
+                Step::Fail(Box::new(FilterFailure { plugin: plugin.name().to_owned(), failure, fresh, reply }))
             }
         }
     }
@@ -554,8 +575,8 @@ impl FilterChain {
             }
             Step::Fail(f) => {
                 s.info.response_code = Some(f.reply.status);
-                s.info.response_code_details = f.reply.details.clone();
-                Outcome::Failed(f)
+                s.info.response_code_details = f.reply.details.clone().into();
+                Outcome::Failed(*f)
             }
             Step::Reply(_, _) if self.response_started => Outcome::Close,
             Step::Reply(reply, grpc) => {
@@ -563,11 +584,12 @@ impl FilterChain {
                 let (headers, body) = crate::local_reply::finalize(&reply, grpc, s);
                 s.info.response_code = Some(reply.status);
                 s.info.response_code_details =
-                    if reply.details.is_empty() { "wasm".into() } else { reply.details.clone() };
+                    if reply.details.is_empty() { "wasm".into() } else { reply.details.clone().into() };
+                let details = reply.details;
                 if request_side {
-                    self.encode_local_reply(s, headers, body, reply.details)
+                    self.encode_local_reply(s, headers, body, details)
                 } else {
-                    Outcome::LocalResponse(reply_from(headers, body, reply.details))
+                    Outcome::LocalResponse(reply_from(headers, body, details))
                 }
             }
         }
@@ -789,6 +811,12 @@ impl FilterChain {
         }
     }
 
+    /// True when every filter was reached and let the request through (call before
+    /// [`Self::finish`]): [`Self::outcomes`] would be all [`FilterOutcome::Passed`].
+    pub fn all_passed(&self) -> bool {
+        self.replied_by.is_none() && self.slots.iter().all(|s| s.state == SlotState::Active && s.context.is_some())
+    }
+
     /// How the request went for each filter, in chain order (call before [`Self::finish`]).
     pub fn outcomes(&self) -> Vec<(&str, FilterOutcome)> {
         self.slots
@@ -822,16 +850,31 @@ impl FilterChain {
                 *s = stream;
             }
         }
+        // `on_log` for every filter, then `on_done` for each reached, then `on_delete`; a run of
+        // these calls into one VM (all of them, for a chain of one filter) looks it up once.
+        let n = self.slots.len();
+        let call = |k: usize| {
+            let cb = [StreamCallback::Log, StreamCallback::Done, StreamCallback::Delete][k / n];
+            (k % n, cb)
+        };
         let mut ignored = Vec::new();
-        for i in 0..self.slots.len() {
-            let _ = self.step(i, s, Phase::Log, StreamCallback::Log, &mut ignored);
-        }
-        for cb in [StreamCallback::Done, StreamCallback::Delete] {
-            for i in 0..self.slots.len() {
-                if self.slots[i].context.is_some() {
-                    let _ = self.step(i, s, Phase::Log, cb, &mut ignored);
+        let mut k = 0;
+        while k < 3 * n {
+            let vm = Arc::clone(&self.slots[call(k).0].plugin.vm);
+            let end = (k..3 * n).find(|&j| self.slots[call(j).0].plugin.vm.id() != vm.id()).unwrap_or(3 * n);
+            pool::with_vm(&vm, self.reload_backoff(call(k).0), |mut vm| {
+                for (i, cb) in (k..end).map(call) {
+                    let reached = self.slots[i].context.is_some();
+                    if self.slots[i].state == SlotState::Active && (reached || matches!(cb, StreamCallback::Log)) {
+                        let vm = match &mut vm {
+                            Ok((vm, instance)) => Ok((&mut **vm, *instance)),
+                            Err(failure) => Err(failure.clone()),
+                        };
+                        let _ = self.step_in(vm, i, s, Phase::Log, cb, &mut ignored);
+                    }
                 }
-            }
+            });
+            k = end;
         }
         for slot in &mut self.slots {
             slot.context = None;
@@ -842,10 +885,36 @@ impl FilterChain {
 
 impl Drop for FilterChain {
     fn drop(&mut self) {
-        for id in std::mem::take(&mut self.acquired) {
-            pool::release(id);
+        for (i, slot) in self.slots.iter().enumerate() {
+            if first_use(&self.slots, i) {
+                pool::release(slot.plugin.vm.id());
+            }
         }
     }
+}
+
+/// True when the filter at `i` is the first of the chain on its VM (a request counts as one
+/// use of each VM, however many of its filters share it).
+fn first_use(slots: &[Slot], i: usize) -> bool {
+    let id = slots[i].plugin.vm.id();
+    !slots[..i].iter().any(|s| s.plugin.vm.id() == id)
+}
+
+/// Starts `plugin` in `vm` if needed and creates the request's stream context there
+/// (`proxy_on_context_create`); returns the context's id.
+fn open_context(
+    vm: &mut crate::Vm,
+    plugin: &Arc<PluginSpec>,
+    s: &mut StreamState,
+    phase: Phase,
+) -> Result<u32, Failure> {
+    let root = vm.start_plugin(plugin).map_err(|e| match e {
+        crate::StartError::Failed(f) => f,
+        other => Failure { kind: FailureKind::Other, message: crate::Chain(&other).to_string() },
+    })?;
+    let ctx = vm.new_context_id();
+    vm.stream_callback(s, ctx, phase, StreamCallback::Create { root })?;
+    Ok(ctx)
 }
 
 fn starts_call(c: &Callout) -> bool {

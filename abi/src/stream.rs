@@ -115,7 +115,7 @@ pub struct StreamInfo {
     pub response_code: Option<u16>,
     /// Why the response is what it is (`response.code_details`): `via_upstream`, or the
     /// details of a local reply.
-    pub response_code_details: String,
+    pub response_code_details: std::borrow::Cow<'static, str>,
     /// Request body bytes received so far.
     pub request_body_bytes: u64,
     /// Response body bytes sent so far.
@@ -141,7 +141,7 @@ impl Default for StreamInfo {
             cluster_name: String::new(),
             upstream_address: None,
             response_code: None,
-            response_code_details: String::new(),
+            response_code_details: std::borrow::Cow::Borrowed(""),
             request_body_bytes: 0,
             response_body_bytes: 0,
             duration: None,

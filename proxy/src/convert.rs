@@ -375,6 +375,20 @@ fn shown(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_connection_headers_are_hop_by_hop_as_listed() {
+        let value = HeaderValue::from_static("x");
+        for n in CONNECTION_HEADERS {
+            let name = HeaderName::from_static(n);
+            assert!(is_hop_by_hop(&name, &value, false), "{n}");
+        }
+        assert!(!is_hop_by_hop(&HeaderName::from_static("te"), &HeaderValue::from_static("Trailers"), false));
+        assert!(!is_hop_by_hop(&HeaderName::from_static("upgrade"), &value, true), "an upgrade's own header");
+        for n in ["host", "content-length", "x-api-key", "keep-alive-x", "proxy-connections"] {
+            assert!(!is_hop_by_hop(&HeaderName::from_static(n), &value, false), "{n}");
+        }
+    }
+
     fn sent(req: &RequestHeader) -> Vec<(String, String)> {
         let mut all: Vec<_> =
             req.headers.iter().map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap().to_owned())).collect();

@@ -35,6 +35,8 @@ pub struct Route {
     pub cluster: String,
     /// Its filters, in request order.
     pub chain: Vec<Arc<PluginSpec>>,
+    /// The access log's `filters` field for a request every filter passed.
+    pub passed_summary: String,
     /// How long a request may go without progress (a pause, an upstream read).
     pub idle_timeout: std::time::Duration,
     /// The longest from the first try upstream to the end of the response.
@@ -285,12 +287,15 @@ pub fn build(runtime: &Runtime, loaded: Loaded, previous: Option<&Generation>) -
             .iter()
             .enumerate()
             .map(|(j, f)| spec_for(format!("routes[{i}].filters[{j}]"), &f.plugin, &f.config))
-            .collect();
+            .collect::<Vec<Arc<PluginSpec>>>();
+        let passed_summary =
+            crate::access_log::filter_summary(chain.iter().map(|p| (p.name(), weir_abi::FilterOutcome::Passed)));
         routes.push(Route {
             name,
             matcher: Matcher::new(&r.matcher),
             cluster: r.cluster.clone(),
             chain,
+            passed_summary,
             idle_timeout: r.idle_timeout.0,
             timeout: r.timeout.map(|t| t.0),
             metadata: Arc::new(crate::metadata::metadata(&r.metadata)),

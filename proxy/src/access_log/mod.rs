@@ -23,6 +23,21 @@ use arc_swap::ArcSwap;
 pub use destination::{Destination, catch_sigusr1};
 pub use line::{DEFAULT_FIELDS, Entry, Field, timestamp};
 
+/// The `filters` field: each filter's name and how the request went for it
+/// (`auth:passed,limiter:replied`).
+pub fn filter_summary<'a>(outcomes: impl IntoIterator<Item = (&'a str, weir_abi::FilterOutcome)>) -> String {
+    let mut out = String::new();
+    for (i, (name, outcome)) in outcomes.into_iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(name);
+        out.push(':');
+        out.push_str(outcome.as_str());
+    }
+    out
+}
+
 /// Most bytes waiting for the writer; lines beyond are dropped.
 const MAX_BUFFERED: usize = 8 << 20;
 

@@ -74,8 +74,9 @@ pub struct RequestCtx {
     filters_ran: bool,
     /// Counts this request in flight for the shutdown's drain.
     _in_flight: crate::lifecycle::InFlight,
-    /// `name:outcome` per filter, taken when the request ends.
+    /// `name:outcome` per filter, taken when the request ends, unless all passed.
     outcomes: String,
+    all_passed: bool,
     /// The tries at the upstream.
     pub tries: crate::retry::Tries,
     /// The request body the filters released, kept for a retry.
@@ -124,6 +125,7 @@ impl RequestCtx {
             filters_ran: false,
             _in_flight: in_flight,
             outcomes: String::new(),
+            all_passed: false,
             tries: Default::default(),
             sent_body: Default::default(),
             sent_len: 0,
@@ -173,7 +175,7 @@ impl RequestCtx {
     /// Why the response is what it is, for the access log: `via_upstream` for an upstream's
     /// answer nothing else explained (the filter chain sets it when filters run).
     pub fn response_code_details(&self) -> &str {
-        match self.stream.info.response_code_details.as_str() {
+        match self.stream.info.response_code_details.as_ref() {
             "" if self.upstream_answered => "via_upstream",
             details => details,
         }
@@ -286,7 +288,11 @@ impl RequestCtx {
     /// The route's filters and how the request went for each (`auth:passed,limiter:replied`),
     /// for the access log.
     pub fn filter_summary(&self) -> &str {
-        if self.filters_ran && !self.outcomes.is_empty() { &self.outcomes } else { "-" }
+        match self.route {
+            Some(r) if self.filters_ran && self.all_passed => &self.generation.routes[r].passed_summary,
+            _ if self.filters_ran && !self.outcomes.is_empty() => &self.outcomes,
+            _ => "-",
+        }
     }
 
     /// Ends the request for the filters (`on_log`, `on_done`, `on_delete`) and records metrics
@@ -295,13 +301,10 @@ impl RequestCtx {
         let duration = self.started.elapsed();
         self.stream.info.duration = Some(duration);
         if let Some(chain) = self.chain.as_mut() {
-            for (i, (name, outcome)) in chain.outcomes().iter().enumerate() {
-                if i > 0 {
-                    self.outcomes.push(',');
-                }
-                self.outcomes.push_str(name);
-                self.outcomes.push(':');
-                self.outcomes.push_str(outcome.as_str());
+            // Most requests pass every filter: their summary is the route's, made once.
+            self.all_passed = chain.all_passed();
+            if !self.all_passed {
+                self.outcomes = crate::access_log::filter_summary(chain.outcomes());
             }
             chain.finish(&mut self.stream);
             let trace = self.trace.as_ref();
@@ -353,13 +356,24 @@ pub struct BodyLength {
     known: bool,
 }
 
+/// The length a `content-length` value declares (`None`: absent or not a length).
+pub fn content_length(value: Option<&http::HeaderValue>) -> Option<u64> {
+    value.and_then(|v| v.to_str().ok()?.trim().parse().ok())
+}
+
 impl BodyLength {
     /// Notes the length `headers` declare (once: the first call is when the headers left).
     pub fn declare(&mut self, headers: &http::HeaderMap) {
         if !self.known {
+            self.declare_length(content_length(headers.get(http::header::CONTENT_LENGTH)));
+        }
+    }
+
+    /// Notes a length already read from the headers that left ([`content_length`]).
+    pub fn declare_length(&mut self, declared: Option<u64>) {
+        if !self.known {
             self.known = true;
-            self.declared =
-                headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse().ok());
+            self.declared = declared;
         }
     }
 

@@ -114,7 +114,7 @@ fn timeout_reply(ctx: &mut RequestCtx) -> LocalResponse {
     tracing::debug!(target: "weir::proxy", status, "a filter kept the request paused past idle_timeout");
     let reply = reply::plain(status, "stream timeout", "stream_idle_timeout");
     ctx.stream.info.response_code = Some(status);
-    ctx.stream.info.response_code_details = reply.details.clone();
+    ctx.stream.info.response_code_details = reply.details.clone().into();
     reply
 }
 

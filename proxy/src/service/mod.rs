@@ -14,6 +14,7 @@
 //! Every request pins the generation it started with; VMs live in per-thread pools, so the
 //! service runs with work stealing off (a request never changes thread).
 
+mod body_buffer;
 mod ctx;
 mod drive;
 mod reply;
@@ -105,7 +106,7 @@ impl WeirProxy {
         match drive::drive(&self.state, ctx, out).await {
             Flow::Continue => {
                 ctx.held_request = 0;
-                Ok(ctx.stream.request_body.split().freeze())
+                Ok(body_buffer::take(&mut ctx.stream.request_body))
             }
             Flow::Buffer => Ok(Bytes::new()),
             Flow::Reply(r) => {
@@ -156,7 +157,7 @@ impl ProxyHttp for WeirProxy {
                 session.set_keepalive(None);
             }
             let r = reply::plain(404, "no route matched\n", "route_not_found");
-            ctx.stream.info.response_code_details = r.details.clone();
+            ctx.stream.info.response_code_details = r.details.clone().into();
             reply::write(session, &r).await?;
             return Ok(true);
         };
@@ -166,10 +167,10 @@ impl ProxyHttp for WeirProxy {
         }
         let eos = session.is_body_empty();
         ctx.request_done_at_headers = eos;
-        let plugins = ctx.generation.routes[route].chain.clone();
+        let plugins = &ctx.generation.routes[route].chain;
         if !plugins.is_empty() {
+            let mut chain = FilterChain::new(plugins.iter().cloned());
             ctx.defer_filter_view(session);
-            let mut chain = FilterChain::new(plugins);
             let lent = ctx.lent_headers(session, None);
             let out = weir_abi::lend_headers(&lent, || chain.on_request_headers(&mut ctx.stream, eos));
             ctx.chain = Some(chain);
@@ -195,7 +196,7 @@ impl ProxyHttp for WeirProxy {
         // The route's own answer comes after the filters' request headers, as Envoy's router
         // is the last decoder filter.
         if let Some(r) = route_reply(session, ctx) {
-            ctx.stream.info.response_code_details = r.details.clone();
+            ctx.stream.info.response_code_details = r.details.clone().into();
             reply::write(session, &r).await?;
             return Ok(true);
         }
@@ -378,7 +379,7 @@ impl ProxyHttp for WeirProxy {
         ctx.request_body_done |= end_of_stream;
         if let Some(b) = body.take() {
             ctx.held_request += b.len();
-            ctx.stream.request_body.extend_from_slice(&b);
+            body_buffer::append(&mut ctx.stream.request_body, b);
         }
         if ctx.held_request > ctx.generation.max_buffered_body() {
             ctx.reply = Some(reply::plain(413, "payload too large\n", "request_payload_too_large"));
@@ -437,22 +438,25 @@ impl ProxyHttp for WeirProxy {
         let lent = ctx.lent_headers(session, Some(resp));
         let Some(chain) = ctx.chain.as_mut() else { return Ok(()) };
         ctx.stream.response_headers = convert::unbuilt_response_view(resp);
-        ctx.response_framed_by_length =
-            resp.version != http::Version::HTTP_2 && resp.headers.contains_key(http::header::CONTENT_LENGTH);
+        // Looked up once: the framing now, the declared length too unless a filter changes it.
+        let length_header = resp.headers.get(http::header::CONTENT_LENGTH);
+        ctx.response_framed_by_length = resp.version != http::Version::HTTP_2 && length_header.is_some();
+        let declared = ctx::content_length(length_header);
         // The request went upstream as the filters left it: Pingora's method is theirs.
         let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304);
         let out = weir_abi::lend_headers(&lent, || chain.on_response_headers(&mut ctx.stream, no_body));
         match drive::drive(&self.state, ctx, out).await {
             Flow::Continue | Flow::Buffer => {
-                if ctx.stream.response_headers.is_changed()
-                    && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp)
-                {
+                let changed = ctx.stream.response_headers.is_changed();
+                if changed && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp) {
                     tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "a filter produced an invalid response");
                     ctx.reset = true;
                     return Err(reset_error());
                 }
-                if !no_body {
-                    ctx.response_length.declare(&resp.headers);
+                match (no_body, changed) {
+                    (true, _) => {}
+                    (false, true) => ctx.response_length.declare(&resp.headers),
+                    (false, false) => ctx.response_length.declare_length(declared),
                 }
             }
             Flow::Reply(r) => {
@@ -501,7 +505,7 @@ impl ProxyHttp for WeirProxy {
         let head = session.req_header().method == http::Method::HEAD;
         if let Some(b) = body.take() {
             ctx.held_response += b.len();
-            ctx.stream.response_body.extend_from_slice(&b);
+            body_buffer::append(&mut ctx.stream.response_body, b);
         }
         if ctx.held_response > ctx.generation.max_buffered_body() {
             ctx.reset = true;
@@ -513,7 +517,9 @@ impl ProxyHttp for WeirProxy {
         let out = weir_abi::lend_headers(&lent, || {
             if end_of_stream && framed && !stream.response_body.is_empty() {
                 match chain.on_response_body(stream, false) {
-                    Outcome::Continue | Outcome::Pause { .. } => released = stream.response_body.split().freeze(),
+                    Outcome::Continue | Outcome::Pause { .. } => {
+                        released = body_buffer::take(&mut stream.response_body)
+                    }
                     Outcome::Buffer => {}
                     Outcome::LocalResponse(_) | Outcome::Failed(_) | Outcome::Close => return None,
                 }
@@ -529,8 +535,12 @@ impl ProxyHttp for WeirProxy {
         match out {
             Outcome::Continue => {
                 ctx.held_response = 0;
-                let data = ctx.stream.response_body.split().freeze();
-                let data: Bytes = if released.is_empty() { data } else { [released, data].concat().into() };
+                let data = body_buffer::take(&mut ctx.stream.response_body);
+                let data: Bytes = match (released.is_empty(), data.is_empty()) {
+                    (true, _) => data,
+                    (false, true) => released,
+                    (false, false) => [released, data].concat().into(),
+                };
                 if !head && !ctx.response_length.send(data.len(), end_of_stream) {
                     // The response head is gone: a broken response, never a truncated or
                     // overlong one that looks complete.
@@ -546,7 +556,7 @@ impl ProxyHttp for WeirProxy {
                 // This hook cannot await: a filter pausing the response body for a callout is
                 // not supported; release what we have so the response completes.
                 tracing::warn!(target: "weir::proxy", callouts = callouts.len(), "a filter paused the response body; continuing");
-                let data = ctx.stream.response_body.split().freeze();
+                let data = body_buffer::take(&mut ctx.stream.response_body);
                 *body = Some(data);
             }
             Outcome::LocalResponse(_) | Outcome::Failed(_) | Outcome::Close => {
@@ -621,7 +631,7 @@ impl ProxyHttp for WeirProxy {
         let code = reply.status;
         ctx.stream.info.response_code = Some(code);
         if ctx.stream.info.response_code_details.is_empty() || ctx.stream.info.response_code_details == "via_upstream" {
-            ctx.stream.info.response_code_details = reply.details.clone();
+            ctx.stream.info.response_code_details = reply.details.clone().into();
         }
         // Pingora keeps the connection after an error only before an upstream was chosen, and
         // then only when the request was read whole; otherwise the reply must say that the

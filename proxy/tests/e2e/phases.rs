@@ -34,6 +34,9 @@ async fn header_edits_reach_origin_and_client_over_h1_and_h2() {
         assert_eq!(seen(&body, "x-secret"), None);
         assert!(seen(&body, "x-request-id").is_some(), "weir adds x-request-id as Envoy does");
     }
+    // A request every filter passed logs the route's summary (made once per route).
+    let passed = eventually(async || weir.logs().contains("filters=\"probe:passed\"")).await;
+    assert!(passed, "the access log says the filter passed the request");
 }
 
 /// A filter that reads no header while the request goes upstream reads the request's headers
