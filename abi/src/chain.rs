@@ -6,7 +6,6 @@
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use smallvec::SmallVec;
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +94,8 @@ struct Slot {
     /// Body data this filter is buffering, per direction.
     request_hold: Option<BytesMut>,
     response_hold: Option<BytesMut>,
+    /// Time in this filter's callbacks during the request (`None`: none ran).
+    busy: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,8 +125,10 @@ pub struct FilterChain {
     tokens: Vec<(u32, usize)>,
     /// Callouts of filters that did not wait for them, with the VM that made them.
     detached: Vec<(Arc<VmSpec>, Callout)>,
-    /// Time spent in each filter's callbacks since the last drain: (filter index, time).
-    timings: SmallVec<[(usize, CallTiming); 8]>,
+    /// Each callback since the last drain, when asked for ([`Self::record_calls`]): (filter
+    /// index, timing).
+    timings: Vec<(usize, CallTiming)>,
+    record_calls: bool,
     /// VM failures since the last drain: (filter index, kind).
     failures: Vec<(usize, FailureKind)>,
     response_started: bool,
@@ -184,6 +187,7 @@ impl FilterChain {
                 state: SlotState::Active,
                 request_hold: None,
                 response_hold: None,
+                busy: None,
             })
             .collect();
         for (i, vm) in slots.iter().map(|s| &s.plugin.vm).enumerate() {
@@ -191,15 +195,14 @@ impl FilterChain {
                 pool::acquire(vm);
             }
         }
-        // A filter makes eight callbacks a request: a chain of one keeps them inline.
-        let timings = SmallVec::new();
         Self {
             slots,
             paused: None,
             phase: Phase::RequestHeaders,
             tokens: Vec::new(),
             detached: Vec::new(),
-            timings,
+            timings: Vec::new(),
+            record_calls: false,
             failures: Vec::new(),
             response_started: false,
             finished: false,
@@ -225,8 +228,25 @@ impl FilterChain {
         std::mem::take(&mut self.detached)
     }
 
-    /// Hands out each filter callback since the last call: the filter's place in the chain,
-    /// its plugin, the callback's phase, when it began and how long it took.
+    /// Keeps the timing of each callback for [`Self::drain_timings`] (a traced request shows
+    /// them as spans); without it only each filter's total is kept ([`Self::filter_times`]).
+    pub fn record_calls(&mut self) {
+        self.record_calls = true;
+    }
+
+    /// Each filter that ran, with the time its callbacks took over the request so far: its
+    /// place in the chain, its plugin and the time.
+    pub fn filter_times(&self, mut f: impl FnMut(usize, &PluginSpec, Duration)) {
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(busy) = slot.busy {
+                f(i, &slot.plugin, busy);
+            }
+        }
+    }
+
+    /// Hands out each filter callback since the last call, when [`Self::record_calls`] asked
+    /// for them: the filter's place in the chain, its plugin, the callback's phase, when it
+    /// began and how long it took.
     pub fn drain_timings(&mut self, mut f: impl FnMut(usize, &PluginSpec, &CallTiming)) {
         for (i, t) in self.timings.drain(..) {
             f(i, &self.slots[i].plugin, &t);
@@ -482,13 +502,22 @@ impl FilterChain {
             Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
         };
         let new_callouts = vm.take_callouts_of(ctx);
-        self.timings.push((i, timing(started)));
+        self.timed(i, timing(started));
         self.slots[i].context = Some((ctx, instance));
         if !new_callouts.is_empty() {
             self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
             callouts.extend(new_callouts.into_iter().map(|c| (i, c)));
         }
         self.effects_step(outcome.action, outcome.effects, phase)
+    }
+
+    /// Counts a callback of filter `i` in its time, and keeps it when asked to.
+    fn timed(&mut self, i: usize, timing: CallTiming) {
+        let busy = self.slots[i].busy.get_or_insert(Duration::ZERO);
+        *busy += timing.took;
+        if self.record_calls {
+            self.timings.push((i, timing));
+        }
     }
 
     /// Filter `i`'s callback could not run, or trapped: its timing, then its failure policy.
@@ -500,7 +529,7 @@ impl FilterChain {
         failures_before: u64,
         s: &mut StreamState,
     ) -> Step {
-        self.timings.push((i, timing));
+        self.timed(i, timing);
         let fresh =
             self.slots[i].plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
         self.fail(i, failure, fresh, s)

@@ -609,7 +609,8 @@ impl Vm {
         if let Some(f) = &self.failed {
             return Err(f.clone());
         }
-        let cb = Arc::clone(&self.cb);
+        // The callbacks and the store are borrowed apart (no reference count taken per call).
+        let cb = &*self.cb;
         let data = self.store.data_mut();
         if let StreamCallback::Create { root } = callback {
             data.contexts.insert(ctx, Context::Stream { root });

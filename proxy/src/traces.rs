@@ -170,6 +170,11 @@ impl RequestTrace {
         self.started.1 + instant.saturating_duration_since(self.started.0)
     }
 
+    /// True when this request's spans are exported (sampled).
+    pub fn sampled(&self) -> bool {
+        self.server.span().span_context().is_sampled()
+    }
+
     /// A filter callback, as a child span `PLUGIN CALLBACK` (`auth request_headers`).
     pub fn filter_call(&self, plugin: &str, timing: &weir_abi::CallTiming) {
         let Some(export) = export() else { return };

@@ -71,8 +71,8 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    /// One callback of the chain's filter at `slot` took `d`.
-    pub fn filter_call(&self, slot: usize, d: Duration) {
+    /// The callbacks of the chain's filter at `slot` took `d` over one request.
+    pub fn filter_time(&self, slot: usize, d: Duration) {
         if let Some(h) = self.filter_seconds.get(slot) {
             h.observe(d.as_secs_f64());
         }
@@ -216,8 +216,8 @@ impl Metrics {
         )
         .expect("valid metric");
         let filter_seconds = histogram_vec(
-            "weir_filter_call_seconds",
-            "Time spent in a filter's callbacks per phase call",
+            "weir_filter_seconds",
+            "Time spent in a filter's callbacks over one request",
             &["plugin"],
             &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 1e-3, 1e-2, 0.1],
         );

@@ -309,14 +309,12 @@ impl RequestCtx {
             chain.finish(&mut self.stream);
             let trace = self.trace.as_ref();
             let route = self.route.map(|r| route_metrics(&self.generation, metrics, r));
-            chain.drain_timings(|slot, p, t| {
-                if let Some(route) = route {
-                    route.filter_call(slot, t.took);
-                }
-                if let Some(trace) = trace {
-                    trace.filter_call(p.name(), t);
-                }
-            });
+            if let Some(route) = route {
+                chain.filter_times(|slot, _, took| route.filter_time(slot, took));
+            }
+            if let Some(trace) = trace {
+                chain.drain_timings(|_, p, t| trace.filter_call(p.name(), t));
+            }
             chain.drain_failures(|p, k| metrics.filter_failure(p.name(), k));
         }
         if let (Some(cluster), Some(time)) = (&self.upstream, self.upstream_time()) {

@@ -35,6 +35,12 @@ enum Woke {
     Timeout,
 }
 
+/// Resolves a phase that simply continued (most do), without [`drive`]'s future.
+pub fn continued(state: &Arc<State>, ctx: &mut RequestCtx) -> Flow {
+    spawn_detached(state, ctx);
+    Flow::Continue
+}
+
 /// Resolves `out`, waiting while the chain is paused.
 pub async fn drive(state: &Arc<State>, ctx: &mut RequestCtx, mut out: Outcome) -> Flow {
     // Created on the first pause only: most phases never wait.

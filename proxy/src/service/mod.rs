@@ -170,11 +170,18 @@ impl ProxyHttp for WeirProxy {
         let plugins = &ctx.generation.routes[route].chain;
         if !plugins.is_empty() {
             let mut chain = FilterChain::new(plugins.iter().cloned());
+            if ctx.trace.as_ref().is_some_and(|t| t.sampled()) {
+                chain.record_calls();
+            }
             ctx.defer_filter_view(session);
             let lent = ctx.lent_headers(session, None);
             let out = weir_abi::lend_headers(&lent, || chain.on_request_headers(&mut ctx.stream, eos));
             ctx.chain = Some(chain);
-            match drive::drive(&self.state, ctx, out).await {
+            let flow = match out {
+                Outcome::Continue => drive::continued(&self.state, ctx),
+                out => drive::drive(&self.state, ctx, out).await,
+            };
+            match flow {
                 Flow::Continue | Flow::Buffer => {}
                 Flow::Reply(r) => {
                     reply::write(session, &r).await?;
@@ -445,7 +452,11 @@ impl ProxyHttp for WeirProxy {
         // The request went upstream as the filters left it: Pingora's method is theirs.
         let no_body = session.req_header().method == http::Method::HEAD || matches!(resp.status.as_u16(), 204 | 304);
         let out = weir_abi::lend_headers(&lent, || chain.on_response_headers(&mut ctx.stream, no_body));
-        match drive::drive(&self.state, ctx, out).await {
+        let flow = match out {
+            Outcome::Continue => drive::continued(&self.state, ctx),
+            out => drive::drive(&self.state, ctx, out).await,
+        };
+        match flow {
             Flow::Continue | Flow::Buffer => {
                 let changed = ctx.stream.response_headers.is_changed();
                 if changed && let Err(e) = convert::apply_response(&ctx.stream.response_headers, resp) {

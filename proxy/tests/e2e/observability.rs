@@ -65,8 +65,7 @@ async fn the_metrics_page_parses_strictly_with_filter_metrics_named_apart_and_ta
     let (dead, _held) = closed_port();
     // The probe defines: a name under weir's own family (left out, logged once), one name as
     // a counter and a gauge after sanitizing (one left out), tagged names (labels), a histogram.
-    let defines =
-        [(0, "call_seconds"), (0, "x.y"), (1, "x_y"), (0, "reqs.method=GET"), (0, "reqs.method=POST"), (2, "lat")];
+    let defines = [(0, "seconds"), (0, "x.y"), (1, "x_y"), (0, "reqs.method=GET"), (0, "reqs.method=POST"), (2, "lat")];
     let mut steps: Vec<Value> = Vec::new();
     for (kind, name) in defines {
         steps.push(json!(["define_metric", kind, name]));
@@ -131,7 +130,7 @@ async fn the_metrics_page_parses_strictly_with_filter_metrics_named_apart_and_ta
     assert_eq!(sample(&page, "weir_filter_lat_count"), Some(3.0));
     let version = env!("CARGO_PKG_VERSION");
     assert!(page.contains("weir_build_info{commit=\"") && page.contains(&format!("version=\"{version}\"")), "{page}");
-    assert!(!page.contains("weir_filter_call_seconds{"), "a filter metric cannot take weir's own family:\n{page}");
+    assert!(!page.contains("weir_filter_seconds{"), "a filter metric cannot take weir's own family:\n{page}");
     let x_y = page.lines().filter(|l| l.starts_with("# TYPE weir_filter_x_y ")).count();
     assert_eq!(x_y, 1, "a counter and a gauge named alike make one family, the other left out");
     let again = c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();

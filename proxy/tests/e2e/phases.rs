@@ -37,6 +37,11 @@ async fn header_edits_reach_origin_and_client_over_h1_and_h2() {
     // A request every filter passed logs the route's summary (made once per route).
     let passed = eventually(async || weir.logs().contains("filters=\"probe:passed\"")).await;
     assert!(passed, "the access log says the filter passed the request");
+    // The filter's time is observed once per request, all its callbacks together.
+    let c = client();
+    let metrics = async || c.get(weir.admin_url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let counted = eventually(async || metrics().await.contains("weir_filter_seconds_count{plugin=\"probe\"} 2")).await;
+    assert!(counted, "{}", metrics().await);
 }
 
 /// A filter that reads no header while the request goes upstream reads the request's headers
@@ -205,5 +210,5 @@ async fn shared_data_ticks_and_metrics() {
     assert!(eventually(async || metrics().await.contains("weir_requests_total{")).await, "{}", metrics().await);
     let metrics = metrics().await;
     assert!(metrics.contains("probe_requests "), "filter metrics are exported:\n{metrics}");
-    assert!(metrics.contains("weir_filter_call_seconds_bucket{plugin=\"probe\""));
+    assert!(metrics.contains("weir_filter_seconds_bucket{plugin=\"probe\""));
 }
