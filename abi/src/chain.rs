@@ -61,6 +61,14 @@ impl CallTiming {
     }
 }
 
+/// A callback under way, for its timing.
+#[derive(Debug, Clone, Copy)]
+struct Started {
+    phase: Phase,
+    callback: StreamCallback,
+    at: Nanos,
+}
+
 /// A failure that ends the request under the fail-closed policy.
 #[derive(Debug, Clone)]
 pub struct FilterFailure {
@@ -94,8 +102,8 @@ struct Slot {
     /// Body data this filter is buffering, per direction.
     request_hold: Option<BytesMut>,
     response_hold: Option<BytesMut>,
-    /// Time in this filter's callbacks during the request (`None`: none ran).
-    busy: Option<Duration>,
+    /// Nanoseconds in this filter's callbacks during the request (`None`: none ran).
+    busy: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,7 +247,7 @@ impl FilterChain {
     pub fn filter_times(&self, mut f: impl FnMut(usize, &PluginSpec, Duration)) {
         for (i, slot) in self.slots.iter().enumerate() {
             if let Some(busy) = slot.busy {
-                f(i, &slot.plugin, busy);
+                f(i, &slot.plugin, Duration::from_nanos(busy));
             }
         }
     }
@@ -477,32 +485,30 @@ impl FilterChain {
         // Early returns, no closure or tuple of results: this runs for every callback.
         let plugin = &self.slots[i].plugin;
         let context = self.slots[i].context;
-        let started = Nanos::now();
+        let started = Started { phase, callback: cb, at: Nanos::now() };
         let failures_before = plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed);
-        let timing =
-            |started: Nanos| CallTiming { phase, callback: cb.name(), started, took: Nanos::now().since(started) };
         let (vm, instance) = match vm {
             Ok(found) => found,
-            Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
+            Err(failure) => return self.step_failed(i, started, failure, failures_before, s),
         };
         let ctx = match context {
             Some((ctx, inst)) if inst == instance => ctx,
             Some(_) => {
                 let gone = "the filter's VM was replaced while the request was in flight";
                 let failure = Failure { kind: FailureKind::Other, message: gone.into() };
-                return self.step_failed(i, timing(started), failure, failures_before, s);
+                return self.step_failed(i, started, failure, failures_before, s);
             }
             None => match open_context(vm, plugin, s, phase) {
                 Ok(ctx) => ctx,
-                Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
+                Err(failure) => return self.step_failed(i, started, failure, failures_before, s),
             },
         };
         let outcome = match vm.stream_callback(s, ctx, phase, cb) {
             Ok(outcome) => outcome,
-            Err(failure) => return self.step_failed(i, timing(started), failure, failures_before, s),
+            Err(failure) => return self.step_failed(i, started, failure, failures_before, s),
         };
         let new_callouts = vm.take_callouts_of(ctx);
-        self.timed(i, timing(started));
+        self.timed(i, started);
         self.slots[i].context = Some((ctx, instance));
         if !new_callouts.is_empty() {
             self.tokens.extend(new_callouts.iter().filter(|c| starts_call(c)).map(|c| (c.token, i)));
@@ -511,11 +517,16 @@ impl FilterChain {
         self.effects_step(outcome.action, outcome.effects, phase)
     }
 
-    /// Counts a callback of filter `i` in its time, and keeps it when asked to.
-    fn timed(&mut self, i: usize, timing: CallTiming) {
-        let busy = self.slots[i].busy.get_or_insert(Duration::ZERO);
-        *busy += timing.took;
+    /// Counts the callback of filter `i` that began at `started` (and ends now) in the
+    /// filter's time, and keeps its timing when asked to.
+    fn timed(&mut self, i: usize, started: Started) {
+        let ended = Nanos::now();
+        let took = ended.nanos_since(started.at);
+        let busy = self.slots[i].busy.get_or_insert(0);
+        *busy += took;
         if self.record_calls {
+            let Started { phase, callback, at } = started;
+            let timing = CallTiming { phase, callback: callback.name(), started: at, took: Duration::from_nanos(took) };
             self.timings.push((i, timing));
         }
     }
@@ -524,12 +535,12 @@ impl FilterChain {
     fn step_failed(
         &mut self,
         i: usize,
-        timing: CallTiming,
+        started: Started,
         failure: Failure,
         failures_before: u64,
         s: &mut StreamState,
     ) -> Step {
-        self.timed(i, timing);
+        self.timed(i, started);
         let fresh =
             self.slots[i].plugin.vm.stats().failures.load(std::sync::atomic::Ordering::Relaxed) > failures_before;
         self.fail(i, failure, fresh, s)

@@ -21,7 +21,13 @@ impl Nanos {
     /// Time from `earlier` to this reading (zero if `earlier` is later).
     #[inline]
     pub(crate) fn since(self, earlier: Self) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
+        Duration::from_nanos(self.nanos_since(earlier))
+    }
+
+    /// [`Self::since`] in nanoseconds.
+    #[inline]
+    pub(crate) fn nanos_since(self, earlier: Self) -> u64 {
+        self.0.saturating_sub(earlier.0)
     }
 
     /// This reading as an [`Instant`] (for traces, which place spans on the wall clock).

@@ -400,7 +400,7 @@ impl ProxyHttp for WeirProxy {
         let released = if apart {
             let data = self.request_body_step(ctx, session, false).await?;
             let end = self.request_body_step(ctx, session, true).await?;
-            [data, end].concat().into()
+            if end.is_empty() { data } else { [data, end].concat().into() }
         } else {
             self.request_body_step(ctx, session, end_of_stream).await?
         };
