@@ -35,7 +35,10 @@ enum Woke {
     Timeout,
 }
 
-/// Resolves a phase that simply continued (most do), without [`drive`]'s future.
+/// Resolves a phase that simply continued (most do), without [`drive`]'s future: the hooks
+/// that run on every request on a route with filters (request and response headers) check
+/// for `Continue` first. Building the future for every phase cost a request about 250
+/// instructions, returning an `Either` of it about 800 (copies; `bench/instructions.py`).
 pub fn continued(state: &Arc<State>, ctx: &mut RequestCtx) -> Flow {
     spawn_detached(state, ctx);
     Flow::Continue
