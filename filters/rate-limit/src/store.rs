@@ -24,13 +24,21 @@ pub trait Store {
 /// Attempts before giving up on a key whose version keeps changing.
 pub const MAX_ATTEMPTS: usize = 16;
 
+/// The version a write creating a key claims to replace. The host creates an absent key
+/// whatever the version (Envoy's shared data does too), but refuses the write once the key
+/// exists with another version: so a worker that found the key absent and lost the race to
+/// create it gets a conflict and reads the winner's bucket, instead of overwriting it. Hosts
+/// count versions from 1 and skip 0, so a live key has this one only after 2³² − 1 writes.
+pub const ABSENT: u32 = u32::MAX;
+
 /// Reads the bucket at `key` (None if absent or unreadable), lets `step` compute the new
 /// state and a result, and writes it back with CAS, retrying on conflicts. `step` returns
 /// no state when nothing needs writing. None when the store failed or stayed contended
 /// for [`MAX_ATTEMPTS`]; the caller then lets the request through (fails open).
 ///
-/// A key that does not exist yet is created without a version, as the ABI has no
-/// create-if-absent: workers racing on a brand-new key may each admit their request once.
+/// A key that does not exist yet is written with the version [`ABSENT`], which makes the
+/// write a create-if-absent: workers racing on a brand-new key take their tokens one after
+/// the other, as for any key.
 pub fn update<S, R>(store: &S, key: &str, mut step: impl FnMut(Option<Bucket>) -> (Option<Bucket>, R)) -> Option<R>
 where
     S: Store + ?Sized,
@@ -39,7 +47,7 @@ where
         let (value, cas) = store.get(key).ok()?;
         let (next, result) = step(value.as_deref().and_then(Bucket::decode));
         let Some(next) = next else { return Some(result) };
-        match store.set(key, &next.encode(), cas) {
+        match store.set(key, &next.encode(), Some(cas.unwrap_or(ABSENT))) {
             Ok(()) => return Some(result),
             Err(SetError::Conflict) => continue,
             Err(SetError::Unavailable) => return None,
@@ -151,6 +159,29 @@ mod tests {
         *store.after_get.borrow_mut() = None;
         assert_eq!(a_admitted + b_admitted.get(), 2, "A {a_admitted}, B {}", b_admitted.get());
         assert!(store.conflicts.get() > 0, "the interleaving must have produced conflicts");
+    }
+
+    #[test]
+    fn racing_creators_never_over_admit() {
+        // Client B finds the key absent; before it writes, client A creates it and takes two
+        // tokens. B's write must not reset A's bucket: B conflicts, reads it, takes the last.
+        let store = Rc::new(FakeStore::default());
+        let a_admitted = Rc::new(Cell::new(0));
+        let counter = Rc::clone(&a_admitted);
+        *store.after_get.borrow_mut() = Some(Box::new(move |s: &FakeStore| {
+            if counter.get() == 0 {
+                for _ in 0..2 {
+                    if admit(s, "k") == Some(true) {
+                        counter.set(counter.get() + 1);
+                    }
+                }
+            }
+        }));
+        let b = admit(&*store, "k");
+        *store.after_get.borrow_mut() = None;
+        assert_eq!((a_admitted.get(), b), (2, Some(true)));
+        assert_eq!(admit(&*store, "k"), Some(false), "three tokens, three admissions");
+        assert!(store.conflicts.get() > 0, "B's creating write conflicted");
     }
 
     #[test]
