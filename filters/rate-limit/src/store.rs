@@ -25,7 +25,8 @@ pub trait Store {
 pub const MAX_ATTEMPTS: usize = 16;
 
 /// The version a write creating a key claims to replace. The host creates an absent key
-/// whatever the version (Envoy's shared data does too), but refuses the write once the key
+/// whatever the version (as Envoy does: proxy-wasm-cpp-host's `SharedData::set` in
+/// `src/shared_data.cc` checks the version only of a key it has), but refuses the write once the key
 /// exists with another version: so a worker that found the key absent and lost the race to
 /// create it gets a conflict and reads the winner's bucket, instead of overwriting it. Hosts
 /// count versions from 1 and skip 0, so a live key has this one only after 2³² − 1 writes.
