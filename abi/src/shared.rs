@@ -280,3 +280,23 @@ impl Metrics {
         v
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The version rules of proxy-wasm-cpp-host's `SharedData::set` (`src/shared_data.cc`),
+    /// which filters build create-if-absent on (the rate-limit filter does).
+    #[test]
+    fn versions_are_checked_only_for_keys_that_exist() {
+        let data = SharedData::default();
+        assert_eq!(data.set("vm", b"k", Bytes::from_static(b"a"), u32::MAX), Status::Ok, "absent: any version creates");
+        let (_, v1) = data.get("vm", b"k").unwrap();
+        assert_ne!(v1, 0);
+        assert_eq!(data.set("vm", b"k", Bytes::from_static(b"b"), u32::MAX), Status::CasMismatch);
+        assert_eq!(data.set("vm", b"k", Bytes::from_static(b"b"), v1), Status::Ok);
+        let (value, v2) = data.get("vm", b"k").unwrap();
+        assert_eq!((&value[..], v2 != v1), (&b"b"[..], true));
+        assert_eq!(data.set("vm", b"k", Bytes::from_static(b"c"), 0), Status::Ok, "0 writes unconditionally");
+    }
+}
