@@ -400,7 +400,7 @@ impl ProxyHttp for WeirProxy {
         let released = if apart {
             let data = self.request_body_step(ctx, session, false).await?;
             let end = self.request_body_step(ctx, session, true).await?;
-            if end.is_empty() { data } else { [data, end].concat().into() }
+            body_buffer::join(data, end)
         } else {
             self.request_body_step(ctx, session, end_of_stream).await?
         };
@@ -546,12 +546,7 @@ impl ProxyHttp for WeirProxy {
         match out {
             Outcome::Continue => {
                 ctx.held_response = 0;
-                let data = body_buffer::take(&mut ctx.stream.response_body);
-                let data: Bytes = match (released.is_empty(), data.is_empty()) {
-                    (true, _) => data,
-                    (false, true) => released,
-                    (false, false) => [released, data].concat().into(),
-                };
+                let data = body_buffer::join(released, body_buffer::take(&mut ctx.stream.response_body));
                 if !head && !ctx.response_length.send(data.len(), end_of_stream) {
                     // The response head is gone: a broken response, never a truncated or
                     // overlong one that looks complete.
