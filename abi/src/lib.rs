@@ -70,11 +70,12 @@ pub use local_reply::grpc_status_for_http;
 pub use log::{LogRecord, LogSink, TracingLogSink, to_tracing};
 pub use metadata::{MetaValue, Metadata, Node};
 pub use module::{
-    CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, callback_params, import_versions, on_compile_threads,
+    CALLBACKS, CompiledModule, ModuleOrigin, StartFunctions, TierUp, callback_params, import_versions,
+    on_compile_threads,
 };
 pub use plugin::{CalloutClusters, PluginConfig, PluginSpec, VmConfig, VmSpec, VmStats};
 pub use properties::write_socket_addr;
-pub use runtime::{Compiler, PoolingLimits, Runtime, RuntimeConfig};
+pub use runtime::{CodeTier, Compiler, PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
     Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest, HttpCallResponse, LocalResponse,

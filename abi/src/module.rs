@@ -3,14 +3,14 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sha2::{Digest, Sha256};
-use wasmtime::{Engine, ExternType, FuncType, InstancePre, Module, ValType};
+use wasmtime::{Engine, ExternType, FuncType, InstancePre, Linker, Module, ValType};
 
 use crate::error::{Cause, LoadError};
 use crate::host::HostState;
-use crate::runtime::Runtime;
+use crate::runtime::{CodeTier, Runtime};
 use crate::types::AbiVersion;
 
 /// Compiled modules kept in memory at most.
@@ -29,10 +29,19 @@ pub struct CompiledModule {
     pub start: StartFunctions,
     /// The allocator export (`malloc` preferred, as in Envoy).
     pub allocator: &'static str,
-    /// Where its machine code came from.
+    /// Where its first machine code came from.
     pub origin: ModuleOrigin,
-    pub(crate) module: Module,
-    pub(crate) pre: InstancePre<HostState>,
+    /// The code it was loaded with.
+    first: Code,
+    /// Cranelift's code, when the first was Winch's under [`crate::Compiler::Tiered`] and the
+    /// [`TierUp`] has run.
+    optimized: OnceLock<Code>,
+}
+
+/// A module's machine code, linked and ready to instantiate.
+pub(crate) struct Code {
+    pub pre: InstancePre<HostState>,
+    pub tier: CodeTier,
 }
 
 /// Where a compiled module's machine code came from.
@@ -55,6 +64,20 @@ impl std::fmt::Debug for CompiledModule {
 }
 
 impl CompiledModule {
+    /// The code VMs made now start with: the optimized code once there is some.
+    pub(crate) fn code(&self) -> &Code {
+        self.optimized.get().unwrap_or(&self.first)
+    }
+
+    /// Which compiler made the code VMs made now start with.
+    pub fn tier(&self) -> CodeTier {
+        self.code().tier
+    }
+
+    fn module(&self) -> &Module {
+        self.first.pre.module()
+    }
+
     /// The sha256 as lower-case hex.
     pub fn sha256_hex(&self) -> String {
         hex::encode(self.sha256)
@@ -62,17 +85,17 @@ impl CompiledModule {
 
     /// True when the module exports the named function.
     pub fn exports_function(&self, name: &str) -> bool {
-        matches!(self.module.get_export(name), Some(ExternType::Func(_)))
+        matches!(self.module().get_export(name), Some(ExternType::Func(_)))
     }
 
     /// Every export, with its kind, for inspection.
     pub fn exports(&self) -> Vec<(String, &'static str)> {
-        self.module.exports().map(|e| (e.name().to_owned(), extern_kind(&e.ty()))).collect()
+        self.module().exports().map(|e| (e.name().to_owned(), extern_kind(&e.ty()))).collect()
     }
 
     /// Every import `(module, name)`.
     pub fn imports(&self) -> Vec<(String, String)> {
-        self.module.imports().map(|i| (i.module().to_owned(), i.name().to_owned())).collect()
+        self.module().imports().map(|i| (i.module().to_owned(), i.name().to_owned())).collect()
     }
 }
 
@@ -201,12 +224,14 @@ fn version_of_import(name: &str) -> Option<&'static [AbiVersion]> {
     })
 }
 
-/// Checks a module against the ABI and compiles it against `runtime`'s linker.
+/// Checks a module against the ABI and links it with `linker` (of the engine that compiled it).
 pub(crate) fn validate(
     runtime: &Runtime,
+    linker: &Linker<HostState>,
     module: Module,
     sha256: [u8; 32],
     origin: ModuleOrigin,
+    tier: CodeTier,
 ) -> Result<CompiledModule, LoadError> {
     let abi = module
         .exports()
@@ -275,7 +300,13 @@ pub(crate) fn validate(
         }
     }
 
-    let pre = runtime.inner.linker.instantiate_pre(&module).map_err(|e| {
+    let pre = link(linker, &module)?;
+    Ok(CompiledModule { sha256, abi, start, allocator, origin, first: Code { pre, tier }, optimized: OnceLock::new() })
+}
+
+/// Resolves a module's imports against `linker`'s hostcalls, once for all its instances.
+fn link(linker: &Linker<HostState>, module: &Module) -> Result<InstancePre<HostState>, LoadError> {
+    linker.instantiate_pre(module).map_err(|e| {
         let text = format!("{e:#}");
         let (m, n) = module
             .imports()
@@ -283,8 +314,66 @@ pub(crate) fn validate(
             .find(|(m, n)| text.contains(&format!("{m}::{n}")))
             .unwrap_or_default();
         LoadError::ImportTypeMismatch { module: m, name: n, detail: text }
-    })?;
-    Ok(CompiledModule { sha256, abi, start, allocator, origin, module, pre })
+    })
+}
+
+/// Cranelift's compile of a module that was first compiled by Winch ([`Runtime::load_module_tiered`]).
+/// Run it on a thread that may wait: it compiles on one low-priority thread, so the workers keep
+/// the CPU, and writes the code to the on-disk cache for the next start.
+#[must_use = "the module keeps its baseline code unless this runs"]
+pub struct TierUp {
+    runtime: Runtime,
+    module: Arc<CompiledModule>,
+    wasm: Vec<u8>,
+}
+
+impl std::fmt::Debug for TierUp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TierUp").field("module", &self.module.sha256_hex()).finish_non_exhaustive()
+    }
+}
+
+impl TierUp {
+    /// The module it optimizes.
+    pub fn module(&self) -> &Arc<CompiledModule> {
+        &self.module
+    }
+
+    /// Compiles the module by Cranelift and gives the code to VMs made from now on. Returns how
+    /// long the compile took.
+    ///
+    /// # Errors
+    ///
+    /// When Cranelift or the linker refuses what Winch accepted (the module keeps Winch's code).
+    pub fn run(self) -> Result<std::time::Duration, LoadError> {
+        let Self { runtime, module, wasm } = self;
+        let cache = &runtime.inner.cache;
+        let (compiled, took) = match low_priority_pool() {
+            Some(pool) => pool.install(|| cache.compile(&runtime.inner.engine, &wasm, &module.sha256)),
+            None => cache.compile(&runtime.inner.engine, &wasm, &module.sha256),
+        }?;
+        let pre = link(&runtime.inner.linker, &compiled)?;
+        // Only one `TierUp` exists per module (the cache makes it with the module).
+        let _ = module.optimized.set(Code { pre, tier: CodeTier::Optimized });
+        Ok(took)
+    }
+}
+
+/// A pool of one thread at a lower scheduling priority (nice 10), for compiles nothing waits
+/// for. `None` when the thread cannot be started (the compile then runs on the caller's).
+fn low_priority_pool() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "weir-tier-up".into())
+        .start_handler(|_| {
+            // SAFETY: setpriority has no memory preconditions; `who` 0 is the calling thread
+            // on Linux (threads are scheduled as processes). A failure leaves the priority as is.
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+            }
+        })
+        .build()
+        .ok()
 }
 
 /// The threads modules are compiled on, with the process that made them.
@@ -355,6 +444,27 @@ fn unused_for_a_while(entry: &std::fs::DirEntry) -> bool {
         .is_ok_and(|t| t.elapsed().unwrap_or_default() > std::time::Duration::from_secs(60))
 }
 
+/// Compiles `wasm` with `engine` on the compile threads (or the caller's pool, or, when the
+/// caller is in a single-thread pool, that thread).
+fn compile_now(engine: &Engine, wasm: &[u8]) -> Result<Module, LoadError> {
+    let module = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(Cause::new(e)));
+    if rayon::current_thread_index().is_some() {
+        return module();
+    }
+    match compile_pool() {
+        Some(pool) => pool.install(module),
+        None => module(),
+    }
+}
+
+/// Keeps `module` in the memory cache, dropping the oldest entry when it is full.
+fn mem_insert(mem: &mut Vec<([u8; 32], Arc<CompiledModule>)>, sha: [u8; 32], module: Arc<CompiledModule>) {
+    if mem.len() >= MEMORY_CACHE_ENTRIES {
+        mem.remove(0);
+    }
+    mem.push((sha, module));
+}
+
 /// Compiled modules by content, in memory and optionally on disk.
 pub(crate) struct ModuleCache {
     memory: Mutex<Vec<([u8; 32], Arc<CompiledModule>)>>,
@@ -373,7 +483,14 @@ impl ModuleCache {
         Self { memory: Mutex::new(Vec::new()), dir, engine_hash }
     }
 
-    pub(crate) fn get_or_compile(&self, runtime: &Runtime, wasm: &[u8]) -> Result<Arc<CompiledModule>, LoadError> {
+    /// The module of `wasm`, from memory, disk, or compiled; with `tiered`, a module compiled
+    /// now is Winch's, and comes with the [`TierUp`] that optimizes it.
+    pub(crate) fn get_or_compile(
+        &self,
+        runtime: &Runtime,
+        wasm: &[u8],
+        tiered: bool,
+    ) -> Result<(Arc<CompiledModule>, Option<TierUp>), LoadError> {
         if wasm.len() < 8 || &wasm[..4] != b"\0asm" {
             return Err(LoadError::NotWasm("the file does not start with the WebAssembly magic bytes `\\0asm`".into()));
         }
@@ -387,51 +504,78 @@ impl ModuleCache {
         let sha: [u8; 32] = Sha256::digest(wasm).into();
         let mut mem = self.memory.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, m)) = mem.iter().find(|(k, _)| *k == sha) {
-            return Ok(m.clone());
+            return Ok((m.clone(), None));
         }
-        let (module, origin) = self.compile(runtime.engine(), wasm, &sha)?;
-        let compiled = Arc::new(validate(runtime, module, sha, origin)?);
-        if mem.len() >= MEMORY_CACHE_ENTRIES {
-            mem.remove(0);
-        }
-        mem.push((sha, compiled.clone()));
-        Ok(compiled)
+        let primary = runtime.inner.config.compiler != crate::Compiler::Baseline;
+        let optimized = if primary { CodeTier::Optimized } else { CodeTier::Baseline };
+        let (compiled, tier_up) = match self.cached(&runtime.inner.engine, &sha) {
+            Some(module) => {
+                (validate(runtime, &runtime.inner.linker, module, sha, ModuleOrigin::DiskCache, optimized)?, None)
+            }
+            None if tiered => {
+                let baseline = runtime.baseline_tier()?;
+                let started = std::time::Instant::now();
+                let module = compile_now(&baseline.engine, wasm)?;
+                let origin = ModuleOrigin::Compiled(started.elapsed());
+                let compiled = Arc::new(validate(runtime, &baseline.linker, module, sha, origin, CodeTier::Baseline)?);
+                let tier_up = TierUp { runtime: runtime.clone(), module: compiled.clone(), wasm: wasm.to_vec() };
+                mem_insert(&mut mem, sha, compiled.clone());
+                return Ok((compiled, Some(tier_up)));
+            }
+            None => {
+                let (module, took) = self.compile(&runtime.inner.engine, wasm, &sha)?;
+                let origin = ModuleOrigin::Compiled(took);
+                (validate(runtime, &runtime.inner.linker, module, sha, origin, optimized)?, None)
+            }
+        };
+        let compiled = Arc::new(compiled);
+        mem_insert(&mut mem, sha, compiled.clone());
+        Ok((compiled, tier_up))
     }
 
-    fn compile(&self, engine: &Engine, wasm: &[u8], sha: &[u8; 32]) -> Result<(Module, ModuleOrigin), LoadError> {
-        let started = std::time::Instant::now();
-        let compile = || {
-            let module = || Module::new(engine, wasm).map_err(|e| LoadError::Invalid(Cause::new(e)));
-            match compile_pool() {
-                Some(pool) => pool.install(module),
-                None => module(),
-            }
-        };
-        let Some(dir) = &self.dir else {
-            return Ok((compile()?, ModuleOrigin::Compiled(started.elapsed())));
-        };
-        let path = dir.join(format!("{}-{}.cwasm", hex::encode(sha), self.engine_hash));
-        if path.exists() {
-            // SAFETY: the file is in weir's own cache directory, named by the sha256 of the
-            // source and the engine's compatibility hash, and was written by `serialize` below.
-            if let Ok(m) = unsafe { Module::deserialize_file(engine, &path) } {
-                // Marks it used, for the pruning of unused entries.
-                let _ = std::fs::File::options()
-                    .append(true)
-                    .open(&path)
-                    .and_then(|f| f.set_modified(std::time::SystemTime::now()));
-                return Ok((m, ModuleOrigin::DiskCache));
-            }
+    /// The module of `sha` from the on-disk cache, if it is there and loads.
+    fn cached(&self, engine: &Engine, sha: &[u8; 32]) -> Option<Module> {
+        let path = self.path(sha)?;
+        if !path.exists() {
+            return None;
         }
-        let module = compile()?;
+        // SAFETY: the file is in weir's own cache directory, named by the sha256 of the
+        // source and the engine's compatibility hash, and was written by `compile` below.
+        let module = unsafe { Module::deserialize_file(engine, &path) }.ok()?;
+        // Marks it used, for the pruning of unused entries.
+        let _ = std::fs::File::options()
+            .append(true)
+            .open(&path)
+            .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+        Some(module)
+    }
+
+    fn path(&self, sha: &[u8; 32]) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join(format!("{}-{}.cwasm", hex::encode(sha), self.engine_hash)))
+    }
+
+    /// Compiles `wasm` with `engine` (the primary one) and writes its code to the on-disk
+    /// cache. Returns the module and how long the compile took.
+    fn compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        sha: &[u8; 32],
+    ) -> Result<(Module, std::time::Duration), LoadError> {
+        let started = std::time::Instant::now();
+        let module = compile_now(engine, wasm)?;
         let took = started.elapsed();
-        if let Ok(bytes) = module.serialize() {
-            let _ = std::fs::create_dir_all(dir);
+        if let Some(path) = self.path(sha)
+            && let Ok(bytes) = module.serialize()
+        {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
             let tmp = path.with_extension(format!("tmp{}", std::process::id()));
             if std::fs::write(&tmp, bytes).is_ok() {
                 let _ = std::fs::rename(&tmp, &path);
             }
         }
-        Ok((module, ModuleOrigin::Compiled(took)))
+        Ok((module, took))
     }
 }

@@ -62,6 +62,8 @@ pub struct VmSpec {
 pub struct VmStats {
     /// Instances alive.
     pub instances: AtomicU64,
+    /// Of those, instances running Winch's code ([`crate::CodeTier::Baseline`]).
+    pub baseline_instances: AtomicU64,
     /// Linear memory of the live instances, in bytes.
     pub memory_bytes: AtomicU64,
     /// Instances that failed (trap, deadline, memory limit).

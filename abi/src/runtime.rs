@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, Linker, PoolingAlloca
 use crate::error::{Cause, LoadError};
 use crate::host::HostState;
 use crate::log::{LogSink, TracingLogSink};
-use crate::module::{CompiledModule, ModuleCache};
+use crate::module::{CompiledModule, ModuleCache, TierUp};
 use crate::plugin::{PluginConfig, PluginSpec, VmConfig, VmSpec, next_id};
 use crate::shared::Shared;
 
@@ -34,21 +34,45 @@ pub struct RuntimeConfig {
     /// Writes `/tmp/perf-<pid>.map`, naming the filters' compiled functions for profilers
     /// (`perf`, `bench/profile.py`). Default `false`.
     pub perf_map: bool,
-    /// Which compiler turns modules into machine code. Default [`Compiler::Optimizing`].
+    /// Which compiler turns modules into machine code. Default [`Compiler::Tiered`].
     pub compiler: Compiler,
 }
 
-/// Wasmtime's two compilers: the choice between a module's compile time and its code's speed.
+/// How modules become machine code, with Wasmtime's two compilers: the choice between a
+/// module's compile time and its code's speed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Deserialize), serde(rename_all = "snake_case"))]
 pub enum Compiler {
     /// Cranelift, optimizing: the fastest code, compiled in about half a second for a
     /// built-in filter on this project's benchmark machine.
-    #[default]
     Optimizing,
     /// Winch, a baseline compiler: a module compiles four to five times faster (a
     /// never-seen module serves sooner after a reload) into slower code.
     Baseline,
+    /// Cranelift, except where a caller cannot wait ([`Runtime::load_module_tiered`]): there
+    /// a never-seen module is compiled by Winch first and by Cranelift in the background
+    /// ([`crate::TierUp`]); VMs made once the optimized code is ready run it.
+    #[default]
+    Tiered,
+}
+
+/// Which compiler made a module's machine code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeTier {
+    /// Winch's code.
+    Baseline,
+    /// Cranelift's code.
+    Optimized,
+}
+
+impl CodeTier {
+    /// `baseline` or `optimized`.
+    pub fn name(self) -> &'static str {
+        match self {
+            CodeTier::Baseline => "baseline",
+            CodeTier::Optimized => "optimized",
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -98,10 +122,14 @@ pub struct Runtime {
 }
 
 pub(crate) struct RuntimeInner {
+    /// The engine of the configured compiler (Cranelift unless [`Compiler::Baseline`]).
     pub engine: Engine,
     pub linker: Linker<HostState>,
+    /// Winch's engine for [`Compiler::Tiered`]'s first code, made at its first use (shared
+    /// with the epoch ticker, which advances both engines).
+    pub baseline: Arc<OnceLock<Tier>>,
     /// Every `(module, name)` the linker provides.
-    pub provided: HashSet<(&'static str, &'static str)>,
+    pub provided: Provided,
     pub config: RuntimeConfig,
     pub cache: ModuleCache,
     pub shared: Shared,
@@ -110,6 +138,15 @@ pub(crate) struct RuntimeInner {
     /// What `xds.node` describes.
     pub node: RwLock<Arc<crate::metadata::Node>>,
     ticker: Mutex<Option<Ticker>>,
+}
+
+/// Every import `(module, name)` a linker provides.
+pub(crate) type Provided = HashSet<(&'static str, &'static str)>;
+
+/// An engine and the linker of its hostcalls (a linker's functions belong to one engine).
+pub(crate) struct Tier {
+    pub engine: Engine,
+    pub linker: Linker<HostState>,
 }
 
 /// The epoch ticker thread: its stop flag, its handle, and the process that started it.
@@ -139,36 +176,17 @@ impl Runtime {
     /// Fails when wasmtime refuses the configuration (e.g. the pooling allocator cannot
     /// reserve its address space).
     pub fn new(config: RuntimeConfig) -> Result<Self, LoadError> {
-        let mut wasm = Config::new();
-        wasm.strategy(match config.compiler {
-            Compiler::Optimizing => wasmtime::Strategy::Cranelift,
+        let strategy = match config.compiler {
+            Compiler::Optimizing | Compiler::Tiered => wasmtime::Strategy::Cranelift,
             Compiler::Baseline => wasmtime::Strategy::Winch,
-        });
-        wasm.epoch_interruption(true)
-            .cranelift_opt_level(wasmtime::OptLevel::Speed)
-            .parallel_compilation(true)
-            .memory_init_cow(true)
-            .max_wasm_stack(512 << 10);
-        if config.perf_map {
-            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
-        }
-        if let Some(p) = config.pooling {
-            let mut pool = PoolingAllocationConfig::new();
-            pool.total_core_instances(p.max_instances)
-                .total_memories(p.max_instances)
-                .total_tables(p.max_instances)
-                .max_memory_size(p.max_memory_bytes)
-                .max_core_instance_size(4 << 20);
-            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        }
-        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(Cause::new(e)))?;
-        let mut linker = Linker::new(&engine);
-        let provided = crate::hostcalls::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(Cause::new(e)))?;
+        };
+        let (Tier { engine, linker }, provided) = Tier::new(&config, strategy, config.pooling)?;
         let cache = ModuleCache::new(&engine, config.cache_dir.clone());
         let runtime = Self {
             inner: Arc::new(RuntimeInner {
                 engine,
                 linker,
+                baseline: Arc::default(),
                 provided,
                 cache,
                 shared: Shared::default(),
@@ -201,6 +219,7 @@ impl Runtime {
     fn start_ticker(&self) {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = self.inner.engine.clone();
+        let baseline = self.inner.baseline.clone();
         let tick = self.inner.config.epoch_tick;
         let flag = stop.clone();
         let handle = std::thread::Builder::new()
@@ -216,6 +235,9 @@ impl Runtime {
                     let due = started.elapsed().as_nanos() / tick.as_nanos().max(1);
                     while ticks < due {
                         engine.increment_epoch();
+                        if let Some(b) = baseline.get() {
+                            b.engine.increment_epoch();
+                        }
                         ticks += 1;
                     }
                 }
@@ -225,6 +247,18 @@ impl Runtime {
             let ticker = Ticker { stop, thread: h, pid: std::process::id() };
             *self.inner.ticker.lock().unwrap_or_else(|p| p.into_inner()) = Some(ticker);
         }
+    }
+
+    /// Winch's engine and linker for a tiered module's first code, made on first use. Its
+    /// instances are allocated on demand, not from the pool: they live until the next reload
+    /// at most, and the pool's slots stay the configuration's.
+    pub(crate) fn baseline_tier(&self) -> Result<&Tier, LoadError> {
+        if let Some(t) = self.inner.baseline.get() {
+            return Ok(t);
+        }
+        let (tier, _) = Tier::new(&self.inner.config, wasmtime::Strategy::Winch, None)?;
+        // Started before the engine existed, the ticker advances it from its next tick on.
+        Ok(self.inner.baseline.get_or_init(|| tier))
     }
 
     /// The configuration it was built with.
@@ -282,7 +316,21 @@ impl Runtime {
     /// [`LoadError`] naming what is wrong: not WebAssembly, no ABI marker, no memory or
     /// allocator, an import weir does not provide, a callback with the wrong signature.
     pub fn load_module(&self, wasm: &[u8]) -> Result<Arc<CompiledModule>, LoadError> {
-        self.inner.cache.get_or_compile(self, wasm)
+        self.inner.cache.get_or_compile(self, wasm, false).map(|(module, _)| module)
+    }
+
+    /// As [`Runtime::load_module`], for a caller that should not wait for Cranelift (a
+    /// reload): under [`Compiler::Tiered`], a module that is neither in memory nor in the
+    /// on-disk cache is compiled by Winch, and the returned [`TierUp`] compiles it by
+    /// Cranelift when run (on a thread of the caller's choosing). VMs made from the module
+    /// after that run the optimized code; VMs made before keep the code they started with.
+    ///
+    /// # Errors
+    ///
+    /// As [`Runtime::load_module`].
+    pub fn load_module_tiered(&self, wasm: &[u8]) -> Result<(Arc<CompiledModule>, Option<TierUp>), LoadError> {
+        let tiered = self.inner.config.compiler == Compiler::Tiered;
+        self.inner.cache.get_or_compile(self, wasm, tiered)
     }
 
     /// Describes a VM: a module plus its configuration.
@@ -329,6 +377,40 @@ impl Runtime {
         let vm = self.vm(module, VmConfig::default())?;
         Ok(self
             .plugin(&vm, PluginConfig { name: name.into(), configuration: configuration.into(), ..Default::default() }))
+    }
+}
+
+impl Tier {
+    /// An engine compiling with `strategy` (its instances taken from a pool sized by `pooling`,
+    /// or allocated on demand), and the linker of every hostcall with the names it provides.
+    fn new(
+        config: &RuntimeConfig,
+        strategy: wasmtime::Strategy,
+        pooling: Option<PoolingLimits>,
+    ) -> Result<(Self, Provided), LoadError> {
+        let mut wasm = Config::new();
+        wasm.strategy(strategy)
+            .epoch_interruption(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .parallel_compilation(true)
+            .memory_init_cow(true)
+            .max_wasm_stack(512 << 10);
+        if config.perf_map {
+            wasm.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
+        if let Some(p) = pooling {
+            let mut pool = PoolingAllocationConfig::new();
+            pool.total_core_instances(p.max_instances)
+                .total_memories(p.max_instances)
+                .total_tables(p.max_instances)
+                .max_memory_size(p.max_memory_bytes)
+                .max_core_instance_size(4 << 20);
+            wasm.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm).map_err(|e| LoadError::Engine(Cause::new(e)))?;
+        let mut linker = Linker::new(&engine);
+        let provided = crate::hostcalls::add_to_linker(&mut linker).map_err(|e| LoadError::Engine(Cause::new(e)))?;
+        Ok((Self { engine, linker }, provided))
     }
 }
 

@@ -11,6 +11,7 @@ use wasmtime::{Instance, Store, TypedFunc};
 use crate::error::{Failure, FailureKind, StartError};
 use crate::host::{CallKind, CallbackKind, Context, Effects, Frame, HostState, Phase, RootContext};
 use crate::plugin::{PluginSpec, VmSpec};
+use crate::runtime::CodeTier;
 use crate::shared::Inbox;
 use crate::stream::{Callout, CalloutResult, GrpcEvent, HttpCallResponse, StreamState};
 use crate::types::Action;
@@ -167,6 +168,9 @@ pub struct Vm {
     /// division).
     callback_ticks: u64,
     startup_ticks: u64,
+    /// Which compiler made the code it runs (fixed for its life: Wasmtime cannot move an
+    /// instance to other code).
+    tier: CodeTier,
 }
 
 impl std::fmt::Debug for Vm {
@@ -185,11 +189,12 @@ impl Vm {
     /// when a start function traps.
     pub fn new(spec: &Arc<VmSpec>) -> Result<Self, StartError> {
         let module = &spec.module;
-        let mut store = Store::new(spec.runtime.engine(), HostState::new(spec.clone()));
+        let code = module.code();
+        let mut store = Store::new(code.pre.module().engine(), HostState::new(spec.clone()));
         store.limiter(|s| &mut s.limiter);
         let startup_ticks = epoch_ticks(spec, spec.config.limits.startup_deadline);
         store.set_epoch_deadline(startup_ticks);
-        let instance = module.pre.instantiate(&mut store).map_err(|e| {
+        let instance = code.pre.instantiate(&mut store).map_err(|e| {
             if e.downcast_ref::<wasmtime::Trap>().is_some() || e.downcast_ref::<crate::error::HostTrap>().is_some() {
                 StartError::StartFunction(Failure::classify(&e, store.data().limiter.hit))
             } else {
@@ -206,9 +211,20 @@ impl Vm {
         let cb = Arc::new(Callbacks::resolve(&instance, &mut store));
         LIVE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         spec.stats.instances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if code.tier == CodeTier::Baseline {
+            spec.stats.baseline_instances.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         let callback_ticks = epoch_ticks(spec, spec.config.limits.callback_deadline);
-        let mut vm =
-            Self { store, cb, spec: spec.clone(), failed: None, roots: Vec::new(), callback_ticks, startup_ticks };
+        let mut vm = Self {
+            store,
+            cb,
+            spec: spec.clone(),
+            failed: None,
+            roots: Vec::new(),
+            callback_ticks,
+            startup_ticks,
+            tier: code.tier,
+        };
         vm.run_start_functions(&instance)?;
         Ok(vm)
     }
@@ -253,6 +269,11 @@ impl Vm {
     /// Why the VM failed, once it has.
     pub fn failure(&self) -> Option<&Failure> {
         self.failed.as_ref()
+    }
+
+    /// Which compiler made the code this instance runs.
+    pub fn tier(&self) -> CodeTier {
+        self.tier
     }
 
     /// Bytes of linear memory the instance has.
@@ -789,6 +810,9 @@ impl Drop for Vm {
         self.wake_parked(true);
         LIVE.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         self.spec.stats.instances.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if self.tier == CodeTier::Baseline {
+            self.spec.stats.baseline_instances.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 

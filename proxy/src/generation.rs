@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
-use weir_abi::{CalloutClusters, FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, Vm, VmConfig, VmSpec};
+use weir_abi::{
+    CalloutClusters, CodeTier, FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, TierUp, Vm, VmConfig, VmSpec,
+};
 
 use crate::clusters::Cluster;
 use crate::config::{self, ConfigError, Loaded};
@@ -424,13 +426,24 @@ fn load_plugin(
             );
         }
     }
-    let module = runtime.load_module(&bytes).map_err(|e| {
+    // A start waits for the configured compiler's code (readiness says when it is there); a
+    // reload, under `server.compiler: tiered`, serves a new module on baseline code first.
+    let loading = if previous.is_some() {
+        runtime.load_module_tiered(&bytes)
+    } else {
+        runtime.load_module(&bytes).map(|m| (m, None))
+    };
+    let (module, tier_up) = loading.map_err(|e| {
         loaded.error(format!("{field}.module"), format!("cannot load the module: {}", weir_abi::Chain(&e)))
     })?;
+    if let Some(job) = tier_up {
+        optimize_in_background(name, job);
+    }
     match module.origin {
         weir_abi::ModuleOrigin::Compiled(took) => {
             *compiled = true;
-            tracing::debug!(target: "weir::reload", plugin = name, took_ms = took.as_millis() as u64, "module compiled")
+            let code = module.tier().name();
+            tracing::debug!(target: "weir::reload", plugin = name, code, took_ms = took.as_millis() as u64, "module compiled")
         }
         weir_abi::ModuleOrigin::DiskCache => {
             tracing::debug!(target: "weir::reload", plugin = name, "module loaded from the module cache")
@@ -464,8 +477,14 @@ fn load_plugin(
             c
         }),
     };
-    // A VM that failed is not kept: a reload is how an operator gets fresh instances.
-    let healthy = |vm: &&Arc<VmSpec>| vm.stats().failures.load(Ordering::Relaxed) == 0;
+    // A VM that failed is not kept: a reload is how an operator gets fresh instances. Nor is
+    // one with instances on baseline code once its module's optimized code is ready: a reload
+    // is also how they move to it.
+    let healthy = |vm: &&Arc<VmSpec>| {
+        let stats = vm.stats();
+        let on_baseline = stats.baseline_instances.load(Ordering::Relaxed) > 0;
+        stats.failures.load(Ordering::Relaxed) == 0 && !(on_baseline && vm.module.tier() == CodeTier::Optimized)
+    };
     let kept = vms.get(&key).or_else(|| previous.and_then(|g| g.vms.get(&key)).filter(healthy)).cloned();
     let vm = match kept {
         Some(vm) => vm,
@@ -476,6 +495,29 @@ fn load_plugin(
     vms.insert(key.clone(), vm.clone());
     let failure_policy = p.failure_policy;
     Ok(PluginInfo { sha256: module.sha256_hex(), abi: module.abi.to_string(), vm, failure_policy, key })
+}
+
+/// Runs a module's Cranelift compile on a thread of its own, so that the reload which brought
+/// the module does not wait for it; VMs made once it is done run the optimized code.
+fn optimize_in_background(plugin: &str, job: TierUp) {
+    let name = plugin.to_owned();
+    let spawned = std::thread::Builder::new().name("weir-optimize".into()).spawn(move || match job.run() {
+        Ok(took) => tracing::info!(
+            target: "weir::reload",
+            plugin = name,
+            took_ms = took.as_millis() as u64,
+            "module optimized: VMs made from now on run its optimized code, VMs made before keep their baseline code until a reload"
+        ),
+        Err(e) => tracing::warn!(
+            target: "weir::reload",
+            plugin = name,
+            "the module's optimizing compile failed, it keeps its baseline code: {}",
+            weir_abi::Chain(&e)
+        ),
+    });
+    if let Err(e) = spawned {
+        tracing::warn!(target: "weir::reload", plugin, "cannot start the optimizing compile, the module keeps its baseline code: {e}");
+    }
 }
 
 /// An allow-list of capabilities, each a hostcall weir provides or a callback it knows (a

@@ -169,3 +169,86 @@ fn a_perf_map_names_the_compiled_functions() {
         map.len()
     );
 }
+
+/// The probe with a custom section no other test has: a module neither cache has seen.
+fn never_seen_probe(tag: &str) -> Vec<u8> {
+    let unique = format!("{tag}-{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    let name = b"weir-test";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend_from_slice(unique.as_bytes());
+    let mut wasm = probe_wasm();
+    wasm.push(0);
+    wasm.push(u8::try_from(body.len()).expect("a short section"));
+    wasm.extend_from_slice(&body);
+    wasm
+}
+
+/// `Compiler::Tiered` (the default): a never-seen module loaded for a reload starts on Winch's
+/// code and serves at once; after its `TierUp`, VMs made from it run Cranelift's code while a
+/// VM made before keeps its own and still serves (no VM is replaced under its filter); the
+/// optimized code is in the on-disk cache for the next runtime, and a plain load never waits
+/// on Winch.
+#[test]
+fn a_tiered_module_serves_on_baseline_code_until_its_optimized_code_is_ready() {
+    let h = host();
+    let wasm = never_seen_probe("tiered");
+    let (module, tier_up) = h.rt.load_module_tiered(&wasm).unwrap();
+    let tier_up = tier_up.expect("a never-seen module is optimized afterwards");
+    assert_eq!(module.tier(), CodeTier::Baseline);
+    let (again, none) = h.rt.load_module_tiered(&wasm).unwrap();
+    assert!(std::sync::Arc::ptr_eq(&module, &again) && none.is_none(), "one module, one tier-up");
+
+    let plugin = |vm_id: &str| {
+        let vm = h.rt.vm(module.clone(), VmConfig { vm_id: vm_id.into(), ..Default::default() }).unwrap();
+        let steps = script(json!({ "request_headers": [["add_header", 0, "x-tier", vm_id]] }));
+        h.rt.plugin(
+            &vm,
+            PluginConfig { name: vm_id.into(), configuration: steps.to_string().into(), ..Default::default() },
+        )
+    };
+    let serves = |p: &std::sync::Arc<PluginSpec>| {
+        let mut s = get("/");
+        exchange(&mut FilterChain::new(vec![p.clone()]), &mut s);
+        s.request_headers.get(b"x-tier").map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    let early = plugin("early");
+    assert_eq!(serves(&early).as_deref(), Some("early"));
+    assert_eq!(early.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    tier_up.run().expect("Cranelift compiles what Winch compiled");
+    assert_eq!(module.tier(), CodeTier::Optimized);
+    let late = plugin("late");
+    assert_eq!(serves(&late).as_deref(), Some("late"));
+    assert_eq!(late.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert_eq!(Vm::new(&late.vm).unwrap().tier(), CodeTier::Optimized);
+    assert_eq!(serves(&early).as_deref(), Some("early"), "the early VM keeps serving on its code");
+    assert_eq!(early.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    let next = host();
+    let (loaded, none) = next.rt.load_module_tiered(&wasm).unwrap();
+    assert!(none.is_none());
+    assert_eq!((loaded.origin, loaded.tier()), (ModuleOrigin::DiskCache, CodeTier::Optimized));
+}
+
+/// Outside `Compiler::Tiered`, and for `load_module` (a start), a module is compiled by the
+/// configured compiler before the call returns: nothing runs on Winch's code unasked.
+#[test]
+fn only_a_tiered_load_starts_on_baseline_code() {
+    let h = host();
+    let module = h.rt.load_module(&never_seen_probe("plain")).unwrap();
+    assert!(matches!(module.origin, ModuleOrigin::Compiled(_)));
+    assert_eq!(module.tier(), CodeTier::Optimized);
+
+    let optimizing =
+        Runtime::new(RuntimeConfig { compiler: Compiler::Optimizing, pooling: None, ..Default::default() }).unwrap();
+    let (module, tier_up) = optimizing.load_module_tiered(&never_seen_probe("optimizing")).unwrap();
+    assert!(tier_up.is_none());
+    assert_eq!(module.tier(), CodeTier::Optimized);
+
+    let baseline =
+        Runtime::new(RuntimeConfig { compiler: Compiler::Baseline, pooling: None, ..Default::default() }).unwrap();
+    let (module, tier_up) = baseline.load_module_tiered(&never_seen_probe("baseline")).unwrap();
+    assert!(tier_up.is_none());
+    assert_eq!(module.tier(), CodeTier::Baseline);
+}

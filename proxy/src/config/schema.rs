@@ -723,8 +723,9 @@ pub struct Server {
     #[serde(default = "default_module_cache")]
     pub module_cache: String,
     /// Which compiler turns filter modules into machine code: `optimizing` (Cranelift, the
-    /// fastest code) or `baseline` (Winch: modules compile four to five times faster, so a
-    /// never-seen module serves sooner after its reload, into slower code). Default `optimizing`.
+    /// fastest code), `baseline` (Winch: modules compile four to five times faster into slower
+    /// code) or `tiered` (Cranelift, except that a reload serves a never-seen module on Winch's
+    /// code while Cranelift compiles it in the background). Default `tiered`.
     #[serde(default)]
     pub compiler: weir_abi::Compiler,
 }

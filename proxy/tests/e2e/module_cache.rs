@@ -79,3 +79,58 @@ async fn the_baseline_compiler_runs_filters_and_caches_its_own_code() {
         assert_eq!(compiled_files(&cache), 1, "{compiler:?}");
     }
 }
+
+/// `server.compiler: tiered`, the default (docs/configuration.md, `compiler`): a start waits
+/// for Cranelift; a reload serves a never-seen module at once on Winch's code, Cranelift's
+/// code reaches the module cache in the background, and the next reload moves the plugin's
+/// VMs to it (VMs are never replaced under their filter in between).
+#[tokio::test]
+async fn a_reload_serves_a_new_module_at_once_and_optimizes_it_in_the_background() {
+    let scratch = tempfile::tempdir().unwrap();
+    let cache = scratch.path().join("modules");
+    let new_module = scratch.path().join("new.wasm");
+    let unique = format!("tiered-{}-{:?}", std::process::id(), std::time::SystemTime::now());
+    std::fs::write(&new_module, probe_variant(&unique)).unwrap();
+    let config = |module: &str, version: &str| {
+        let script = serde_json::json!({ "steps": { "response_headers": [["add_header", 2, "x-version", version]] } });
+        format!(
+            "server: {{ module_cache: {} }}\nclusters:\n  o: {{ endpoints: [\"{}\"] }}\nplugins:\n  p: {{ module: {module} }}\nroutes:\n  - cluster: o\n    filters: [{{ plugin: p, config: {script} }}]\n",
+            cache.display(),
+            origin("o"),
+        )
+    };
+    let c = client();
+    let weir = Weir::start(&config(probe(), "A"));
+    let plugin = async || -> serde_json::Value {
+        let body: serde_json::Value = c.get(weir.admin_url("/plugins")).fetch_json().await;
+        body["plugins"]["p"].clone()
+    };
+    let served = async || {
+        let resp = c.get(weir.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.headers().get("x-version").map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(served().await.as_deref(), Some("A"));
+    assert_eq!(plugin().await["code"], "optimized", "a start waits for Cranelift");
+
+    weir.rewrite(&config(new_module.to_str().unwrap(), "B"));
+    let r = c.post(weir.admin_url("/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(served().await.as_deref(), Some("B"), "the new module serves as soon as the reload answered");
+    let logs = weir.logs();
+    assert!(logs.contains("module compiled") && logs.contains("baseline"), "{logs}");
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while plugin().await["code"] != "optimized" {
+        assert!(std::time::Instant::now() < deadline, "never optimized:\n{}", weir.logs());
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(weir.logs().contains("module optimized"), "{}", weir.logs());
+    assert_eq!(compiled_files(&cache), 2, "Cranelift's code of both modules is kept");
+
+    let r = c.post(weir.admin_url("/reload")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(served().await.as_deref(), Some("B"));
+    let p = plugin().await;
+    assert!(p["vms_alive"].as_u64() >= Some(1) && p["vms_on_baseline_code"] == 0, "{p}");
+}
