@@ -498,16 +498,20 @@ fn load_plugin(
 }
 
 /// Runs a module's Cranelift compile on a thread of its own, so that the reload which brought
-/// the module does not wait for it; VMs made once it is done run the optimized code.
+/// the module does not wait for it; once it is done, the reloader moves the module's VMs to
+/// the optimized code.
 fn optimize_in_background(plugin: &str, job: TierUp) {
     let name = plugin.to_owned();
     let spawned = std::thread::Builder::new().name("weir-optimize".into()).spawn(move || match job.run() {
-        Ok(took) => tracing::info!(
-            target: "weir::reload",
-            plugin = name,
-            took_ms = took.as_millis() as u64,
-            "module optimized: VMs made from now on run its optimized code, VMs made before keep their baseline code until a reload"
-        ),
+        Ok(took) => {
+            tracing::info!(
+                target: "weir::reload",
+                plugin = name,
+                took_ms = took.as_millis() as u64,
+                "module optimized: its VMs move to the optimized code"
+            );
+            crate::reload::optimized_code_ready();
+        }
         Err(e) => tracing::warn!(
             target: "weir::reload",
             plugin = name,

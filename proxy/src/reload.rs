@@ -31,6 +31,24 @@ pub struct Reloader {
     running: tokio::sync::Mutex<()>,
 }
 
+/// What a generation is built from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    /// The configuration file (or the embedded quick start), read again.
+    File,
+    /// The running generation's configuration, as it was read.
+    Running,
+}
+
+/// Signalled when a module's optimized code is ready ([`optimized_code_ready`]).
+static OPTIMIZED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Tells the reloader that a module's optimized code is ready, so that VMs on its baseline
+/// code move to it ([`Reloader::on_optimized_code`]). A signal with nobody waiting is kept.
+pub fn optimized_code_ready() {
+    OPTIMIZED.notify_one();
+}
+
 /// A successful reload.
 #[derive(Debug, Clone)]
 pub struct Reloaded {
@@ -68,17 +86,23 @@ impl Reloader {
     ///
     /// Every problem found, each naming the file, line and field.
     pub async fn reload(&self, trigger: &str) -> Result<Reloaded, Vec<String>> {
+        self.rebuild(trigger, Source::File).await
+    }
+
+    /// Builds a generation from `source` and publishes it, as [`Reloader::reload`] describes.
+    async fn rebuild(&self, trigger: &str, source: Source) -> Result<Reloaded, Vec<String>> {
         let _one_at_a_time = self.running.lock().await;
         let started = Instant::now();
         let path = self.path.clone();
         let runtime = self.state.runtime.clone();
         let running = self.state.current.load_full();
         let built = tokio::task::spawn_blocking(move || -> Result<_, Vec<String>> {
-            let mut loaded = match &path {
-                Some(p) => config::load(p),
-                None => config::parse(crate::server::QUICKSTART.to_owned(), None),
-            }
-            .map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            let loaded = match (source, &path) {
+                (Source::Running, _) => Ok(running.loaded.clone()),
+                (Source::File, Some(p)) => config::load(p),
+                (Source::File, None) => config::parse(crate::server::QUICKSTART.to_owned(), None),
+            };
+            let mut loaded = loaded.map_err(|e| e.iter().map(ToString::to_string).collect::<Vec<_>>())?;
             keep_process_settings(&mut loaded, &running.loaded);
             crate::generation::build(&runtime, loaded, Some(&running))
                 .map_err(|e| e.iter().map(ToString::to_string).collect())
@@ -100,6 +124,24 @@ impl Reloader {
                     tracing::error!(target: "weir::reload", trigger, "reload refused, the running configuration stays: {e}");
                 }
                 Err(errors)
+            }
+        }
+    }
+
+    /// Moves VMs running baseline code to their module's optimized code once it is ready
+    /// (`server.compiler: tiered`), forever: each time a module's background compile ends and
+    /// the running generation has such VMs, it is built again from the same configuration, as
+    /// a reload would (requests in flight finish on the VMs they started on).
+    pub async fn on_optimized_code(self: Arc<Self>) {
+        loop {
+            OPTIMIZED.notified().await;
+            let current = self.state.current.load_full();
+            let waiting = current.plugins.values().any(|p| {
+                p.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed) > 0
+                    && p.vm.module.tier() == weir_abi::CodeTier::Optimized
+            });
+            if waiting {
+                let _ = self.rebuild("optimized code ready", Source::Running).await;
             }
         }
     }

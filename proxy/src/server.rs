@@ -423,7 +423,8 @@ impl pingora::services::background::BackgroundService for HealthChecks {
     }
 }
 
-/// Reloads on SIGHUP and on changes to the configuration or its modules.
+/// Reloads on SIGHUP, on changes to the configuration or its modules, and when a module's
+/// optimized code is ready.
 struct ReloadTriggers {
     reloader: std::sync::Arc<crate::reload::Reloader>,
 }
@@ -444,9 +445,11 @@ impl pingora::services::background::BackgroundService for ReloadTriggers {
             self.reloader.clone().on_sighup().await;
             std::future::pending::<()>().await
         };
+        let optimized = self.reloader.clone().on_optimized_code();
         tokio::select! {
             _ = sighup => {}
             _ = files => {}
+            _ = optimized => {}
             _ = shutdown.changed() => {}
         }
     }
