@@ -202,8 +202,9 @@ http {{ access_log off;
     swap = json.loads(sh(sys.executable, os.path.join(ROOT, "bench", "reload_bench.py")).stdout)
     swap_optimizing = json.loads(sh(sys.executable, os.path.join(ROOT, "bench", "reload_bench.py"), "--compiler", "optimizing").stdout)
     swap_baseline = json.loads(sh(sys.executable, os.path.join(ROOT, "bench", "reload_bench.py"), "--compiler", "baseline").stdout)
-    import instructions
+    import instructions, startup
     per_request = instructions.main()
+    started = startup.measure()
 
     med = lambda runs, k: statistics.median(r[k] for r in runs)
     base = med(h1["weir, no filters"], "rps"); ng = med(h1["nginx proxy_pass"], "rps")
@@ -236,6 +237,7 @@ http {{ access_log off;
         ("the same with server.compiler: optimizing", swap_optimizing["reload_to_first_new_response_ms"]["new_module_median"], 100.0, "max"),
         ("the same with server.compiler: baseline", swap_baseline["reload_to_first_new_response_ms"]["new_module_median"], 100.0, "max"),
         ("≤ 1 MiB resident per VM instance (KiB)", per_vm_kib, 1024.0, "max"),
+        ("the quick start ready within 150 ms of CPU (module cache filled by a first start)", started["filled module cache"]["cpu_ms"], 150.0, "max"),
         ("zero failed requests during repeated swaps", swap["during_reloads_every_100ms"]["errors"], 0, "max"),
         ("p99 during swaps ≤ 1.5 × steady", p99_ratio, 1.5, "max"),
     ]
@@ -264,6 +266,10 @@ http {{ access_log off;
     lines += ["", "## Memory", "",
               f"- Resident memory per VM instance: **{per_vm_kib:,.0f} KiB** ({n_vms} VMs of the trivial filter: RSS {after:,} KiB, against {before:,} KiB for the same routes without filters).",
               "- Process RSS idle / just after load: " + "; ".join(f"{n}: {rss_idle[n]:,} / {rss_load[n]:,} KiB" for n in rss_idle), "",
+              "## Start-up", "",
+              f"The quick start (`weir` without `-c`: the four built-in filters) from exec to `/ready`, median of {startup.RUNS} "
+              "(`python3 bench/startup.py`): with an empty module cache, and again with the cache that start filled.", "",
+              "```json", json.dumps(started, indent=2), "```", "",
               "## Live reload", "", "```json", json.dumps(swap, indent=2), "```", "",
               "With `server.compiler: optimizing` (module swaps only):", "", "```json", json.dumps(swap_optimizing, indent=2), "```", "",
               "With `server.compiler: baseline` (module swaps only):", "", "```json", json.dumps(swap_baseline, indent=2), "```", "",

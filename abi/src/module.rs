@@ -506,29 +506,26 @@ impl ModuleCache {
         if let Some((_, m)) = mem.iter().find(|(k, _)| *k == sha) {
             return Ok((m.clone(), None));
         }
-        let primary = runtime.inner.config.compiler != crate::Compiler::Baseline;
-        let optimized = if primary { CodeTier::Optimized } else { CodeTier::Baseline };
-        let (compiled, tier_up) = match self.cached(&runtime.inner.engine, &sha) {
-            Some(module) => {
-                (validate(runtime, &runtime.inner.linker, module, sha, ModuleOrigin::DiskCache, optimized)?, None)
-            }
-            None if tiered => {
-                let baseline = runtime.baseline_tier()?;
-                let started = std::time::Instant::now();
-                let module = compile_now(&baseline.engine, wasm)?;
-                let origin = ModuleOrigin::Compiled(started.elapsed());
-                let compiled = Arc::new(validate(runtime, &baseline.linker, module, sha, origin, CodeTier::Baseline)?);
-                let tier_up = TierUp { runtime: runtime.clone(), module: compiled.clone(), wasm: wasm.to_vec() };
-                mem_insert(&mut mem, sha, compiled.clone());
-                return Ok((compiled, Some(tier_up)));
-            }
-            None => {
-                let (module, took) = self.compile(&runtime.inner.engine, wasm, &sha)?;
-                let origin = ModuleOrigin::Compiled(took);
-                (validate(runtime, &runtime.inner.linker, module, sha, origin, optimized)?, None)
-            }
+        // The code of the runtime's own engine: Cranelift's unless the compiler is `baseline`.
+        let engine_tier = match runtime.inner.config.compiler {
+            crate::Compiler::Baseline => CodeTier::Baseline,
+            crate::Compiler::Optimizing | crate::Compiler::Tiered => CodeTier::Optimized,
         };
-        let compiled = Arc::new(compiled);
+        let (engine, linker) = (&runtime.inner.engine, &runtime.inner.linker);
+        let (compiled, tier_up) = if let Some(module) = self.cached(engine, &sha) {
+            (Arc::new(validate(runtime, linker, module, sha, ModuleOrigin::DiskCache, engine_tier)?), None)
+        } else if tiered {
+            let baseline = runtime.baseline_tier()?;
+            let started = std::time::Instant::now();
+            let module = compile_now(&baseline.engine, wasm)?;
+            let origin = ModuleOrigin::Compiled(started.elapsed());
+            let compiled = Arc::new(validate(runtime, &baseline.linker, module, sha, origin, CodeTier::Baseline)?);
+            let tier_up = TierUp { runtime: runtime.clone(), module: compiled.clone(), wasm: wasm.to_vec() };
+            (compiled, Some(tier_up))
+        } else {
+            let (module, took) = self.compile(engine, wasm, &sha)?;
+            (Arc::new(validate(runtime, linker, module, sha, ModuleOrigin::Compiled(took), engine_tier)?), None)
+        };
         mem_insert(&mut mem, sha, compiled.clone());
         Ok((compiled, tier_up))
     }

@@ -45,8 +45,12 @@ pub struct Host {
 
 /// A runtime for one test: small instance pool, captured logs, clusters `upstream` and `auth`.
 pub fn host() -> Host {
+    host_with_cache(std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("module-cache"))
+}
+
+/// [`host`] with its on-disk module cache in `cache`.
+pub fn host_with_cache(cache: std::path::PathBuf) -> Host {
     let log = Arc::new(Capture::default());
-    let cache = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("module-cache");
     let rt = Runtime::new(RuntimeConfig {
         pooling: Some(PoolingLimits { max_instances: 24, max_memory_bytes: 128 << 20 }),
         cache_dir: Some(cache),

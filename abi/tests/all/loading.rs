@@ -191,7 +191,8 @@ fn never_seen_probe(tag: &str) -> Vec<u8> {
 /// on Winch.
 #[test]
 fn a_tiered_module_serves_on_baseline_code_until_its_optimized_code_is_ready() {
-    let h = host();
+    let cache = tempfile::tempdir().unwrap();
+    let h = host_with_cache(cache.path().to_owned());
     let wasm = never_seen_probe("tiered");
     let (module, tier_up) = h.rt.load_module_tiered(&wasm).unwrap();
     let tier_up = tier_up.expect("a never-seen module is optimized afterwards");
@@ -225,7 +226,7 @@ fn a_tiered_module_serves_on_baseline_code_until_its_optimized_code_is_ready() {
     assert_eq!(serves(&early).as_deref(), Some("early"), "the early VM keeps serving on its code");
     assert_eq!(early.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed), 1);
 
-    let next = host();
+    let next = host_with_cache(cache.path().to_owned());
     let (loaded, none) = next.rt.load_module_tiered(&wasm).unwrap();
     assert!(none.is_none());
     assert_eq!((loaded.origin, loaded.tier()), (ModuleOrigin::DiskCache, CodeTier::Optimized));
@@ -235,7 +236,8 @@ fn a_tiered_module_serves_on_baseline_code_until_its_optimized_code_is_ready() {
 /// configured compiler before the call returns: nothing runs on Winch's code unasked.
 #[test]
 fn only_a_tiered_load_starts_on_baseline_code() {
-    let h = host();
+    let cache = tempfile::tempdir().unwrap();
+    let h = host_with_cache(cache.path().to_owned());
     let module = h.rt.load_module(&never_seen_probe("plain")).unwrap();
     assert!(matches!(module.origin, ModuleOrigin::Compiled(_)));
     assert_eq!(module.tier(), CodeTier::Optimized);
