@@ -627,7 +627,7 @@ impl FilterChain {
                     if reply.details.is_empty() { "wasm".into() } else { reply.details.clone().into() };
                 let details = reply.details;
                 if request_side {
-                    self.encode_local_reply(s, headers, body, details)
+                    Outcome::LocalResponse(self.encode_local_reply(s, headers, body, details))
                 } else {
                     Outcome::LocalResponse(reply_from(headers, body, details))
                 }
@@ -644,7 +644,7 @@ impl FilterChain {
         headers: crate::HeaderMap,
         body: Bytes,
         details: String,
-    ) -> Outcome {
+    ) -> LocalResponse {
         self.response_started = true;
         s.response_headers = headers.into();
         s.response_body = BytesMut::from(&body[..]);
@@ -675,7 +675,27 @@ impl FilterChain {
         }
         self.detach(ignored);
         let body = s.response_body.split().freeze();
-        Outcome::LocalResponse(reply_from(s.response_headers.clone(), body, details))
+        reply_from(s.response_headers.clone(), body, details)
+    }
+
+    /// Runs a reply the proxy makes itself (an upstream failure, a timeout, a route's direct
+    /// response, a failed filter's 503) through the response callbacks of every filter that
+    /// has a context, as Envoy's filter manager sends every local reply through the encoder
+    /// filters (`sendLocalReplyViaFilterChain`). A reply a filter made has been through them
+    /// already, and once the response phase began (the filters saw the upstream's headers)
+    /// Envoy sends its reply directly: both are returned as they are.
+    pub fn encode_reply(&mut self, s: &mut StreamState, reply: LocalResponse) -> LocalResponse {
+        let response_phase =
+            matches!(self.phase, Phase::ResponseHeaders | Phase::ResponseBody { .. } | Phase::ResponseTrailers);
+        if self.response_started || response_phase {
+            return reply;
+        }
+        let mut headers = crate::HeaderMap::new();
+        headers.add(b":status", Bytes::from(reply.status.to_string()));
+        for (k, v) in reply.headers.iter() {
+            headers.add(k, Bytes::copy_from_slice(v));
+        }
+        self.encode_local_reply(s, headers, reply.body, reply.details)
     }
 
     /// Feeds a callout's result back to the filter that made it. When that filter continues,

@@ -94,3 +94,40 @@ fn reply_after_the_response_started_resets_and_root_replies_do_nothing() {
     assert!(matches!(chain.on_response_body(&mut s, true), Outcome::Close));
     assert_eq!(h.log.take()[0]["status"], 0, "from a root context: OK");
 }
+
+/// A reply the proxy makes itself (an upstream failure, say) runs through the filters'
+/// response callbacks before the response phase, as Envoy's local replies pass its encoder
+/// filters (`sendLocalReplyViaFilterChain`), with a filter's edits in what is sent; once the
+/// filters saw the upstream's response headers it is returned as it is (Envoy then sends its
+/// reply directly).
+#[test]
+fn the_proxys_own_replies_pass_response_callbacks_until_the_response_phase() {
+    let h = host();
+    let p = h.probe(script(json!({
+        "response_headers": [["add_header", 2, "x-seen", "1"], ["replace_header", 2, ":status", "502"]],
+    })));
+    let reply = || LocalResponse {
+        status: 503,
+        headers: HeaderMap::from_pairs([("content-type", "text/plain")]),
+        body: bytes::Bytes::from_static(b"down\n"),
+        details: "upstream_reset_before_response_started".into(),
+    };
+
+    let mut chain = FilterChain::new(vec![p.clone()]);
+    let mut s = get("/");
+    assert!(is_continue(&chain.on_request_headers(&mut s, true)));
+    let sent = chain.encode_reply(&mut s, reply());
+    assert_eq!((sent.status, &sent.body[..]), (502, &b"down\n"[..]), "the filter's status, the reply's body");
+    assert_eq!(sent.headers.get(b"x-seen").map(|v| &v[..]), Some(&b"1"[..]));
+    assert_eq!(sent.details, "upstream_reset_before_response_started");
+    chain.finish(&mut s);
+
+    let mut chain = FilterChain::new(vec![p]);
+    let mut s = get("/");
+    assert!(is_continue(&chain.on_request_headers(&mut s, true)));
+    s.response_headers = HeaderMap::from_pairs([(":status", "200")]).into();
+    assert!(is_continue(&chain.on_response_headers(&mut s, false)));
+    let sent = chain.encode_reply(&mut s, reply());
+    assert_eq!((sent.status, sent.headers.get(b"x-seen")), (503, None), "after the response phase began");
+    chain.finish(&mut s);
+}

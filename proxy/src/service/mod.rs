@@ -184,6 +184,7 @@ impl ProxyHttp for WeirProxy {
             match flow {
                 Flow::Continue | Flow::Buffer => {}
                 Flow::Reply(r) => {
+                    let r = reply::encoded(session, ctx, r);
                     reply::write(session, &r).await?;
                     return Ok(true);
                 }
@@ -204,6 +205,7 @@ impl ProxyHttp for WeirProxy {
         // is the last decoder filter.
         if let Some(r) = route_reply(session, ctx) {
             ctx.stream.info.response_code_details = r.details.clone().into();
+            let r = reply::encoded(session, ctx, r);
             reply::write(session, &r).await?;
             return Ok(true);
         }
@@ -214,6 +216,7 @@ impl ProxyHttp for WeirProxy {
             if let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut()) {
                 tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "a filter produced an invalid request");
                 let r = reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers");
+                let r = reply::encoded(session, ctx, r);
                 reply::write(session, &r).await?;
                 return Ok(true);
             }
@@ -634,11 +637,12 @@ impl ProxyHttp for WeirProxy {
             }
             _ => reply::for_error(e),
         });
-        let code = reply.status;
-        ctx.stream.info.response_code = Some(code);
         if ctx.stream.info.response_code_details.is_empty() || ctx.stream.info.response_code_details == "via_upstream" {
             ctx.stream.info.response_code_details = reply.details.clone().into();
         }
+        let reply = reply::encoded(session, ctx, reply);
+        let code = reply.status;
+        ctx.stream.info.response_code = Some(code);
         // Pingora keeps the connection after an error only before an upstream was chosen, and
         // then only when the request was read whole; otherwise the reply must say that the
         // connection closes, or a client sends its next request into a closing socket.

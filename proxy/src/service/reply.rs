@@ -5,6 +5,7 @@ use pingora::prelude::*;
 use pingora::proxy::Session;
 use weir_abi::{HeaderMap, LocalResponse};
 
+use super::ctx::RequestCtx;
 use crate::convert;
 
 /// A text reply with Envoy's headers.
@@ -76,6 +77,17 @@ pub fn client_gone(e: &Error) -> bool {
         )
 }
 
+/// `r` as the filters leave it: a reply weir makes itself goes through the filters' response
+/// callbacks first, as Envoy's local replies go through its encoder filters (docs/abi.md §8.3).
+/// The response code the log and `response.code` report is the one sent.
+pub fn encoded(session: &Session, ctx: &mut RequestCtx, r: LocalResponse) -> LocalResponse {
+    let lent = ctx.lent_headers(session, None);
+    let Some(chain) = ctx.chain.as_mut() else { return r };
+    let r = weir_abi::lend_headers(&lent, || chain.encode_reply(&mut ctx.stream, r));
+    ctx.stream.info.response_code = Some(r.status);
+    r
+}
+
 /// Sends `r` to the client.
 ///
 /// # Errors
@@ -93,7 +105,10 @@ pub async fn write(session: &mut Session, r: &LocalResponse) -> Result<()> {
     // The reply's own framing: HTTP/1 needs a length, even 0, to keep the connection (Envoy's
     // codec adds `content-length: 0` to a bodiless reply other than 204 and 304).
     resp.remove_header(&http::header::TRANSFER_ENCODING);
-    if !session.is_http2() && !matches!(resp.status.as_u16(), 204 | 304) {
+    // Over HTTP/2 the length is only a check, but it must be the body's: a filter may have
+    // replaced the body of the reply.
+    let bodiless = matches!(resp.status.as_u16(), 204 | 304);
+    if !bodiless && (!session.is_http2() || !r.body.is_empty()) {
         resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
     }
     let has_body = !r.body.is_empty();

@@ -212,3 +212,40 @@ async fn shared_data_ticks_and_metrics() {
     assert!(metrics.contains("probe_requests "), "filter metrics are exported:\n{metrics}");
     assert!(metrics.contains("weir_filter_seconds_bucket{plugin=\"probe\""));
 }
+
+/// Replies weir makes itself pass the filters' response callbacks, as Envoy's local replies
+/// pass its encoder filters (`FilterManager::sendLocalReplyViaFilterChain`): a filter sees an
+/// upstream failure's 503 and a direct response's status, edits their headers and replaces a
+/// reply's body, and the client gets the edited reply with a length that matches its body.
+#[tokio::test]
+async fn weirs_own_replies_pass_the_filters_response_callbacks() {
+    let (dead, _held) = closed_port();
+    let script = json!({ "steps": {
+        "response_headers": [["get_header", 2, ":status"], ["add_header", 2, "x-seen", "reply"]],
+        "response_body": [["set_buffer", 1, 0, 10000, "replaced by the filter\n"]],
+    }});
+    let weir = Weir::start(&format!(
+        "clusters:\n  dead: {{ endpoints: [\"{dead}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - match: {{ path: /gone }}\n    direct_response: {{ status: 410 }}\n    filters: [{{ plugin: probe, config: {script} }}]\n  - cluster: dead\n    filters: [{{ plugin: probe, config: {script} }}]\n",
+        probe()
+    ));
+    for c in [client(), h2_client()] {
+        let resp = c.get(weir.url("/")).send().await.unwrap();
+        assert_eq!(resp.status(), 503);
+        assert_eq!(resp.headers().get("x-seen").map(|v| v.as_bytes()), Some(&b"reply"[..]));
+        assert_eq!(resp.text().await.unwrap(), "replaced by the filter\n");
+
+        let resp = c.get(weir.url("/gone")).send().await.unwrap();
+        assert_eq!(resp.status(), 410);
+        assert_eq!(resp.headers().get("x-seen").map(|v| v.as_bytes()), Some(&b"reply"[..]));
+        assert_eq!(resp.text().await.unwrap(), "", "a reply without a body gets no body callback");
+    }
+    let statuses: Vec<Value> =
+        weir.probe_lines().into_iter().filter(|l| l["op"] == "get_header").map(|l| l["value"].clone()).collect();
+    assert_eq!(
+        statuses,
+        [json!("503"), json!("410"), json!("503"), json!("410")],
+        "the filter saw each reply's status"
+    );
+    let logged = eventually(async || weir.logs().contains("status=503") && weir.logs().contains("status=410")).await;
+    assert!(logged, "{}", weir.logs());
+}
