@@ -98,7 +98,7 @@ async fn client_abort_mid_body_still_ends_the_filter_contexts() {
     let weir = Weir::start(&format!(
         "clusters:\n  origin: {{ endpoints: [\"{origin}\"] }}\nplugins:\n  probe: {{ module: {} }}\nroutes:\n  - cluster: origin\n    filters: [{{ plugin: probe, config: {} }}]\n",
         probe(),
-        json!({ "steps": { "log": [["log", 2, "logged"]], "done": [["log", 2, "done"]] } })
+        json!({ "steps": { "log": [["log", 2, "logged"], ["get_header", 0, ":path"]], "done": [["log", 2, "done"]] } })
     ));
     let mut s = std::net::TcpStream::connect(weir.proxy).unwrap();
     s.write_all(b"POST /upload HTTP/1.1\r\nhost: x\r\ncontent-length: 100000\r\n\r\npartial body").unwrap();
@@ -110,5 +110,7 @@ async fn client_abort_mid_body_still_ends_the_filter_contexts() {
         weir.logs()
     );
     assert!(weir.probe_lines().iter().any(|l| l["cb"] == "log"));
+    let path = weir.probe_lines().into_iter().find(|l| l["cb"] == "log" && l["op"] == "get_header");
+    assert_eq!(path.map(|l| l["value"].clone()), Some(json!("/upload")), "on_log reads the aborted request's headers");
     assert_eq!(c.get(weir.url("/")).send().await.unwrap().status(), 200);
 }
