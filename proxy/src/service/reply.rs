@@ -111,10 +111,19 @@ pub async fn write(session: &mut Session, r: &LocalResponse) -> Result<()> {
     if !bodiless && (!session.is_http2() || !r.body.is_empty()) {
         resp.insert_header(http::header::CONTENT_LENGTH, r.body.len().to_string())?;
     }
-    let has_body = !r.body.is_empty();
+    // A HEAD request gets the headers only, with the length GET's body has (RFC 9110 §9.3.2):
+    // Pingora leaves out a body after them over HTTP/1, but not over HTTP/2, where the data
+    // would be a protocol error for the client.
+    let has_body = !r.body.is_empty() && session.req_header().method != http::Method::HEAD;
     session.write_response_header(Box::new(resp), !has_body).await?;
     if has_body {
         session.write_response_body(Some(r.body.clone()), true).await?;
+    } else if session.is_http2() {
+        // Pingora's session writes the header without ending the stream, and an HTTP/2 stream
+        // dropped unended is reset (CANCEL): a client reading the reply after a failed upstream
+        // saw an error. HTTP/1 needs nothing more (and an empty body there would cut a HEAD
+        // reply's announced length short, closing the connection).
+        session.write_response_body(None, true).await?;
     }
     Ok(())
 }

@@ -325,3 +325,41 @@ async fn a_health_check_added_by_a_reload_runs() {
     assert!(eventually(busy_out).await, "{}", cluster_info(&weir).await);
     assert_eq!(statuses(&weir, 10).await, vec![200; 10]);
 }
+
+/// A HEAD request gets weir's own replies (an upstream failure, no route) as headers only, with
+/// the length a GET's reply has (RFC 9110 §9.3.2): over HTTP/2 a body after them was a protocol
+/// error for the client, and over HTTP/1 the next request on the connection must parse.
+#[tokio::test]
+async fn a_head_request_gets_weirs_own_replies_without_a_body() {
+    let (dead, _held) = closed_port();
+    let weir = Weir::start(&format!(
+        "clusters:\n  dead: {{ endpoints: [\"{dead}\"] }}\nroutes:\n  - match: {{ path_prefix: /api }}\n    cluster: dead\n"
+    ));
+    for c in [client(), h2_client()] {
+        for (path, status) in [("/api", 503), ("/nowhere", 404)] {
+            let get = c.get(weir.url(path)).send().await.unwrap();
+            let length = get.headers()["content-length"].clone();
+            assert_eq!(get.status(), status);
+            let head = c.head(weir.url(path)).send().await.unwrap();
+            assert_eq!(head.status(), status, "{path}");
+            assert_eq!(head.headers()["content-length"], length, "{path}: the length of GET's reply");
+            assert_eq!(head.bytes().await.unwrap().len(), 0, "{path}: no body, no stream error");
+        }
+    }
+    // HTTP/1: the connection carries the next request after a HEAD reply (Pingora does not
+    // pipeline, so the GET goes once the HEAD's answer is read).
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(weir.proxy).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    conn.write_all(b"HEAD /nowhere HTTP/1.1\r\nhost: a\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut byte = [0u8];
+        assert_eq!(conn.read(&mut byte).unwrap(), 1, "the HEAD reply ends: {}", String::from_utf8_lossy(&head));
+        head.push(byte[0]);
+    }
+    conn.write_all(b"GET /nowhere HTTP/1.1\r\nhost: a\r\nconnection: close\r\n\r\n").unwrap();
+    let mut rest = String::new();
+    conn.read_to_string(&mut rest).unwrap();
+    assert!(rest.starts_with("HTTP/1.1 404") && rest.ends_with("no route matched\n"), "{rest}");
+}
