@@ -66,7 +66,7 @@ pub use header_view::{HeaderSource, HeaderView, HeadersOf, lend_headers};
 pub use headers::HeaderMap;
 pub use host::{Effects, Phase};
 pub use limits::Limits;
-pub use local_reply::grpc_status_for_http;
+pub use local_reply::{grpc_reply, grpc_status_for_http};
 pub use log::{LogRecord, LogSink, TracingLogSink, to_tracing};
 pub use metadata::{MetaValue, Metadata, Node};
 pub use module::{

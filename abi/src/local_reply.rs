@@ -18,14 +18,8 @@ pub(crate) fn finalize(
     let mut headers = HeaderMap::new();
     if stream.is_grpc() {
         headers.add(b":status", Bytes::from_static(b"200"));
-        for (k, v) in reply.headers.iter() {
+        for (k, v) in grpc_headers(reply, grpc_status).iter() {
             headers.add(k, Bytes::copy_from_slice(v));
-        }
-        headers.replace(b"content-type", Bytes::from_static(b"application/grpc"));
-        let status = grpc_status.unwrap_or_else(|| grpc_status_for_http(reply.status));
-        headers.replace(b"grpc-status", Bytes::from(status.to_string()));
-        if !reply.body.is_empty() {
-            headers.replace(b"grpc-message", Bytes::from(percent_encode(&reply.body)));
         }
         return (headers, Bytes::new());
     }
@@ -44,6 +38,36 @@ pub(crate) fn finalize(
     }
     let body = if stream.is_head() { Bytes::new() } else { reply.body.clone() };
     (headers, body)
+}
+
+/// The headers of `reply` as a trailers-only gRPC response (its HTTP status and body become
+/// `grpc-status` and `grpc-message`), as Envoy's `Utility::sendLocalReply` answers a gRPC
+/// request.
+fn grpc_headers(reply: &LocalResponse, grpc_status: Option<u32>) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (k, v) in reply.headers.iter() {
+        headers.add(k, Bytes::copy_from_slice(v));
+    }
+    headers.replace(b"content-type", Bytes::from_static(b"application/grpc"));
+    let status = grpc_status.unwrap_or_else(|| grpc_status_for_http(reply.status));
+    headers.replace(b"grpc-status", Bytes::from(status.to_string()));
+    if !reply.body.is_empty() {
+        headers.replace(b"grpc-message", Bytes::from(percent_encode(&reply.body)));
+    }
+    headers.remove(b"content-length");
+    headers
+}
+
+/// A reply the proxy makes itself, in the form a gRPC request gets it: HTTP 200, trailers
+/// only, its status mapped to `grpc-status` and its body sent as `grpc-message` (Envoy's rule
+/// for every local reply to a gRPC request). A reply that already has a `grpc-status` (a
+/// filter's, made by `proxy_send_local_response`) is returned as it is.
+pub fn grpc_reply(reply: LocalResponse) -> LocalResponse {
+    if reply.headers.get(b"grpc-status").is_some() {
+        return reply;
+    }
+    let headers = grpc_headers(&reply, None);
+    LocalResponse { status: 200, headers, body: Bytes::new(), details: reply.details }
 }
 
 /// Envoy's `Grpc::Utility::httpToGrpcStatus`.
@@ -98,6 +122,20 @@ mod tests {
     fn empty_body_drops_length_and_type() {
         let (h, _) = finalize(&reply("", &[("content-type", "x/y")]), None, &mut StreamState::default());
         assert!(h.get(b"content-type").is_none() && h.get(b"content-length").is_none());
+    }
+
+    #[test]
+    fn the_proxys_own_reply_to_grpc_is_trailers_only_once() {
+        let mut r = reply("upstream\nfailed", &[("content-type", "text/plain"), ("content-length", "15")]);
+        r.status = 503;
+        let g = grpc_reply(r);
+        assert_eq!((g.status, g.body.len()), (200, 0));
+        assert_eq!(g.headers.get(b"grpc-status").unwrap().as_ref(), b"14");
+        assert_eq!(g.headers.get(b"grpc-message").unwrap().as_ref(), b"upstream%0Afailed");
+        assert_eq!(g.headers.get(b"content-type").unwrap().as_ref(), b"application/grpc");
+        assert!(g.headers.get(b"content-length").is_none());
+        let again = grpc_reply(g.clone());
+        assert_eq!(again.headers.get(b"grpc-status").unwrap().as_ref(), b"14", "a gRPC reply stays as it is");
     }
 
     #[test]

@@ -158,6 +158,7 @@ impl ProxyHttp for WeirProxy {
             }
             let r = reply::plain(404, "no route matched\n", "route_not_found");
             ctx.stream.info.response_code_details = r.details.clone().into();
+            let r = reply::encoded(session, ctx, r);
             reply::write(session, &r).await?;
             return Ok(true);
         };

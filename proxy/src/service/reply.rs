@@ -77,10 +77,19 @@ pub fn client_gone(e: &Error) -> bool {
         )
 }
 
-/// `r` as the filters leave it: a reply weir makes itself goes through the filters' response
-/// callbacks first, as Envoy's local replies go through its encoder filters (docs/abi.md §8.3).
-/// The response code the log and `response.code` report is the one sent.
+/// Whether the request is gRPC (`content-type: application/grpc…`, as Envoy's
+/// `Grpc::Common::isGrpcRequestHeaders`).
+fn is_grpc(session: &Session) -> bool {
+    let content_type = session.req_header().headers.get(http::header::CONTENT_TYPE);
+    content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+/// `r` as the client gets it: to a gRPC request as a trailers-only gRPC response (Envoy's
+/// rule for its local replies), then through the filters' response callbacks, as Envoy's local
+/// replies go through its encoder filters (docs/abi.md §8.3). The response code the log and
+/// `response.code` report is the one sent.
 pub fn encoded(session: &Session, ctx: &mut RequestCtx, r: LocalResponse) -> LocalResponse {
+    let r = if is_grpc(session) { weir_abi::grpc_reply(r) } else { r };
     let lent = ctx.lent_headers(session, None);
     let Some(chain) = ctx.chain.as_mut() else { return r };
     let r = weir_abi::lend_headers(&lent, || chain.encode_reply(&mut ctx.stream, r));

@@ -363,3 +363,36 @@ async fn a_head_request_gets_weirs_own_replies_without_a_body() {
     conn.read_to_string(&mut rest).unwrap();
     assert!(rest.starts_with("HTTP/1.1 404") && rest.ends_with("no route matched\n"), "{rest}");
 }
+
+/// A gRPC request gets weir's own replies as Envoy answers a gRPC request with a local reply
+/// (`Utility::sendLocalReply`): HTTP 200, trailers only, the status as `grpc-status`
+/// (`Grpc::Utility::httpToGrpcStatus`: 503 is 14 UNAVAILABLE, 404 is 12 UNIMPLEMENTED) and
+/// the text as `grpc-message`; any other request keeps the HTTP status.
+#[tokio::test]
+async fn grpc_requests_get_weirs_own_replies_as_grpc_statuses() {
+    let (dead, _held) = closed_port();
+    let weir = Weir::start(&format!(
+        "clusters:\n  dead: {{ endpoints: [\"{dead}\"] }}\nroutes:\n  - match: {{ path_prefix: /svc.Api/ }}\n    cluster: dead\n"
+    ));
+    let c = h2_client();
+    for (path, grpc_status, message) in
+        [("/svc.Api/Call", "14", "upstream connect error"), ("/other.Api/Call", "12", "no route matched")]
+    {
+        let r = c
+            .post(weir.url(path))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let headers = r.headers().clone();
+        assert_eq!(headers["content-type"], "application/grpc", "{path}");
+        assert_eq!(headers["grpc-status"], grpc_status, "{path}");
+        assert!(headers["grpc-message"].to_str().unwrap().starts_with(message), "{path}: {headers:?}");
+        assert!(r.bytes().await.unwrap().is_empty(), "{path}: trailers only");
+    }
+    assert_eq!(c.get(weir.url("/svc.Api/Call")).send().await.unwrap().status(), 503);
+    assert_eq!(c.get(weir.url("/other.Api/Call")).send().await.unwrap().status(), 404);
+}
