@@ -62,9 +62,13 @@ fn grpc_headers(reply: &LocalResponse, grpc_status: Option<u32>) -> HeaderMap {
 /// only, its status mapped to `grpc-status` and its body sent as `grpc-message` (Envoy's rule
 /// for every local reply to a gRPC request). A reply that already has a `grpc-status` (a
 /// filter's, made by `proxy_send_local_response`) is returned as it is.
-pub fn grpc_reply(reply: LocalResponse) -> LocalResponse {
+pub fn grpc_reply(mut reply: LocalResponse) -> LocalResponse {
     if reply.headers.get(b"grpc-status").is_some() {
         return reply;
+    }
+    // The proxy's texts end with a newline for terminals; a gRPC message does not.
+    if reply.body.ends_with(b"\n") {
+        reply.body.truncate(reply.body.len() - 1);
     }
     let headers = grpc_headers(&reply, None);
     LocalResponse { status: 200, headers, body: Bytes::new(), details: reply.details }
@@ -126,7 +130,7 @@ mod tests {
 
     #[test]
     fn the_proxys_own_reply_to_grpc_is_trailers_only_once() {
-        let mut r = reply("upstream\nfailed", &[("content-type", "text/plain"), ("content-length", "15")]);
+        let mut r = reply("upstream\nfailed\n", &[("content-type", "text/plain"), ("content-length", "16")]);
         r.status = 503;
         let g = grpc_reply(r);
         assert_eq!((g.status, g.body.len()), (200, 0));
