@@ -158,8 +158,7 @@ impl ProxyHttp for WeirProxy {
             }
             let r = reply::plain(404, "no route matched\n", "route_not_found");
             ctx.stream.info.response_code_details = r.details.clone().into();
-            let r = reply::encoded(session, ctx, r);
-            reply::write(session, &r).await?;
+            reply::send(session, ctx, r).await?;
             return Ok(true);
         };
         ctx.select_route(route);
@@ -185,8 +184,7 @@ impl ProxyHttp for WeirProxy {
             match flow {
                 Flow::Continue | Flow::Buffer => {}
                 Flow::Reply(r) => {
-                    let r = reply::encoded(session, ctx, r);
-                    reply::write(session, &r).await?;
+                    reply::send(session, ctx, r).await?;
                     return Ok(true);
                 }
                 Flow::Reset => {
@@ -206,8 +204,7 @@ impl ProxyHttp for WeirProxy {
         // is the last decoder filter.
         if let Some(r) = route_reply(session, ctx) {
             ctx.stream.info.response_code_details = r.details.clone().into();
-            let r = reply::encoded(session, ctx, r);
-            reply::write(session, &r).await?;
+            reply::send(session, ctx, r).await?;
             return Ok(true);
         }
         // Most requests leave the headers as they came (or no filter runs): nothing to write back.
@@ -217,8 +214,7 @@ impl ProxyHttp for WeirProxy {
             if let Err(e) = convert::apply_request(&ctx.stream.request_headers, session.req_header_mut()) {
                 tracing::warn!(target: "weir::proxy", error = %weir_abi::Chain(&e), "a filter produced an invalid request");
                 let r = reply::plain(500, "invalid request produced by a filter\n", "wasm_invalid_headers");
-                let r = reply::encoded(session, ctx, r);
-                reply::write(session, &r).await?;
+                reply::send(session, ctx, r).await?;
                 return Ok(true);
             }
         }

@@ -97,6 +97,16 @@ pub fn encoded(session: &Session, ctx: &mut RequestCtx, r: LocalResponse) -> Loc
     r
 }
 
+/// Sends `r`, [`encoded`], to the client.
+///
+/// # Errors
+///
+/// When the client connection fails.
+pub async fn send(session: &mut Session, ctx: &mut RequestCtx, r: LocalResponse) -> Result<()> {
+    let r = encoded(session, ctx, r);
+    write(session, &r).await
+}
+
 /// Sends `r` to the client.
 ///
 /// # Errors
