@@ -79,7 +79,7 @@ pub use runtime::{CodeTier, Compiler, PoolingLimits, Runtime, RuntimeConfig};
 pub use shared::{HISTOGRAM_BOUNDS, Histogram, Inbox, Metric, Metrics, Shared, SharedData, SharedQueues};
 pub use stream::{
     Callout, CalloutKind, CalloutResult, GrpcCallRequest, GrpcEvent, HttpCallRequest, HttpCallResponse, LocalResponse,
-    StreamData, StreamInfo, StreamState, TlsInfo,
+    StreamData, StreamInfo, StreamState, TlsInfo, is_grpc_content_type,
 };
 pub use types::{AbiVersion, Action, BufferType, FailurePolicy, LogLevel, MapType, MetricType, Status, StreamType};
 pub use vm::{RootWork, Vm, live_instances};

@@ -99,6 +99,12 @@ impl VmSpec {
         self.retired.load(Ordering::Relaxed)
     }
 
+    /// True when some of its instances run Winch's code while the module's optimized code is
+    /// ready: new instances would run faster code (`server.compiler: tiered`).
+    pub fn behind_its_module(&self) -> bool {
+        self.stats.baseline_instances.load(Ordering::Relaxed) > 0 && self.module.tier() == crate::CodeTier::Optimized
+    }
+
     /// Live counts of this spec's instances.
     pub fn stats(&self) -> &VmStats {
         &self.stats

@@ -74,7 +74,7 @@ impl StreamData {
 
     /// True for a gRPC request (`content-type: application/grpc…`).
     pub fn is_grpc(&self) -> bool {
-        self.request_headers.get(b"content-type").is_some_and(|v| v.starts_with(b"application/grpc"))
+        self.request_headers.get(b"content-type").is_some_and(|v| is_grpc_content_type(v))
     }
 
     /// Builds the header views not built yet, from the headers lent to this thread: a
@@ -313,4 +313,10 @@ pub enum CalloutResult {
     Http(HttpCallResponse),
     /// One gRPC event.
     Grpc(GrpcEvent),
+}
+
+/// Whether a request's `content-type` makes it gRPC (`application/grpc`, `application/grpc+proto`
+/// and so on, as Envoy's `Grpc::Common::isGrpcRequestHeaders`).
+pub fn is_grpc_content_type(value: &[u8]) -> bool {
+    value.starts_with(b"application/grpc")
 }

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use weir_abi::{
-    CalloutClusters, CodeTier, FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, TierUp, Vm, VmConfig, VmSpec,
+    CalloutClusters, FailurePolicy, Limits, PluginConfig, PluginSpec, Runtime, TierUp, Vm, VmConfig, VmSpec,
 };
 
 use crate::clusters::Cluster;
@@ -480,11 +480,7 @@ fn load_plugin(
     // A VM that failed is not kept: a reload is how an operator gets fresh instances. Nor is
     // one with instances on baseline code once its module's optimized code is ready: a reload
     // is also how they move to it.
-    let healthy = |vm: &&Arc<VmSpec>| {
-        let stats = vm.stats();
-        let on_baseline = stats.baseline_instances.load(Ordering::Relaxed) > 0;
-        stats.failures.load(Ordering::Relaxed) == 0 && !(on_baseline && vm.module.tier() == CodeTier::Optimized)
-    };
+    let healthy = |vm: &&Arc<VmSpec>| vm.stats().failures.load(Ordering::Relaxed) == 0 && !vm.behind_its_module();
     let kept = vms.get(&key).or_else(|| previous.and_then(|g| g.vms.get(&key)).filter(healthy)).cloned();
     let vm = match kept {
         Some(vm) => vm,

@@ -136,11 +136,7 @@ impl Reloader {
         loop {
             OPTIMIZED.notified().await;
             let current = self.state.current.load_full();
-            let waiting = current.plugins.values().any(|p| {
-                p.vm.stats().baseline_instances.load(std::sync::atomic::Ordering::Relaxed) > 0
-                    && p.vm.module.tier() == weir_abi::CodeTier::Optimized
-            });
-            if waiting {
+            if current.plugins.values().any(|p| p.vm.behind_its_module()) {
                 let _ = self.rebuild("optimized code ready", Source::Running).await;
             }
         }

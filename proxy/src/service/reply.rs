@@ -77,11 +77,10 @@ pub fn client_gone(e: &Error) -> bool {
         )
 }
 
-/// Whether the request is gRPC (`content-type: application/grpc…`, as Envoy's
-/// `Grpc::Common::isGrpcRequestHeaders`).
+/// Whether the request is gRPC.
 fn is_grpc(session: &Session) -> bool {
     let content_type = session.req_header().headers.get(http::header::CONTENT_TYPE);
-    content_type.is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+    content_type.is_some_and(|v| weir_abi::is_grpc_content_type(v.as_bytes()))
 }
 
 /// `r` as the client gets it: to a gRPC request as a trailers-only gRPC response (Envoy's
